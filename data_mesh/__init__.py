@@ -1,0 +1,3 @@
+"""data_mesh: metadata-driven data mesh on Azure with Dagster."""
+
+__version__ = "0.1.0"

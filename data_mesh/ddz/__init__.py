@@ -1,0 +1,1 @@
+"""The DDZ writer and its SQL dialects. Knows Spark and JDBC, not Dagster."""

@@ -1,0 +1,29 @@
+"""Validation of identifiers (schema, table, column names) that come from metadata.
+
+Every name that ends up in SQL passes `validate_identifier` first and is then quoted by the
+dialect that builds the statement: a metadata row can never inject SQL.
+"""
+
+from __future__ import annotations
+
+import re
+
+IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class UnsafeIdentifierError(ValueError):
+    """A schema, table or column name from metadata that is not a safe identifier."""
+
+
+def is_safe_identifier(name: str) -> bool:
+    return bool(IDENTIFIER_PATTERN.fullmatch(name))
+
+
+def validate_identifier(name: str, what: str = "identifier") -> str:
+    """Return `name` if it is a letter or _ then up to 127 letters, digits or _; else raise."""
+    if not isinstance(name, str) or not is_safe_identifier(name):
+        raise UnsafeIdentifierError(
+            f"{what} {name!r} is not a safe identifier: use letters, digits and '_' only, "
+            "starting with a letter or '_', at most 128 characters"
+        )
+    return name

@@ -1,0 +1,1 @@
+"""The metadata store: schema, typed rows, loading and validation. No Dagster, no Spark."""

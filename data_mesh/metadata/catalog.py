@@ -1,0 +1,432 @@
+"""Resolve store rows into typed data products, validating each product on its own.
+
+A broken product (bad row, bad Configuration, cycle, unsafe identifier ...) is reported as a
+`ProductProblem` and left out; every other product still resolves.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from data_mesh.errors import MetadataError
+from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.metadata.configs import (
+    AggregateConfig,
+    FilterConfig,
+    JoinConfig,
+    OutputShaping,
+    PropertiesSequenceConfig,
+    SelectConfig,
+    parse_transformation_config,
+)
+from data_mesh.metadata.rows import (
+    DataProductRow,
+    DataSetRow,
+    DataSourceRow,
+    StoreSnapshot,
+    TransformationRow,
+)
+
+LAYERS = ("CDZ", "DDZ")
+WRITE_MODES = ("replace", "append", "merge")
+DEFAULT_TARGET_SCHEMA = "ddz"
+
+
+@dataclass(frozen=True)
+class DataSetModel:
+    id: int
+    name: str
+    product: str
+    domain: str
+    layer: str
+    source_name: str
+    source_type: str
+    source_format: str
+    location: str | None
+    target_schema: str | None
+    target_table: str | None
+    write_mode: str | None
+    key_columns: tuple[str, ...]
+    description: str | None
+    schema_json: str
+
+    @property
+    def sql_name(self) -> str:
+        """The name Spark SQL queries use: `<source>.<dataset>` for CDZ data, as in seed 000."""
+        return f"{self.source_name}.{self.name}" if self.layer == "CDZ" else self.name
+
+    @property
+    def target(self) -> str | None:
+        if self.target_table is None:
+            return None
+        return f"{self.target_schema}.{self.target_table}"
+
+
+@dataclass(frozen=True)
+class TransformationModel:
+    id: int
+    name: str
+    description: str | None
+    type: str
+    config: OutputShaping
+    product: str
+    inputs: tuple[DataSetModel, ...]
+    output: DataSetModel
+    depends_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataProductModel:
+    id: int
+    name: str
+    domain: str
+    owner: str | None
+    description: str | None
+    datasets: tuple[DataSetModel, ...]
+    transformations: tuple[TransformationModel, ...]
+
+
+@dataclass(frozen=True)
+class ProductProblem:
+    product: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"data product {self.product!r}: {self.message}"
+
+
+@dataclass
+class Catalog:
+    products: list[DataProductModel] = field(default_factory=list)
+    problems: list[ProductProblem] = field(default_factory=list)
+
+    def product(self, name: str) -> DataProductModel:
+        return next(p for p in self.products if p.name == name)
+
+
+def _identifier(value: str | None, where: str, column: str) -> str:
+    if value is None or value == "":
+        raise MetadataError(f"{where}: {column} is required")
+    try:
+        return validate_identifier(value, column)
+    except UnsafeIdentifierError as error:
+        raise MetadataError(f"{where}: {error}") from error
+
+
+def _resolve_dataset(
+    row: DataSetRow, product: DataProductRow, source: DataSourceRow | None
+) -> DataSetModel:
+    where = f"DataSets row {row.DataSetID} ({row.Name})"
+    if source is None:
+        raise MetadataError(f"{where}: DataSourceID {row.DataSourceID} does not exist")
+    _identifier(row.Name, where, "Name")
+    layer = (row.Layer or "").upper()
+    if layer not in LAYERS:
+        raise MetadataError(f"{where}: Layer {row.Layer!r} must be one of {', '.join(LAYERS)}")
+    target_schema = target_table = write_mode = None
+    keys: tuple[str, ...] = ()
+    if layer == "CDZ":
+        _identifier(source.Name, f"DataSources row {source.DataSourceID}", "Name")
+        if not row.Location:
+            raise MetadataError(f"{where}: Location (path in the lake) is required for CDZ data")
+    else:
+        target_schema = _identifier(
+            row.TargetSchema or DEFAULT_TARGET_SCHEMA, where, "TargetSchema"
+        )
+        target_table = _identifier(row.TargetTable, where, "TargetTable")
+        write_mode = (row.WriteMode or "replace").lower()
+        if write_mode not in WRITE_MODES:
+            raise MetadataError(
+                f"{where}: WriteMode {row.WriteMode!r} must be one of {', '.join(WRITE_MODES)}"
+            )
+        keys = tuple(
+            _identifier(key.strip(), where, "KeyColumns")
+            for key in (row.KeyColumns or "").split(",")
+            if key.strip()
+        )
+        if write_mode == "merge" and not keys:
+            raise MetadataError(f"{where}: WriteMode 'merge' needs KeyColumns")
+    return DataSetModel(
+        id=row.DataSetID,
+        name=row.Name,
+        product=product.Name,
+        domain=product.Domain,
+        layer=layer,
+        source_name=source.Name,
+        source_type=source.Type,
+        source_format=source.Format,
+        location=row.Location,
+        target_schema=target_schema,
+        target_table=target_table,
+        write_mode=write_mode,
+        key_columns=keys,
+        description=row.Description,
+        schema_json=row.Schema,
+    )
+
+
+def _referenced_inputs(config: OutputShaping) -> list[str]:
+    """DataSet names a configuration refers to; each must be an input of the transformation."""
+    match config:
+        case JoinConfig():
+            return [config.input_dataset, config.second_dataset]
+        case FilterConfig() | SelectConfig() | AggregateConfig():
+            return [config.input_dataset]
+        case _:
+            return []
+
+
+class _ProductBuilder:
+    """One product's rows, gathered before they are resolved."""
+
+    def __init__(self, row: DataProductRow) -> None:
+        self.row = row
+        self.datasets: list[DataSetRow] = []
+        self.transformations: list[TransformationRow] = []
+
+
+def build_catalog(snapshot: StoreSnapshot) -> Catalog:
+    """Typed, validated data products from one snapshot of the store."""
+    catalog = Catalog()
+    products = {row.DataProductID: _ProductBuilder(row) for row in snapshot.data_products}
+    sources = {row.DataSourceID: row for row in snapshot.data_sources}
+    broken: dict[str, str] = {}
+
+    def fail(product: str, message: str) -> None:
+        broken.setdefault(product, message)
+
+    for dataset_row in snapshot.data_sets:
+        builder = products.get(dataset_row.DataProductID)
+        if builder is None:
+            catalog.problems.append(
+                ProductProblem(
+                    f"#{dataset_row.DataProductID}",
+                    f"DataSets row {dataset_row.DataSetID} refers to a missing DataProductID",
+                )
+            )
+            continue
+        builder.datasets.append(dataset_row)
+    for transformation_row in snapshot.transformations:
+        builder = products.get(transformation_row.DataProductID)
+        if builder is None:
+            catalog.problems.append(
+                ProductProblem(
+                    f"#{transformation_row.DataProductID}",
+                    f"Transformations row {transformation_row.TransformationID} refers to a "
+                    "missing DataProductID",
+                )
+            )
+            continue
+        builder.transformations.append(transformation_row)
+
+    # DataSets first: transformations of any product may read any product's datasets.
+    datasets: dict[int, DataSetModel] = {}
+    for builder in products.values():
+        for dataset_row in builder.datasets:
+            try:
+                datasets[dataset_row.DataSetID] = _resolve_dataset(
+                    dataset_row, builder.row, sources.get(dataset_row.DataSourceID)
+                )
+            except MetadataError as error:
+                fail(builder.row.Name, str(error))
+
+    roles: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for link in snapshot.transformation_data_sets:
+        roles[link.TransformationID][link.Role.lower()].append(link.DataSetID)
+    transformation_rows = {row.TransformationID: row for row in snapshot.transformations}
+    explicit_deps: dict[int, list[int]] = defaultdict(list)
+    for dependency in snapshot.transformation_dependencies:
+        explicit_deps[dependency.TransformationID].append(dependency.DependsOnTransformationID)
+
+    producer_of: dict[int, int] = {}
+    for transformation_id, by_role in roles.items():
+        for dataset_id in by_role.get("output", []):
+            if dataset_id in producer_of and transformation_id in transformation_rows:
+                other = producer_of[dataset_id]
+                row = transformation_rows[transformation_id]
+                product = (
+                    products[row.DataProductID].row.Name if row.DataProductID in products else "?"
+                )
+                fail(
+                    product,
+                    f"Transformations rows {other} and {transformation_id} both write DataSets "
+                    f"row {dataset_id}",
+                )
+            producer_of[dataset_id] = transformation_id
+
+    resolved: dict[int, TransformationModel] = {}
+    product_of_transformation: dict[int, str] = {}
+    for transformation_id, row in transformation_rows.items():
+        if row.DataProductID not in products:
+            continue
+        product_name = products[row.DataProductID].row.Name
+        product_of_transformation[transformation_id] = product_name
+        try:
+            resolved[transformation_id] = _resolve_transformation(
+                row,
+                product_name,
+                roles.get(transformation_id, {}),
+                datasets,
+                producer_of,
+                explicit_deps.get(transformation_id, []),
+                transformation_rows,
+            )
+        except MetadataError as error:
+            fail(product_name, str(error))
+
+    _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
+
+    candidates = [
+        DataProductModel(
+            id=builder.row.DataProductID,
+            name=builder.row.Name,
+            domain=builder.row.Domain,
+            owner=builder.row.Owner,
+            description=builder.row.Description,
+            datasets=tuple(datasets[r.DataSetID] for r in builder.datasets),
+            transformations=tuple(resolved[r.TransformationID] for r in builder.transformations),
+        )
+        for builder in products.values()
+        if builder.row.Name not in broken
+    ]
+    producer_product = {
+        dataset_id: product_of_transformation[tid]
+        for dataset_id, tid in producer_of.items()
+        if tid in product_of_transformation
+    }
+    catalog.products, problems = drop_broken_products(candidates, broken, producer_product)
+    catalog.problems.extend(problems)
+    return catalog
+
+
+def _resolve_transformation(
+    row: TransformationRow,
+    product_name: str,
+    by_role: dict[str, list[int]],
+    datasets: dict[int, DataSetModel],
+    producer_of: dict[int, int],
+    explicit_deps: list[int],
+    transformation_rows: dict[int, TransformationRow],
+) -> TransformationModel:
+    where = f"Transformations row {row.TransformationID} ({row.Name})"
+    _identifier(row.Name, where, "Name")
+    config = parse_transformation_config(row.TransformationID, row.Type, row.Configuration)
+    unknown_roles = set(by_role) - {"input", "output"}
+    if unknown_roles:
+        raise MetadataError(
+            f"{where}: TransformationDataSets Role must be 'input' or 'output', got "
+            f"{', '.join(sorted(unknown_roles))}"
+        )
+    outputs = by_role.get("output", [])
+    if len(outputs) != 1:
+        raise MetadataError(
+            f"{where}: needs exactly one TransformationDataSets row with Role 'output', "
+            f"found {len(outputs)}"
+        )
+    for dataset_id in [*outputs, *by_role.get("input", [])]:
+        if dataset_id not in datasets:
+            raise MetadataError(f"{where}: DataSets row {dataset_id} is missing or invalid")
+    output = datasets[outputs[0]]
+    if output.layer != "DDZ":
+        raise MetadataError(f"{where}: output DataSets row {output.id} must be in layer DDZ")
+    inputs = tuple(datasets[i] for i in by_role.get("input", []))
+    input_names = {d.name for d in inputs}
+    for name in _referenced_inputs(config):
+        if name not in input_names:
+            raise MetadataError(
+                f"{where}: Configuration names input DataSet {name!r}, which is not one of its "
+                f"inputs ({', '.join(sorted(input_names)) or 'none'})"
+            )
+    if isinstance(config, PropertiesSequenceConfig) and config.table not in (
+        None,
+        output.target_table,
+        output.target,
+    ):
+        raise MetadataError(
+            f"{where}: Configuration.table {config.table!r} does not match the output DataSet's "
+            f"target table {output.target!r}"
+        )
+    depends: list[str] = []
+    for upstream_id in [*explicit_deps, *(producer_of.get(d.id) for d in inputs)]:
+        if upstream_id is None:
+            continue
+        upstream = transformation_rows.get(upstream_id)
+        if upstream is None:
+            raise MetadataError(
+                f"{where}: TransformationDependencies names missing TransformationID {upstream_id}"
+            )
+        if upstream.Name not in depends:
+            depends.append(upstream.Name)
+    return TransformationModel(
+        id=row.TransformationID,
+        name=row.Name,
+        description=row.Description,
+        type=row.Type,
+        config=config,
+        product=product_name,
+        inputs=inputs,
+        output=output,
+        depends_on=tuple(depends),
+    )
+
+
+def _report_cycles(
+    resolved: dict[int, TransformationModel],
+    product_of: dict[int, str],
+    rows: dict[int, TransformationRow],
+    fail: Callable[[str, str], None],
+) -> None:
+    """Mark every product with a transformation on a dependency cycle as broken."""
+    by_name = {row.Name: tid for tid, row in rows.items()}
+    graph = {t.name: set(t.depends_on) for t in resolved.values()}
+    while True:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+            return
+        except graphlib.CycleError as error:
+            cycle = list(dict.fromkeys(error.args[1]))
+            message = "dependency cycle between transformations " + " -> ".join([*cycle, cycle[0]])
+            for name in cycle:
+                fail(product_of[by_name[name]], message)
+                graph.pop(name, None)
+
+
+def drop_broken_products(
+    candidates: list[DataProductModel],
+    broken: dict[str, str],
+    producer_product: dict[int, str],
+) -> tuple[list[DataProductModel], list[ProductProblem]]:
+    """Split `candidates` into products that load and problems.
+
+    `broken` maps product names to their first problem; a product reading a DataSet produced by
+    a broken product (`producer_product`: DataSetID -> producing product) is broken too.
+    """
+    broken = dict(broken)
+    changed = True
+    while changed:
+        changed = False
+        for product in candidates:
+            if product.name in broken:
+                continue
+            for transformation in product.transformations:
+                upstream = next(
+                    (
+                        producer_product[d.id]
+                        for d in transformation.inputs
+                        if producer_product.get(d.id, product.name) != product.name
+                        and producer_product[d.id] in broken
+                    ),
+                    None,
+                )
+                if upstream is not None:
+                    broken[product.name] = (
+                        f"transformation {transformation.name!r} reads the output of broken "
+                        f"data product {upstream!r}"
+                    )
+                    changed = True
+                    break
+    kept = [p for p in candidates if p.name not in broken]
+    return kept, [ProductProblem(name, message) for name, message in broken.items()]

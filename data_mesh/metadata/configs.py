@@ -1,0 +1,184 @@
+"""Typed models of the JSON in Transformations.Configuration, validated per transformation type."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from data_mesh.errors import MetadataError
+from data_mesh.identifiers import validate_identifier
+
+# Spark SQL types a cast may target; each maps to an explicit DDZ column type.
+_CAST_TYPE = re.compile(
+    r"^(string|boolean|tinyint|smallint|int|integer|bigint|float|double|date|timestamp|"
+    r"timestamp_ntz|binary|decimal\(\s*\d{1,2}\s*,\s*\d{1,2}\s*\)|decimal|"
+    r"varchar\(\s*\d{1,4}\s*\)|char\(\s*\d{1,4}\s*\))$",
+    re.IGNORECASE,
+)
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_FOLDER = re.compile(r"^[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)*$")
+
+
+def _column(name: str) -> str:
+    return validate_identifier(name, "column name")
+
+
+def _cast_type(type_name: str) -> str:
+    if not _CAST_TYPE.fullmatch(type_name.strip()):
+        raise ValueError(
+            f"{type_name!r} is not a supported cast type (string, int, bigint, double, boolean, "
+            "date, timestamp, decimal(p,s), varchar(n), ...)"
+        )
+    return type_name.strip().lower()
+
+
+def _file_name(name: str) -> str:
+    if not _FILE_NAME.fullmatch(name) or name.startswith("."):
+        raise ValueError(f"{name!r} is not a plain file name")
+    return name
+
+
+def _folder(name: str) -> str:
+    if not _FOLDER.fullmatch(name):
+        raise ValueError(f"{name!r} is not a relative folder of letters, digits, '_', '-' and '/'")
+    return name
+
+
+ColumnName = Annotated[str, AfterValidator(_column)]
+CastType = Annotated[str, AfterValidator(_cast_type)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OutputShaping(_Config):
+    """Settings every transformation type shares, applied to its result (seed 000's parameters)."""
+
+    mapping: dict[ColumnName, ColumnName] = Field(
+        default_factory=dict, description="Rename: source column -> target column."
+    )
+    casts: dict[ColumnName, CastType] = Field(
+        default_factory=dict, description="Target column -> Spark SQL type (after mapping)."
+    )
+    spark_config: dict[str, str] = Field(
+        default_factory=dict,
+        description="Spark session settings for this asset only, restored afterwards.",
+    )
+
+
+class PropertiesSequenceConfig(OutputShaping):
+    """Seed 000's pipeline: a `.properties` query file run in the order of a sequence file."""
+
+    folder: Annotated[str, AfterValidator(_folder)]
+    que_name: Annotated[str, AfterValidator(_file_name)]
+    seq_name: Annotated[str, AfterValidator(_file_name)]
+    table: str | None = Field(
+        default=None, description="Target table; must match the output DataSet's TargetTable."
+    )
+
+
+class SqlConfig(OutputShaping):
+    """One Spark SQL query over the inputs, each registered as a view named after its DataSet."""
+
+    query: str = Field(min_length=1)
+
+
+class FilterConfig(OutputShaping):
+    input_dataset: str
+    condition: str = Field(min_length=1)
+
+
+class SelectConfig(OutputShaping):
+    input_dataset: str
+    columns: list[str] = Field(min_length=1, description="Column names or Spark SQL expressions.")
+
+
+class JoinConfig(OutputShaping):
+    input_dataset: str
+    second_dataset: str
+    join_type: Literal["inner", "left", "right", "full", "left_semi", "left_anti", "cross"] = (
+        "inner"
+    )
+    condition: str | None = Field(
+        default=None,
+        description="Spark SQL condition using the aliases `a` (input) and `b` (second).",
+    )
+    on: list[ColumnName] | None = Field(default=None, description="Equi-join column names.")
+
+    @model_validator(mode="after")
+    def _one_join_key(self) -> JoinConfig:
+        if self.join_type != "cross" and (self.condition is None) == (self.on is None):
+            raise ValueError("give exactly one of 'condition' and 'on'")
+        return self
+
+
+class AggregateConfig(OutputShaping):
+    input_dataset: str
+    groupby_columns: list[str] = Field(default_factory=list)
+    agg_functions: dict[ColumnName, str] = Field(
+        min_length=1, description="Output column -> Spark SQL aggregate expression."
+    )
+
+
+TransformationConfig = (
+    PropertiesSequenceConfig
+    | SqlConfig
+    | FilterConfig
+    | SelectConfig
+    | JoinConfig
+    | AggregateConfig
+)
+
+CONFIG_MODELS: dict[str, type[OutputShaping]] = {
+    "properties_sequence": PropertiesSequenceConfig,
+    "sql": SqlConfig,
+    "filter": FilterConfig,
+    "select": SelectConfig,
+    "join": JoinConfig,
+    "aggregate": AggregateConfig,
+}
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """'field.sub: message; ...' for every problem pydantic found."""
+    parts = []
+    for problem in error.errors():
+        location = ".".join(str(part) for part in problem["loc"]) or "(root)"
+        parts.append(f"{location}: {problem['msg']}")
+    return "; ".join(parts)
+
+
+def parse_json_object(text: str, where: str) -> dict[str, Any]:
+    """Parse a JSON column; `where` names the row and column for the error message."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MetadataError(f"{where} is not valid JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise MetadataError(f"{where} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def parse_transformation_config(
+    transformation_id: int, transformation_type: str, configuration: str
+) -> OutputShaping:
+    """Validate Transformations.Configuration of one row against its type's model."""
+    where = f"Transformations row {transformation_id}"
+    model = CONFIG_MODELS.get(transformation_type)
+    if model is None:
+        known = ", ".join(sorted(CONFIG_MODELS))
+        raise MetadataError(
+            f"{where}: unknown transformation Type {transformation_type!r} (known: {known})"
+        )
+    raw = parse_json_object(configuration, f"{where}: Configuration")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise MetadataError(
+            f"{where}: Configuration ({transformation_type}) is invalid: "
+            f"{describe_validation_error(error)}"
+        ) from error

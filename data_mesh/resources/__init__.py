@@ -1,0 +1,1 @@
+"""Dagster resources for the lake, the DDZ and Spark, and the resource set per environment."""

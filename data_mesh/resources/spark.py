@@ -1,0 +1,32 @@
+"""The Spark session settings per environment, for dagster-pyspark's lazy resource."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster_pyspark import LazyPySparkResource
+
+from data_mesh.settings import Settings
+
+
+def spark_config(settings: Settings) -> dict[str, str]:
+    jars = ",".join(jar for jar in settings.jdbc_jars if Path(jar).is_file())
+    config = {
+        "spark.master": settings.spark_master,
+        "spark.app.name": "data_mesh",
+        "spark.driver.memory": settings.spark_driver_memory,
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.warehouse.dir": str(settings.home_dir / "spark-warehouse"),
+        "spark.ui.showConsoleProgress": "false",
+        # Derby's metastore files would land in the working directory otherwise.
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home_dir / 'derby'}",
+    }
+    if jars:
+        # extraClassPath puts the drivers where java.sql.DriverManager finds them too.
+        config["spark.jars"] = jars
+        config["spark.driver.extraClassPath"] = jars.replace(",", ":")
+    return config
+
+
+def spark_resource(settings: Settings) -> LazyPySparkResource:
+    return LazyPySparkResource(spark_config=spark_config(settings))

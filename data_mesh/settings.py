@@ -1,0 +1,71 @@
+"""Settings from the environment (`DATA_MESH_*`); LOCAL needs none of them.
+
+LOCAL keeps everything under `DATA_MESH_HOME` (default `./.data_mesh`): the SQLite metadata
+store, the lake folder, the embedded H2 DDZ and Dagster's own storage.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# JDBC drivers from Debian packages (libh2-java, libpostgresql-jdbc-java); see .ci/run.
+DEFAULT_JDBC_JARS = ("/usr/share/java/h2.jar", "/usr/share/java/postgresql.jar")
+
+
+class Environment(StrEnum):
+    LOCAL = "LOCAL"
+    DEV = "DEV"
+    INT = "INT"
+    QA = "QA"
+    PROD = "PROD"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DATA_MESH_", extra="ignore")
+
+    env: Environment = Environment.LOCAL
+    home: Path = Field(default=Path(".data_mesh"), description="Folder for LOCAL state.")
+    metadata_url: str | None = Field(default=None, description="SQLAlchemy URL of the store.")
+    lake_root: Path | None = Field(default=None, description="Local folder standing in for ADLS.")
+    ddz_jdbc_url: str | None = Field(default=None, description="JDBC URL of the DDZ database.")
+    ddz_user_env: str = Field(
+        default="DATA_MESH_DDZ_USER", description="Name of the env var holding the DDZ user."
+    )
+    ddz_password_env: str = Field(
+        default="DATA_MESH_DDZ_PASSWORD",
+        description="Name of the env var holding the DDZ password.",
+    )
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    jdbc_jars: tuple[str, ...] = DEFAULT_JDBC_JARS
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_metadata_url(self) -> str:
+        return self.metadata_url or f"sqlite:///{self.home_dir / 'metadata.db'}"
+
+    @property
+    def resolved_lake_root(self) -> Path:
+        return (self.lake_root or self.home_dir / "lake").expanduser().resolve()
+
+    @property
+    def resolved_ddz_jdbc_url(self) -> str:
+        if self.ddz_jdbc_url:
+            return self.ddz_jdbc_url
+        # AUTO_SERVER lets `dagster dev`, the CLI and a SQL shell open the same file at once.
+        return f"jdbc:h2:file:{self.home_dir / 'ddz' / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE"
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home_dir / "dagster_home"
+
+
+def load_settings() -> Settings:
+    return Settings()

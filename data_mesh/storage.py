@@ -1,0 +1,78 @@
+"""The lake as data_mesh sees it: containers of files, addressed `<container>/<path>`.
+
+LOCAL uses a folder laid out like the ADLS account (`<root>/<container>/<path>`); the Azure
+implementation (same interface) lives with the resources. Engine code only needs this protocol.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Protocol
+
+
+class StorageError(FileNotFoundError):
+    """A file that is missing or a path that is not allowed; the message names the path."""
+
+
+def normalize_path(path: str) -> str:
+    """`container/dir/file` with no leading slash, no `..`, no empty parts."""
+    parts = PurePosixPath(path.strip("/")).parts
+    if not parts or any(part in ("..", ".", "") for part in parts):
+        raise StorageError(f"lake path {path!r} is not a plain '<container>/<path>'")
+    return "/".join(parts)
+
+
+class Storage(Protocol):
+    def read_text(self, path: str) -> str: ...
+
+    def write_bytes(self, path: str, data: bytes) -> None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+    def list_files(self, prefix: str) -> list[str]: ...
+
+    def spark_uri(self, path: str) -> str:
+        """The URI Spark reads `path` from (a local path, or abfss:// in the cloud)."""
+        ...
+
+    def describe(self) -> str: ...
+
+
+class LocalStorage:
+    """A local folder standing in for the ADLS account (environment LOCAL)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).resolve()
+
+    def _file(self, path: str) -> Path:
+        return self.root / normalize_path(path)
+
+    def read_text(self, path: str) -> str:
+        file = self._file(path)
+        if not file.is_file():
+            raise StorageError(f"{normalize_path(path)} not found in the lake ({self.root})")
+        return file.read_text(encoding="utf-8")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        file = self._file(path)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = file.with_name(file.name + ".tmp")
+        temporary.write_bytes(data)
+        temporary.replace(file)  # readers never see a half-written file
+
+    def exists(self, path: str) -> bool:
+        return self._file(path).exists()
+
+    def list_files(self, prefix: str) -> list[str]:
+        base = self._file(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(PurePosixPath(p.relative_to(self.root))) for p in base.rglob("*") if p.is_file()
+        )
+
+    def spark_uri(self, path: str) -> str:
+        return str(self._file(path))
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"

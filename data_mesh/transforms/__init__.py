@@ -1,0 +1,1 @@
+"""`.properties` query files and the Spark execution of transformations. No Dagster."""

@@ -1,0 +1,33 @@
+"""Locating and loading a properties_sequence transformation's query and sequence files."""
+
+from __future__ import annotations
+
+from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.storage import Storage, StorageError
+from data_mesh.transforms.properties import QueryPlan, plan_sequence
+
+QUERY_CONTAINER = "queries"
+
+
+def _with_extension(name: str) -> str:
+    return name if name.endswith(".properties") else f"{name}.properties"
+
+
+def query_file_path(config: PropertiesSequenceConfig) -> str:
+    return f"{QUERY_CONTAINER}/{config.folder}/{_with_extension(config.que_name)}"
+
+
+def sequence_file_path(config: PropertiesSequenceConfig) -> str:
+    return f"{QUERY_CONTAINER}/{config.folder}/{_with_extension(config.seq_name)}"
+
+
+def load_query_plan(storage: Storage, config: PropertiesSequenceConfig) -> QueryPlan:
+    """Read both files from storage and validate them; errors name the file and line."""
+    query_path, sequence_path = query_file_path(config), sequence_file_path(config)
+    texts = {}
+    for path in (query_path, sequence_path):
+        try:
+            texts[path] = storage.read_text(path)
+        except StorageError as error:
+            raise StorageError(f"query file missing: {error}") from error
+    return plan_sequence(texts[query_path], query_path, texts[sequence_path], sequence_path)
