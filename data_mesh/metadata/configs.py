@@ -107,12 +107,15 @@ class JoinConfig(OutputShaping):
         default=None,
         description="Spark SQL condition using the aliases `a` (input) and `b` (second).",
     )
-    on: list[ColumnName] | None = Field(default=None, description="Equi-join column names.")
+    # Not `on`: YAML 1.1 reads a bare `on:` key as the boolean true.
+    join_columns: list[ColumnName] | None = Field(
+        default=None, description="Equi-join column names present in both inputs."
+    )
 
     @model_validator(mode="after")
     def _one_join_key(self) -> JoinConfig:
-        if self.join_type != "cross" and (self.condition is None) == (self.on is None):
-            raise ValueError("give exactly one of 'condition' and 'on'")
+        if self.join_type != "cross" and (self.condition is None) == (self.join_columns is None):
+            raise ValueError("give exactly one of 'condition' and 'join_columns'")
         return self
 
 

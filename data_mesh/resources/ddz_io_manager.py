@@ -15,7 +15,6 @@ from dagster import (
     InputContext,
     MetadataValue,
     OutputContext,
-    ResourceDependency,
     TableColumn,
     TableSchema,
 )
@@ -56,7 +55,7 @@ def target_from_metadata(metadata: dict[str, Any], asset: str) -> DdzTarget:
 class DdzIOManager(ConfigurableIOManager):
     """Writes an asset's Spark DataFrame into its DDZ table; reads it back for downstream assets."""
 
-    spark: ResourceDependency[LazyPySparkResource]
+    spark: LazyPySparkResource
     jdbc_url: str
     user_env: str = "DATA_MESH_DDZ_USER"
     password_env: str = "DATA_MESH_DDZ_PASSWORD"

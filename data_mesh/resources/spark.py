@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dagster_pyspark import LazyPySparkResource
+from pyspark.sql import SparkSession
 
 from data_mesh.settings import Settings
 
@@ -30,3 +31,11 @@ def spark_config(settings: Settings) -> dict[str, str]:
 
 def spark_resource(settings: Settings) -> LazyPySparkResource:
     return LazyPySparkResource(spark_config=spark_config(settings))
+
+
+def spark_session(settings: Settings) -> SparkSession:
+    """A session with the environment's settings, outside Dagster (CLI commands)."""
+    builder = SparkSession.builder
+    for key, value in spark_config(settings).items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()

@@ -133,7 +133,7 @@ def _compute(
             right = inputs[config.second_dataset].alias("b")
             if config.join_type == "cross":
                 return left.crossJoin(right)
-            on = F.expr(config.condition) if config.condition is not None else config.on
+            on = F.expr(config.condition) if config.condition is not None else config.join_columns
             return left.join(right, on=on, how=config.join_type)
         case AggregateConfig():
             frame = inputs[config.input_dataset]

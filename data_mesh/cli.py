@@ -1,0 +1,200 @@
+"""The `data-mesh` command."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from data_mesh.errors import DataMeshError
+from data_mesh.settings import Settings, load_settings
+
+app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
+ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
+app.add_typer(ddz_app, name="ddz")
+console = Console()
+err = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="SQLAlchemy URL of the metadata store (default: LOCAL SQLite)."),
+]
+DDL_FILE = Path("metadata/ddl/metadata_store.sql")
+
+
+def _settings(url: str | None = None) -> Settings:
+    settings = load_settings()
+    return settings.model_copy(update={"metadata_url": url}) if url else settings
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def init(url: UrlOption = None) -> None:
+    """Create or upgrade the metadata store (Alembic migrations)."""
+    from data_mesh.metadata.store import make_engine, upgrade_store
+
+    settings = _settings(url)
+    engine = make_engine(settings.resolved_metadata_url)
+    revision = upgrade_store(engine)
+    console.print(f"metadata store at revision [bold]{revision}[/] ({engine.url!r})")
+
+
+@app.command()
+def load(
+    path: Annotated[Path, typer.Argument(help="A product folder or a folder of products.")] = Path(
+        "metadata/products"
+    ),
+    url: UrlOption = None,
+) -> None:
+    """Upsert data products from product.yaml files and publish their query files to the lake."""
+    from data_mesh.loading import lake_storage
+    from data_mesh.metadata.product_files import load_product_files
+    from data_mesh.metadata.store import make_engine
+
+    settings = _settings(url)
+    storage = lake_storage(settings)
+    try:
+        loaded = load_product_files(make_engine(settings.resolved_metadata_url), path)
+    except DataMeshError as error:
+        _fail(str(error))
+    for product in loaded:
+        queries = product.path.parent / "queries"
+        for file in product.query_files:
+            storage.write_bytes(
+                f"queries/{file.relative_to(queries).as_posix()}", file.read_bytes()
+            )
+        console.print(
+            f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
+        )
+
+
+@app.command()
+def validate(url: UrlOption = None) -> None:
+    """Check every data product (rows and query files); exit 1 if any is broken."""
+    from data_mesh.loading import load_catalog
+
+    catalog = load_catalog(_settings(url))
+    for product in catalog.products:
+        console.print(f"[green]ok[/]      {product.name}")
+    for problem in catalog.problems:
+        console.print(f"[red]broken[/]  {problem.product}: {problem.message}", highlight=False)
+    if catalog.problems:
+        raise typer.Exit(1)
+
+
+@app.command("generate-sample-data")
+def generate_sample_data(
+    rows: Annotated[
+        int, typer.Option(help="Rows of the fact tables (payments, orders).")
+    ] = 100_000,
+) -> None:
+    """Write deterministic CDZ sample data (Parquet) into the lake."""
+    from data_mesh.loading import lake_storage
+    from data_mesh.resources.spark import spark_session
+    from data_mesh.sample_data import write_sample_data
+
+    settings = _settings()
+    written = write_sample_data(spark_session(settings), lake_storage(settings), rows)
+    for path, count in written.items():
+        console.print(f"{path}: {count:,} rows")
+
+
+@app.command()
+def materialize(
+    product: Annotated[
+        list[str] | None, typer.Option("--product", "-p", help="Only these products.")
+    ] = None,
+) -> None:
+    """Materialize the data products into the DDZ and print a summary."""
+    from data_mesh.run import materialize_products
+
+    settings = _settings()
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    outcome = materialize_products(settings, product or None)
+    table = Table(title=f"run {outcome.run_id}")
+    for column in ("asset", "DDZ table", "rows", "chunks", "seconds"):
+        table.add_column(
+            column, justify="right" if column in ("rows", "chunks", "seconds") else "left"
+        )
+    for row in outcome.materializations:
+        table.add_row(row.asset, row.table, f"{row.rows:,}", str(row.chunks), f"{row.seconds:.1f}")
+    console.print(table)
+    for problem in outcome.skipped:
+        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    if not outcome.success:
+        _fail(f"run {outcome.run_id} failed: {outcome.failure}")
+
+
+@app.command()
+def ddl(
+    check: Annotated[
+        bool, typer.Option(help="Fail if the file differs instead of writing.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where the T-SQL goes.")] = DDL_FILE,
+) -> None:
+    """Write the T-SQL DDL of the metadata store, generated from the schema in code."""
+    from data_mesh.metadata.ddl import render_tsql_ddl
+
+    text = render_tsql_ddl()
+    if check:
+        if not output.is_file() or output.read_text(encoding="utf-8") != text:
+            _fail(f"{output} is out of date: run `data-mesh ddl`")
+        console.print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+@ddz_app.command("show")
+def ddz_show(
+    table: Annotated[str, typer.Argument(help="schema.table, e.g. ddz.SOR1_PAYMENTS")],
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print the row count and the first rows of a DDZ table."""
+    from data_mesh.ddz.dialects import TableName
+    from data_mesh.ddz.writer import DdzConnection, read_ddz_table
+    from data_mesh.resources.spark import spark_session
+
+    if table.count(".") != 1:
+        _fail(f"{table!r}: give the table as schema.table")
+    schema_name, table_name = table.split(".")
+    try:
+        name = TableName(schema_name, table_name)
+    except ValueError as error:
+        _fail(str(error))
+    settings = _settings()
+    frame = read_ddz_table(
+        spark_session(settings).read, DdzConnection(settings.resolved_ddz_jdbc_url), name
+    )
+    rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
+    view = Table(title=f"{name}: {frame.count():,} rows")
+    for column in frame.columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
+@app.command()
+def dev() -> None:
+    """Run `dagster dev` on this project with the LOCAL Dagster home (runs of the CLI show up)."""
+    settings = _settings()
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    dagster = Path(sys.executable).with_name("dagster")
+    os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml"])
+
+
+if __name__ == "__main__":
+    app()

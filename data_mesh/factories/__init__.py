@@ -1,0 +1,1 @@
+"""Metadata models -> Dagster objects. Pure functions: no I/O here."""

@@ -1,0 +1,345 @@
+"""Data products described in files (`metadata/products/<product>/product.yaml`), upserted into
+the store idempotently: loading the same files twice leaves the store unchanged, and rows of a
+product that are no longer in its file are removed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Connection, Engine, Table, delete, select, update
+
+from data_mesh.errors import MetadataError
+from data_mesh.metadata import schema
+from data_mesh.metadata.configs import describe_validation_error, parse_transformation_config
+
+PRODUCT_FILE = "product.yaml"
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceFile(_FileModel):
+    name: str
+    type: str = Field(description="lake | database | ddz")
+    connection: str = Field(description="A reference (lake://..., env:NAME), never a secret.")
+    format: str
+
+
+class ColumnFile(_FileModel):
+    name: str
+    type: str
+
+
+class DataSetFile(_FileModel):
+    name: str
+    source: str
+    layer: Literal["CDZ", "DDZ", "cdz", "ddz"]
+    description: str | None = None
+    location: str | None = None
+    schema_: list[ColumnFile] = Field(default_factory=list, alias="schema")
+    target_schema: str | None = None
+    target_table: str | None = None
+    write_mode: str | None = None
+    key_columns: list[str] = Field(default_factory=list)
+
+
+class TransformationFile(_FileModel):
+    name: str
+    type: str
+    description: str | None = None
+    inputs: list[str] = Field(default_factory=list)
+    output: str
+    depends_on: list[str] = Field(default_factory=list)
+    configuration: dict[str, Any]
+
+
+class QualityRuleFile(_FileModel):
+    dataset: str
+    name: str
+    type: str
+    description: str | None = None
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProductFile(_FileModel):
+    name: str
+    domain: str
+    owner: str | None = None
+    description: str | None = None
+    sources: list[SourceFile] = Field(default_factory=list)
+    datasets: list[DataSetFile] = Field(default_factory=list)
+    transformations: list[TransformationFile] = Field(default_factory=list)
+    quality_rules: list[QualityRuleFile] = Field(default_factory=list)
+
+
+@dataclass
+class LoadedProduct:
+    name: str
+    path: Path
+    query_files: list[Path] = field(default_factory=list)
+
+
+def find_product_files(path: Path) -> list[Path]:
+    """`product.yaml` files at `path` (a file, a product folder, or a folder of products)."""
+    if path.is_file():
+        return [path]
+    if (path / PRODUCT_FILE).is_file():
+        return [path / PRODUCT_FILE]
+    found = sorted(path.glob(f"*/{PRODUCT_FILE}"))
+    if not found:
+        raise MetadataError(f"{path}: no {PRODUCT_FILE} found")
+    return found
+
+
+def read_product_file(path: Path) -> ProductFile:
+    """Parse and validate one product file; errors name the file and the field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise MetadataError(f"{path}: cannot read YAML: {error}") from error
+    try:
+        product = ProductFile.model_validate(raw)
+    except ValidationError as error:
+        raise MetadataError(f"{path}: {describe_validation_error(error)}") from error
+    for index, transformation in enumerate(product.transformations):
+        try:
+            parse_transformation_config(
+                index, transformation.type, json.dumps(transformation.configuration)
+            )
+        except MetadataError as error:
+            message = str(error).replace(
+                f"Transformations row {index}", f"transformation {transformation.name!r}"
+            )
+            raise MetadataError(f"{path}: {message}") from error
+    return product
+
+
+def query_files_of(product_file: Path) -> list[Path]:
+    """Files under the product's `queries/` folder, published to the lake's `queries` container."""
+    folder = product_file.parent / "queries"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def _upsert(
+    connection: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]
+) -> int:
+    """Insert or update the row with natural key `key`; returns its primary key."""
+    primary_key = next(iter(table.primary_key.columns))
+    condition = [table.c[name] == value for name, value in key.items()]
+    existing = connection.execute(select(primary_key).where(*condition)).scalar()
+    if existing is None:
+        result = connection.execute(table.insert().values(**key, **values))
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+    if values:
+        connection.execute(update(table).where(primary_key == existing).values(**values))
+    return int(existing)
+
+
+def _delete_missing(connection: Connection, table: Table, where: Any, keep: Iterable[int]) -> None:
+    primary_key = next(iter(table.primary_key.columns))
+    connection.execute(delete(table).where(where, primary_key.not_in(list(keep))))
+
+
+def _dataset_id(connection: Connection, own: dict[str, int], name: str, where: str) -> int:
+    """A DataSet by name: the product's own first, else a unique name anywhere in the store."""
+    if name in own:
+        return own[name]
+    ids = (
+        connection.execute(
+            select(schema.data_sets.c.DataSetID).where(schema.data_sets.c.Name == name)
+        )
+        .scalars()
+        .all()
+    )
+    if len(ids) != 1:
+        found = "no DataSet" if not ids else f"{len(ids)} DataSets"
+        raise MetadataError(f"{where}: {found} named {name!r} (load its product first)")
+    return int(ids[0])
+
+
+def upsert_product(connection: Connection, product: ProductFile, path: Path) -> None:
+    """Make the store hold exactly what the product file says (within that product)."""
+    product_id = _upsert(
+        connection,
+        schema.data_products,
+        {"Name": product.name},
+        {"Domain": product.domain, "Owner": product.owner, "Description": product.description},
+    )
+    source_ids = {
+        source.name: _upsert(
+            connection,
+            schema.data_sources,
+            {"Name": source.name},
+            {"Type": source.type, "ConnectionString": source.connection, "Format": source.format},
+        )
+        for source in product.sources
+    }
+
+    def source_id(name: str, where: str) -> int:
+        if name in source_ids:
+            return source_ids[name]
+        found = connection.execute(
+            select(schema.data_sources.c.DataSourceID).where(schema.data_sources.c.Name == name)
+        ).scalar()
+        if found is None:
+            raise MetadataError(f"{where}: unknown source {name!r}")
+        return int(found)
+
+    dataset_ids: dict[str, int] = {}
+    for dataset in product.datasets:
+        where = f"{path}: dataset {dataset.name!r}"
+        dataset_ids[dataset.name] = _upsert(
+            connection,
+            schema.data_sets,
+            {"DataSourceID": source_id(dataset.source, where), "Name": dataset.name},
+            {
+                "DataProductID": product_id,
+                "Schema": json.dumps([c.model_dump() for c in dataset.schema_]),
+                "Layer": dataset.layer.upper(),
+                "Location": dataset.location,
+                "TargetSchema": dataset.target_schema,
+                "TargetTable": dataset.target_table,
+                "WriteMode": dataset.write_mode,
+                "KeyColumns": ",".join(dataset.key_columns) or None,
+                "Description": dataset.description,
+            },
+        )
+
+    transformation_ids: dict[str, int] = {}
+    link_ids: list[int] = []
+    for transformation in product.transformations:
+        where = f"{path}: transformation {transformation.name!r}"
+        transformation_id = _upsert(
+            connection,
+            schema.transformations,
+            {"Name": transformation.name},
+            {
+                "DataProductID": product_id,
+                "Description": transformation.description,
+                "Type": transformation.type,
+                "Configuration": json.dumps(transformation.configuration, sort_keys=True),
+            },
+        )
+        transformation_ids[transformation.name] = transformation_id
+        roles = [("output", transformation.output)] + [("input", i) for i in transformation.inputs]
+        for role, name in roles:
+            link_ids.append(
+                _upsert(
+                    connection,
+                    schema.transformation_data_sets,
+                    {
+                        "TransformationID": transformation_id,
+                        "DataSetID": _dataset_id(connection, dataset_ids, name, where),
+                        "Role": role,
+                    },
+                    {},
+                )
+            )
+
+    dependency_ids: list[int] = []
+    for transformation in product.transformations:
+        for upstream in transformation.depends_on:
+            upstream_id = (
+                transformation_ids.get(upstream)
+                or connection.execute(
+                    select(schema.transformations.c.TransformationID).where(
+                        schema.transformations.c.Name == upstream
+                    )
+                ).scalar()
+            )
+            if upstream_id is None:
+                raise MetadataError(
+                    f"{path}: transformation {transformation.name!r} depends on unknown "
+                    f"transformation {upstream!r}"
+                )
+            dependency_ids.append(
+                _upsert(
+                    connection,
+                    schema.transformation_dependencies,
+                    {
+                        "TransformationID": transformation_ids[transformation.name],
+                        "DependsOnTransformationID": int(upstream_id),
+                    },
+                    {},
+                )
+            )
+
+    rule_ids = [
+        _upsert(
+            connection,
+            schema.data_quality_rules,
+            {
+                "DataSetID": _dataset_id(
+                    connection, dataset_ids, rule.dataset, f"{path}: rule {rule.name!r}"
+                ),
+                "Name": rule.name,
+            },
+            {
+                "Description": rule.description,
+                "Type": rule.type,
+                "Configuration": json.dumps(rule.configuration, sort_keys=True),
+            },
+        )
+        for rule in product.quality_rules
+    ]
+
+    # Remove what the file no longer describes, children before parents.
+    own_transformations = select(schema.transformations.c.TransformationID).where(
+        schema.transformations.c.DataProductID == product_id
+    )
+    own_datasets = select(schema.data_sets.c.DataSetID).where(
+        schema.data_sets.c.DataProductID == product_id
+    )
+    _delete_missing(
+        connection,
+        schema.data_quality_rules,
+        schema.data_quality_rules.c.DataSetID.in_(own_datasets),
+        rule_ids,
+    )
+    _delete_missing(
+        connection,
+        schema.transformation_dependencies,
+        schema.transformation_dependencies.c.TransformationID.in_(own_transformations),
+        dependency_ids,
+    )
+    _delete_missing(
+        connection,
+        schema.transformation_data_sets,
+        schema.transformation_data_sets.c.TransformationID.in_(own_transformations),
+        link_ids,
+    )
+    _delete_missing(
+        connection,
+        schema.transformations,
+        schema.transformations.c.DataProductID == product_id,
+        transformation_ids.values(),
+    )
+    _delete_missing(
+        connection,
+        schema.data_sets,
+        schema.data_sets.c.DataProductID == product_id,
+        dataset_ids.values(),
+    )
+
+
+def load_product_files(engine: Engine, path: Path) -> list[LoadedProduct]:
+    """Upsert every product under `path`, each in its own transaction.
+
+    A product whose file is invalid raises before anything of it is written; products loaded
+    before it stay loaded.
+    """
+    loaded = []
+    for product_file in find_product_files(path):
+        product = read_product_file(product_file)
+        with engine.begin() as connection:
+            upsert_product(connection, product, product_file)
+        loaded.append(LoadedProduct(product.name, product_file, query_files_of(product_file)))
+    return loaded
