@@ -1,0 +1,64 @@
+"""Shared fixtures: one Spark session per test session, isolated LOCAL homes, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from data_mesh.metadata.store import make_engine, upgrade_store
+from data_mesh.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_PRODUCTS = REPO / "metadata" / "products"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """LOCAL settings whose state lives in a fresh temporary folder."""
+    monkeypatch.setenv("DATA_MESH_HOME", str(tmp_path / "home"))
+    for name in ("DATA_MESH_METADATA_URL", "DATA_MESH_LAKE_ROOT", "DATA_MESH_DDZ_JDBC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return Settings()
+
+
+@pytest.fixture
+def store(settings: Settings) -> Engine:
+    """An empty, migrated SQLite metadata store."""
+    engine = make_engine(settings.resolved_metadata_url)
+    upgrade_store(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """The one Spark session of the test run (local[2], H2 and PostgreSQL JDBC drivers)."""
+    from data_mesh.resources.spark import spark_session
+
+    base = Settings(home=Path(os.environ.get("PYTEST_SPARK_HOME", "/tmp/data_mesh_test_spark")))
+    session = spark_session(base.model_copy(update={"spark_master": "local[2]"}))
+    session.conf.set("spark.sql.shuffle.partitions", "4")
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A clean PostgreSQL database (the CI starts the server; see scripts/start-postgres.sh)."""
+    url = os.environ.get("DATA_MESH_TEST_PG_URL")
+    if not url:
+        pytest.skip("DATA_MESH_TEST_PG_URL is not set (scripts/test.sh sets it)")
+    engine = make_engine(url)
+    _drop_all(engine)
+    yield url
+    _drop_all(engine)
+    engine.dispose()
+
+
+def _drop_all(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# From a fresh clone: set up, create the LOCAL metadata store, load the sample data products,
+# generate CDZ sample data and materialize every product into the embedded DDZ (H2).
+# ROWS sets the size of the sample fact tables (default 100000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export PATH="$PWD/.venv/bin:$PATH"
+data-mesh init
+data-mesh load metadata/products
+data-mesh validate
+data-mesh generate-sample-data --rows "${ROWS:-100000}"
+data-mesh materialize
+echo
+echo "Look at a DDZ table:   .venv/bin/data-mesh ddz show ddz.SOR1_PAYMENTS"
+echo "Open the Dagster UI:   .venv/bin/data-mesh dev   (then http://127.0.0.1:3000)"
