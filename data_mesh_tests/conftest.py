@@ -62,3 +62,15 @@ def _drop_all(engine: Engine) -> None:
     with engine.begin() as connection:
         connection.execute(text("DROP SCHEMA public CASCADE"))
         connection.execute(text("CREATE SCHEMA public"))
+
+
+@pytest.fixture
+def loaded(settings: Settings, store: Engine) -> Settings:
+    """The sample products loaded into the store and their query files published to the lake."""
+    from typer.testing import CliRunner
+
+    from data_mesh.cli import app
+
+    result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
+    assert result.exit_code == 0, result.output
+    return settings

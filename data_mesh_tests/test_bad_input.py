@@ -1,0 +1,185 @@
+"""Every kind of bad input: a clear error naming the row or file, the product skipped, the
+others still loading, and `data-mesh validate` exiting non-zero."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import Engine, select, update
+from typer.testing import CliRunner
+
+from data_mesh.cli import app
+from data_mesh.loading import lake_storage, load_catalog
+from data_mesh.metadata import schema
+from data_mesh.metadata.store import make_engine
+from data_mesh.settings import Settings
+
+QUERY_FILE = "queries/sor1_payments/sor1_payments_query.properties"
+SEQUENCE_FILE = "queries/sor1_payments/sor1_payments_sequence.properties"
+
+
+def _engine(settings: Settings) -> Engine:
+    return make_engine(settings.resolved_metadata_url)
+
+
+def _transformation_id(engine: Engine, name: str) -> int:
+    with engine.connect() as connection:
+        table = schema.transformations
+        return int(
+            connection.execute(
+                select(table.c.TransformationID).where(table.c.Name == name)
+            ).scalar_one()
+        )
+
+
+def _set_transformation(engine: Engine, name: str, **values: str) -> int:
+    transformation_id = _transformation_id(engine, name)
+    with engine.begin() as connection:
+        table = schema.transformations
+        connection.execute(
+            update(table).where(table.c.TransformationID == transformation_id).values(**values)
+        )
+    return transformation_id
+
+
+def _assert_only_broken(settings: Settings, product: str, *fragments: str) -> str:
+    catalog = load_catalog(settings)
+    assert [p.product for p in catalog.problems] == [product]
+    message = catalog.problems[0].message
+    for fragment in fragments:
+        assert fragment in message, message
+    others = {p.name for p in catalog.products}
+    assert others == {"sor1_payments", "customer_orders"} - {product}
+    result = CliRunner().invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert "broken" in result.output and product in result.output
+    return message
+
+
+def test_sample_products_are_valid(loaded: Settings) -> None:
+    catalog = load_catalog(loaded)
+    assert catalog.problems == []
+    assert CliRunner().invoke(app, ["validate"]).exit_code == 0
+
+
+def test_unknown_transformation_type(loaded: Settings) -> None:
+    row = _set_transformation(_engine(loaded), "filter_completed_orders", Type="pivot")
+    _assert_only_broken(
+        loaded, "customer_orders", f"Transformations row {row}", "unknown transformation Type 'pivot'"
+    )
+
+
+def test_configuration_that_is_not_json(loaded: Settings) -> None:
+    row = _set_transformation(_engine(loaded), "build_sor1_payments", Configuration="{folder: x")
+    _assert_only_broken(
+        loaded, "sor1_payments", f"Transformations row {row}: Configuration is not valid JSON"
+    )
+
+
+def test_configuration_missing_a_required_field(loaded: Settings) -> None:
+    row = _set_transformation(
+        _engine(loaded), "build_sor1_payments", Configuration=json.dumps({"folder": "x"})
+    )
+    _assert_only_broken(
+        loaded, "sor1_payments", f"Transformations row {row}", "que_name: Field required"
+    )
+
+
+@pytest.mark.parametrize("bad_name", ["x; DROP TABLE y", "a]b", "o'neil", 'q"t'])
+def test_unsafe_target_table(loaded: Settings, bad_name: str) -> None:
+    engine = _engine(loaded)
+    with engine.begin() as connection:
+        table = schema.data_sets
+        connection.execute(
+            update(table).where(table.c.Name == "sor1_payments").values(TargetTable=bad_name)
+        )
+    _assert_only_broken(loaded, "sor1_payments", "DataSets row", "is not a safe identifier")
+
+
+def test_dependency_cycle(loaded: Settings) -> None:
+    engine = _engine(loaded)
+    first = _transformation_id(engine, "filter_completed_orders")
+    last = _transformation_id(engine, "aggregate_country_revenue")
+    with engine.begin() as connection:
+        connection.execute(
+            schema.transformation_dependencies.insert().values(
+                TransformationID=first, DependsOnTransformationID=last
+            )
+        )
+    _assert_only_broken(loaded, "customer_orders", "dependency cycle", "filter_completed_orders")
+
+
+def test_query_file_missing_from_storage(loaded: Settings) -> None:
+    (loaded.resolved_lake_root / QUERY_FILE).unlink()
+    _assert_only_broken(loaded, "sor1_payments", "query file missing", QUERY_FILE)
+
+
+def test_ddl_statement_inside_a_query_file(loaded: Settings) -> None:
+    storage = lake_storage(loaded)
+    text = storage.read_text(QUERY_FILE) + "\ndf_evil = DROP TABLE ddz.SOR1_PAYMENTS\n"
+    storage.write_bytes(QUERY_FILE, text.encode())
+    storage.write_bytes(SEQUENCE_FILE, b"df_driver\ndf_payments\ndf_evil\n")
+    _assert_only_broken(
+        loaded, "sor1_payments", QUERY_FILE, "'df_evil'", "only queries", "found a DROP statement"
+    )
+
+
+def test_malformed_properties_missing_equals(loaded: Settings) -> None:
+    lake_storage(loaded).write_bytes(QUERY_FILE, b"df_driver = select 1\nselect 2\n")
+    _assert_only_broken(loaded, "sor1_payments", f"{QUERY_FILE}:2: missing '='")
+
+
+def test_malformed_properties_unterminated_continuation(loaded: Settings) -> None:
+    lake_storage(loaded).write_bytes(QUERY_FILE, b"df_driver = select \\\n  1 \\\n")
+    _assert_only_broken(loaded, "sor1_payments", "unterminated line continuation")
+
+
+def test_sequence_naming_a_query_that_does_not_exist(loaded: Settings) -> None:
+    lake_storage(loaded).write_bytes(SEQUENCE_FILE, b"df_driver\ndf_missing\n")
+    _assert_only_broken(loaded, "sor1_payments", SEQUENCE_FILE, "'df_missing'", "not defined")
+
+
+def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_path) -> None:
+    # A third product reading sor1_payments' DDZ output breaks when sor1_payments breaks.
+    product = tmp_path / "reader" / "product.yaml"
+    product.parent.mkdir()
+    product.write_text(
+        "name: payments_reader\ndomain: finance\n"
+        "datasets:\n"
+        "  - {name: payments_copy, source: ddz, layer: DDZ, target_table: PAYMENTS_COPY}\n"
+        "transformations:\n"
+        "  - name: copy_payments\n    type: sql\n    inputs: [sor1_payments]\n"
+        "    output: payments_copy\n"
+        "    configuration: {query: 'select * from sor1_payments'}\n"
+    )
+    assert CliRunner().invoke(app, ["load", str(product.parent)]).exit_code == 0
+    assert {p.name for p in load_catalog(loaded).products} >= {"payments_reader"}
+    (loaded.resolved_lake_root / QUERY_FILE).unlink()
+    catalog = load_catalog(loaded)
+    problems = {p.product: p.message for p in catalog.problems}
+    assert set(problems) == {"sor1_payments", "payments_reader"}
+    assert "broken data product 'sor1_payments'" in problems["payments_reader"]
+    assert [p.name for p in catalog.products] == ["customer_orders"]
+
+
+def test_invalid_product_file_is_rejected_naming_file_and_field(
+    loaded: Settings, tmp_path
+) -> None:
+    product = tmp_path / "bad" / "product.yaml"
+    product.parent.mkdir()
+    product.write_text(
+        "name: bad\ndomain: x\n"
+        "datasets:\n  - {name: out, source: ddz, layer: DDZ, target_table: OUT}\n"
+        "transformations:\n  - name: t\n    type: join\n    output: out\n"
+        "    configuration: {input_dataset: a}\n"
+    )
+    result = CliRunner().invoke(app, ["load", str(product.parent)])
+    assert result.exit_code == 1
+    assert str(product) in result.output.replace("\n", "")
+    assert "transformation 't'" in result.output
+    assert "second_dataset" in result.output
+    # Nothing of the bad product was written.
+    with _engine(loaded).connect() as connection:
+        names = connection.execute(select(schema.data_products.c.Name)).scalars().all()
+    assert "bad" not in names

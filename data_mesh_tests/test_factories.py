@@ -1,0 +1,102 @@
+"""Generated Dagster definitions: a snapshot of every spec (a metadata change shows as a diff),
+and the store read once, at load time, not at import time."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+from dagster import AssetKey, AssetSpec, Definitions
+from syrupy.assertion import SnapshotAssertion
+
+from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
+from data_mesh.loading import load_catalog
+from data_mesh.resources.environments import resources_for
+from data_mesh.settings import Settings
+
+
+def _plain(value: Any) -> Any:
+    inner = getattr(value, "value", value)
+    return inner if isinstance(inner, str | int | float | bool | type(None)) else str(inner)
+
+
+def _spec_view(spec: AssetSpec) -> dict[str, Any]:
+    return {
+        "key": spec.key.to_user_string(),
+        "deps": sorted(d.asset_key.to_user_string() for d in spec.deps),
+        "group": spec.group_name,
+        "owners": list(spec.owners),
+        "kinds": sorted(spec.kinds),
+        "tags": dict(sorted(spec.tags.items())),
+        "description": spec.description,
+        "metadata": {k: _plain(v) for k, v in sorted(spec.metadata.items())},
+    }
+
+
+def _definitions(settings: Settings) -> Definitions:
+    return build_definitions(load_catalog(settings), resources_for(settings))
+
+
+def test_generated_specs_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
+    defs = _definitions(loaded)
+    specs = sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string())
+    assert [_spec_view(s) for s in specs] == snapshot
+
+
+def test_lineage_and_checks_of_sample_products(loaded: Settings) -> None:
+    graph = _definitions(loaded).resolve_asset_graph()
+    payments = AssetKey(["payments", "ddz", "sor1_payments"])
+    assert graph.get(payments).parent_keys == {
+        AssetKey(["payments", "cdz", "sor1_driver_table"]),
+        AssetKey(["payments", "cdz", "sor1_payments_table"]),
+    }
+    revenue = AssetKey(["sales", "ddz", "country_revenue"])
+    assert graph.get(revenue).parent_keys == {AssetKey(["sales", "ddz", "customer_orders"])}
+    assert graph.get(AssetKey(["sales", "ddz", "customer_orders"])).parent_keys == {
+        AssetKey(["sales", "ddz", "completed_orders"]),
+        AssetKey(["sales", "cdz", "customers"]),
+    }
+    assert not graph.get(AssetKey(["sales", "cdz", "orders"])).is_materializable
+    assert graph.get(revenue).is_materializable
+
+
+def test_one_job_for_all_products(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    job = defs.resolve_job_def(ALL_PRODUCTS_JOB)
+    assert job.asset_layer.executable_asset_keys == {
+        AssetKey(["payments", "ddz", "sor1_payments"]),
+        *(
+            AssetKey(["sales", "ddz", name])
+            for name in (
+                "completed_orders",
+                "customer_orders",
+                "country_revenue",
+                "top_customers",
+                "customer_directory",
+            )
+        ),
+    }
+
+
+def test_broken_product_is_skipped_and_reported(loaded: Settings) -> None:
+    (loaded.resolved_lake_root / "queries/sor1_payments/sor1_payments_sequence.properties").unlink()
+    defs = _definitions(loaded)
+    keys = {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+    assert "payments/ddz/sor1_payments" not in keys
+    assert "sales/ddz/country_revenue" in keys
+    assert "sor1_payments" in str(defs.metadata["data_mesh/products_skipped"])
+
+
+def test_importing_definitions_does_no_io(tmp_path) -> None:
+    # A store URL that cannot be opened: importing must still work, because nothing is read.
+    code = (
+        "import os; os.environ['DATA_MESH_METADATA_URL']='postgresql+psycopg://nobody@127.0.0.1:1/x';"
+        "import data_mesh.definitions, data_mesh.cli; print('imported')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "imported" in result.stdout
+    assert not (tmp_path / ".data_mesh").exists()
