@@ -20,6 +20,8 @@ SAMPLE_PRODUCTS = REPO / "metadata" / "products"
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """LOCAL settings whose state lives in a fresh temporary folder."""
     monkeypatch.setenv("DATA_MESH_HOME", str(tmp_path / "home"))
+    # `data-mesh materialize` records runs in DAGSTER_HOME: keep them in the test's folder.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home" / "dagster_home"))
     for name in ("DATA_MESH_METADATA_URL", "DATA_MESH_LAKE_ROOT", "DATA_MESH_DDZ_JDBC_URL"):
         monkeypatch.delenv(name, raising=False)
     return Settings()

@@ -66,7 +66,10 @@ def test_sample_products_are_valid(loaded: Settings) -> None:
 def test_unknown_transformation_type(loaded: Settings) -> None:
     row = _set_transformation(_engine(loaded), "filter_completed_orders", Type="pivot")
     _assert_only_broken(
-        loaded, "customer_orders", f"Transformations row {row}", "unknown transformation Type 'pivot'"
+        loaded,
+        "customer_orders",
+        f"Transformations row {row}",
+        "unknown transformation Type 'pivot'",
     )
 
 
@@ -163,9 +166,7 @@ def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_pat
     assert [p.name for p in catalog.products] == ["customer_orders"]
 
 
-def test_invalid_product_file_is_rejected_naming_file_and_field(
-    loaded: Settings, tmp_path
-) -> None:
+def test_invalid_product_file_is_rejected_naming_file_and_field(loaded: Settings, tmp_path) -> None:
     product = tmp_path / "bad" / "product.yaml"
     product.parent.mkdir()
     product.write_text(

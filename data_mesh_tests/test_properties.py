@@ -118,7 +118,9 @@ def test_plan_follows_sequence_order_and_last_is_output() -> None:
     ],
 )
 def test_ddl_and_dml_are_rejected(sql: str, kind: str) -> None:
-    with pytest.raises(QueryFileError, match=rf"q:1: statement 'a': only queries .* found a {kind}"):
+    with pytest.raises(
+        QueryFileError, match=rf"q:1: statement 'a': only queries .* found a {kind}"
+    ):
         plan_sequence(f"a = {sql}\n", "q", "a\n", "s")
 
 

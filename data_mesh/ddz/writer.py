@@ -123,6 +123,12 @@ def plan_chunks(rows: int, row_bytes: int, settings: ChunkSettings) -> tuple[int
     return chunks, batch_rows
 
 
+def assign_chunks(frame: DataFrame, chunks: int, hash_columns: list[str]) -> DataFrame:
+    """One partition per chunk, by a hash of `hash_columns`: a retry puts every row in the same
+    chunk again (never `rand()`), and `repartition` keeps the upstream plan parallel."""
+    return frame.repartition(chunks, *[F.col(c) for c in hash_columns])
+
+
 def prepare_for_jdbc(frame: DataFrame, where: str) -> DataFrame:
     """Check column names are safe identifiers; make types JDBC can write."""
     for name in frame.columns:
@@ -162,8 +168,7 @@ def write_to_ddz(
     row_bytes = estimate_row_bytes(frame.schema)
     rows = frame.count()
     chunks, batch_rows = plan_chunks(rows, row_bytes, settings)
-    hash_columns = list(target.key_columns) or columns
-    chunked = frame.repartition(chunks, *[F.col(c) for c in hash_columns])
+    chunked = assign_chunks(frame, chunks, list(target.key_columns) or columns)
 
     control = JdbcControl(frame.sparkSession, connection.jdbc_url, connection.properties)
     staging = target.table.with_suffix(STAGING_SUFFIX)

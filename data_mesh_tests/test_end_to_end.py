@@ -1,0 +1,137 @@
+"""From metadata rows to DDZ rows: the sample products materialized on the embedded default,
+checked against values computed independently from the sample-data formulas."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+from dagster import DagsterInstance
+from pyspark.sql import SparkSession
+from typer.testing import CliRunner
+
+from data_mesh.cli import app
+from data_mesh.ddz.dialects import TableName
+from data_mesh.ddz.writer import DdzConnection, read_ddz_table
+from data_mesh.loading import lake_storage
+from data_mesh.run import materialize_products
+from data_mesh.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
+from data_mesh.settings import Settings
+
+pytestmark = pytest.mark.slow
+ROWS = 2000
+USERS = ROWS // 10
+
+
+def _table(spark: SparkSession, settings: Settings, name: str):
+    schema, table = name.split(".")
+    return read_ddz_table(
+        spark.read, DdzConnection(settings.resolved_ddz_jdbc_url), TableName(schema, table)
+    )
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+@pytest.fixture
+def materialized(loaded: Settings, spark: SparkSession) -> Settings:
+    write_sample_data(spark, lake_storage(loaded), ROWS)
+    outcome = materialize_products(loaded, instance=DagsterInstance.ephemeral())
+    assert outcome.success, outcome.failure
+    assert {m.table: m.rows for m in outcome.materializations}["ddz.SOR1_PAYMENTS"] == ROWS
+    return loaded
+
+
+def test_seed_000_payments_land_in_the_ddz(materialized: Settings, spark: SparkSession) -> None:
+    frame = _table(spark, materialized, "ddz.SOR1_PAYMENTS")
+    assert frame.columns == [
+        "UNQ_USER_ID",
+        "NAME",
+        "PAYMENT_AMOUNT",
+        "PAYMENT_CATEGORY",
+        "LOAD_DATE",
+        "SOR_SYS_CD",
+    ]
+    rows = frame.collect()
+    assert len(rows) == ROWS  # every user has ROWS / USERS payments: the left join adds none
+    expected_total = sum(_money((i * 7919 % 100_000) / 100.0) for i in range(1, ROWS + 1))
+    assert sum(r.PAYMENT_AMOUNT for r in rows) == expected_total
+    expected_categories = Counter(
+        CATEGORIES[(i * 31) % len(CATEGORIES)] for i in range(1, ROWS + 1)
+    )
+    assert Counter(r.PAYMENT_CATEGORY for r in rows) == expected_categories
+    assert {r.SOR_SYS_CD for r in rows} == {"sor1"}
+    assert Counter(r.UNQ_USER_ID for r in rows) == dict.fromkeys(range(1, USERS + 1), ROWS // USERS)
+    first = next(r for r in rows if r.UNQ_USER_ID == 2)
+    assert first.NAME == "user_2"
+
+
+def test_seed_004_chain_lands_in_the_ddz(materialized: Settings, spark: SparkSession) -> None:
+    completed = [
+        i
+        for i in range(1, ROWS + 1)
+        if STATUSES[(i * 17) % len(STATUSES)] == "COMPLETED" and (i * 104_729 % 50_000) > 0
+    ]
+    assert _table(spark, materialized, "ddz.COMPLETED_ORDERS").count() == len(completed)
+
+    revenue: dict[str, float] = defaultdict(float)
+    orders: Counter[str] = Counter()
+    for i in completed:
+        customer = i * 13 % USERS + 1
+        country = COUNTRIES[(customer * 7) % len(COUNTRIES)]
+        revenue[country] += (i * 104_729 % 50_000) / 100.0
+        orders[country] += 1
+    rows = {r.country: r for r in _table(spark, materialized, "ddz.COUNTRY_REVENUE").collect()}
+    assert set(rows) == set(revenue)
+    for country, total in revenue.items():
+        assert rows[country].revenue == _money(total)
+        assert rows[country].orders == orders[country]
+
+    top = _table(spark, materialized, "ddz.TOP_CUSTOMERS").collect()
+    assert len(top) == 100
+    directory = _table(spark, materialized, "ddz.CUSTOMER_DIRECTORY").collect()
+    assert len(directory) == USERS
+    assert {r.name for r in directory} == {f"CUSTOMER {i}" for i in range(1, USERS + 1)}
+
+
+def test_rerun_gives_the_same_tables(materialized: Settings, spark: SparkSession) -> None:
+    before = {
+        t: _table(spark, materialized, t).count()
+        for t in ("ddz.SOR1_PAYMENTS", "ddz.COMPLETED_ORDERS")
+    }
+    outcome = materialize_products(materialized, instance=DagsterInstance.ephemeral())
+    assert outcome.success
+    after = {t: _table(spark, materialized, t).count() for t in before}
+    assert after == before
+
+
+def test_broken_product_is_skipped_and_its_table_untouched(
+    materialized: Settings, spark: SparkSession
+) -> None:
+    before = _table(spark, materialized, "ddz.SOR1_PAYMENTS").count()
+    storage = lake_storage(materialized)
+    query = "queries/sor1_payments/sor1_payments_query.properties"
+    storage.write_bytes(query, b"df_target = DROP TABLE ddz.SOR1_PAYMENTS\n")
+    storage.write_bytes("queries/sor1_payments/sor1_payments_sequence.properties", b"df_target\n")
+    outcome = materialize_products(materialized, instance=DagsterInstance.ephemeral())
+    assert outcome.success
+    assert "payments/ddz/sor1_payments" not in {m.asset for m in outcome.materializations}
+    assert "sales/ddz/country_revenue" in {m.asset for m in outcome.materializations}
+    assert any("DROP" in s and "sor1_payments" in s for s in outcome.skipped)
+    assert _table(spark, materialized, "ddz.SOR1_PAYMENTS").count() == before
+
+
+def test_cli_materialize_one_product_and_show(loaded: Settings, spark: SparkSession) -> None:
+    write_sample_data(spark, lake_storage(loaded), 200)
+    runner = CliRunner()
+    result = runner.invoke(app, ["materialize", "--product", "sor1_payments"])
+    assert result.exit_code == 0, result.output
+    assert "ddz.SOR1_PAYMENTS" in result.output and "200" in result.output
+    assert "ddz.COUNTRY_REVENUE" not in result.output
+    shown = runner.invoke(app, ["ddz", "show", "ddz.SOR1_PAYMENTS", "--limit", "3"])
+    assert shown.exit_code == 0, shown.output
+    assert "200 rows" in shown.output and "UNQ_USER_ID" in shown.output
+    bad = runner.invoke(app, ["ddz", "show", "ddz.X;DROP"])
+    assert bad.exit_code == 1 and "not a safe identifier" in bad.output
