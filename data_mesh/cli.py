@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ def _settings(url: str | None = None) -> Settings:
     return settings.model_copy(update={"metadata_url": url}) if url else settings
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(1)
 
@@ -82,7 +82,10 @@ def validate(url: UrlOption = None) -> None:
     """Check every data product (rows and query files); exit 1 if any is broken."""
     from data_mesh.loading import load_catalog
 
-    catalog = load_catalog(_settings(url))
+    try:
+        catalog = load_catalog(_settings(url))
+    except DataMeshError as error:
+        _fail(str(error))
     for product in catalog.products:
         console.print(f"[green]ok[/]      {product.name}")
     for problem in catalog.problems:
@@ -120,7 +123,10 @@ def materialize(
     settings = _settings()
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    outcome = materialize_products(settings, product or None)
+    try:
+        outcome = materialize_products(settings, product or None)
+    except (DataMeshError, ValueError) as error:
+        _fail(str(error))
     table = Table(title=f"run {outcome.run_id}")
     for column in ("asset", "DDZ table", "rows", "chunks", "seconds"):
         table.add_column(

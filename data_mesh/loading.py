@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
 from data_mesh.metadata.rows import read_store
-from data_mesh.metadata.store import make_engine
+from data_mesh.metadata.store import current_revision, head_revision, make_engine
 from data_mesh.settings import Settings
 from data_mesh.storage import LocalStorage, Storage
 from data_mesh.validation import check_query_files
@@ -14,9 +15,20 @@ def lake_storage(settings: Settings) -> Storage:
     return LocalStorage(settings.resolved_lake_root)
 
 
+class StoreNotReadyError(DataMeshError):
+    """The store has no tables yet, or an older schema than this code."""
+
+
 def load_catalog(settings: Settings) -> Catalog:
     engine = make_engine(settings.resolved_metadata_url)
     try:
+        revision = current_revision(engine)
+        if revision != head_revision():
+            where = engine.url.render_as_string(hide_password=True)
+            state = "is not initialized" if revision is None else f"is at revision {revision}"
+            raise StoreNotReadyError(
+                f"metadata store {where} {state}: run `data-mesh init` to create or upgrade it"
+            )
         snapshot = read_store(engine)
     finally:
         engine.dispose()

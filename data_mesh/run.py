@@ -42,6 +42,7 @@ def materialize_products(
     settings: Settings,
     products: list[str] | None = None,
     instance: DagsterInstance | None = None,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     """Materialize all (or the named) products' assets in one run, in dependency order."""
     catalog = load_catalog(settings)
@@ -63,6 +64,7 @@ def materialize_products(
         instance=instance or DagsterInstance.get(),
         asset_selection=selection,
         raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
     outcome = RunOutcome(
         run_id=result.run_id,

@@ -184,3 +184,15 @@ def test_invalid_product_file_is_rejected_naming_file_and_field(loaded: Settings
     with _engine(loaded).connect() as connection:
         names = connection.execute(select(schema.data_products.c.Name)).scalars().all()
     assert "bad" not in names
+
+
+def test_store_not_initialized_is_a_clear_error(settings: Settings) -> None:
+    result = CliRunner().invoke(app, ["validate"])
+    assert result.exit_code == 1
+    assert "is not initialized: run `data-mesh init`" in result.output
+
+
+def test_unknown_product_for_materialize(loaded: Settings) -> None:
+    result = CliRunner().invoke(app, ["materialize", "--product", "nope"])
+    assert result.exit_code == 1
+    assert "unknown data product(s): nope" in result.output

@@ -95,7 +95,6 @@ def transformation_asset(
 
     @asset(
         key=dataset_asset_key(output),
-        name=None,
         ins={_input_name(d): AssetIn(key=dataset_asset_key(d)) for d in ddz_inputs},
         deps=[dataset_asset_key(d) for d in cdz_inputs],
         description=transformation.description or output.description,
