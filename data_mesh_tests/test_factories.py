@@ -61,6 +61,29 @@ def test_lineage_and_checks_of_sample_products(loaded: Settings) -> None:
     assert graph.get(revenue).is_materializable
 
 
+def test_explicit_dependency_rows_become_lineage(loaded: Settings) -> None:
+    from sqlalchemy import select
+
+    from data_mesh.metadata import schema
+    from data_mesh.metadata.store import make_engine
+
+    engine = make_engine(loaded.resolved_metadata_url)
+    table = schema.transformations
+    with engine.begin() as connection:
+        ids = dict(connection.execute(select(table.c.Name, table.c.TransformationID)).all())
+        connection.execute(
+            schema.transformation_dependencies.insert().values(
+                TransformationID=ids["select_customer_directory"],
+                DependsOnTransformationID=ids["filter_completed_orders"],
+            )
+        )
+    graph = _definitions(loaded).resolve_asset_graph()
+    assert graph.get(AssetKey(["sales", "ddz", "customer_directory"])).parent_keys == {
+        AssetKey(["sales", "cdz", "customers"]),
+        AssetKey(["sales", "ddz", "completed_orders"]),
+    }
+
+
 def test_one_job_for_all_products(loaded: Settings) -> None:
     defs = _definitions(loaded)
     job = defs.resolve_job_def(ALL_PRODUCTS_JOB)

@@ -5,6 +5,7 @@ annotations (the `context` type).
 """
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from dagster import (
@@ -86,21 +87,32 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
 
 
 def transformation_asset(
-    transformation: TransformationModel, product: DataProductModel
+    transformation: TransformationModel,
+    product: DataProductModel,
+    upstream_outputs: Mapping[str, DataSetModel],
 ) -> AssetsDefinition:
-    """A Transformations row: an asset for its output DataSet, computed by Spark."""
+    """A Transformations row: an asset for its output DataSet, computed by Spark.
+
+    `upstream_outputs` maps transformation names to their output DataSets, so explicit
+    TransformationDependencies rows become lineage edges too.
+    """
     output = transformation.output
     cdz_inputs = [d for d in transformation.inputs if d.layer == "CDZ"]
     ddz_inputs = [d for d in transformation.inputs if d.layer == "DDZ"]
+    order_only = [
+        dataset_asset_key(upstream_outputs[name])
+        for name in transformation.depends_on
+        if upstream_outputs[name] not in transformation.inputs
+    ]
 
     @asset(
         key=dataset_asset_key(output),
         ins={_input_name(d): AssetIn(key=dataset_asset_key(d)) for d in ddz_inputs},
-        deps=[dataset_asset_key(d) for d in cdz_inputs],
+        deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
         description=transformation.description or output.description,
         group_name=output.domain,
         owners=_owners(product),
-        kinds={"spark", "azure_sql"},
+        kinds={"spark", "azure-sql"},
         tags={
             "data_mesh/layer": "ddz",
             "data_mesh/product": product.name,

@@ -17,12 +17,13 @@ ALL_PRODUCTS_JOB = "all_data_products"
 
 def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
     assets: list[AssetSpec | AssetsDefinition] = []
+    outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
     for product in catalog.products:
         for dataset in product.datasets:
             if dataset.layer == "CDZ":
                 assets.append(source_asset_spec(dataset, product))
         for transformation in product.transformations:
-            assets.append(transformation_asset(transformation, product))
+            assets.append(transformation_asset(transformation, product, outputs))
     return assets
 
 
