@@ -227,7 +227,7 @@ def test_mapping_or_cast_of_a_missing_column_names_the_transformation(
             frames,
             tmp_path,
         )
-    with pytest.raises(TransformationError, match=r"casts name column\(s\) nope"):
+    with pytest.raises(TransformationError, match=r"casts names column\(s\) nope"):
         _run(
             spark,
             "filter",

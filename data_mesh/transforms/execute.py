@@ -142,24 +142,21 @@ def _compute(
     raise TransformationError(f"no executor for configuration {type(config).__name__}")
 
 
+def _require_columns(frame: DataFrame, names: list[str], what: str, where: str) -> None:
+    missing = [name for name in names if name not in frame.columns]
+    if missing:
+        raise TransformationError(
+            f"{where}: {what} names column(s) {', '.join(missing)} not in the result "
+            f"(columns: {', '.join(frame.columns)})"
+        )
+
+
 def apply_output_shaping(frame: DataFrame, config: OutputShaping, where: str) -> DataFrame:
     """Rename (mapping) then cast (casts), failing clearly on columns that do not exist."""
-    columns = set(frame.columns)
-    missing = [source for source in config.mapping if source not in columns]
-    if missing:
-        raise TransformationError(
-            f"{where}: mapping names column(s) {', '.join(missing)} not in the result "
-            f"(columns: {', '.join(frame.columns)})"
-        )
+    _require_columns(frame, list(config.mapping), "mapping", where)
     if config.mapping:
         frame = frame.withColumnsRenamed(dict(config.mapping))
-    columns = set(frame.columns)
-    missing = [target for target in config.casts if target not in columns]
-    if missing:
-        raise TransformationError(
-            f"{where}: casts name column(s) {', '.join(missing)} not in the result "
-            f"(columns: {', '.join(frame.columns)})"
-        )
+    _require_columns(frame, list(config.casts), "casts", where)
     if config.casts:
         frame = frame.withColumns(
             {name: F.col(name).cast(type_name) for name, type_name in config.casts.items()}
