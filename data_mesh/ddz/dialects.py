@@ -1,6 +1,11 @@
 """SQL dialects of the DDZ databases, behind one interface.
 
-Every statement the writer sends is built here from validated identifiers, quoted per dialect.
+Every statement the writer sends is built here from validated identifiers, quoted per dialect;
+values travel as bound parameters (`?`). Three dialects:
+- `PostgresDialect`: `INSERT ... ON CONFLICT` merges, transactional DDL (atomic swap).
+- `SqlServerDialect` (Azure SQL): `MERGE`, renames in a transaction, bulk-copy batch inserts.
+- `H2Dialect`: the embedded default; DDL commits on its own there, so `replace` moves rows with
+  DML inside one transaction instead of swapping tables.
 """
 
 from __future__ import annotations
@@ -8,7 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from pyspark.sql import types as T
+
 from data_mesh.identifiers import validate_identifier
+
+LEDGER_SCHEMA = "data_mesh"
+LEDGER_TABLE = "ddz_load_ledger"
 
 
 @dataclass(frozen=True)
@@ -21,10 +31,19 @@ class TableName:
         validate_identifier(self.table, "table name")
 
     def with_suffix(self, suffix: str) -> TableName:
-        return TableName(self.schema, f"{self.table}{suffix}")
+        return TableName(self.schema, f"{self.table}{suffix}"[:128])
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.table}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    data_type: T.DataType
+
+    def __post_init__(self) -> None:
+        validate_identifier(self.name, "column name")
 
 
 class Dialect:
@@ -32,9 +51,13 @@ class Dialect:
 
     name = "generic"
     driver_class = ""
-    # Extra JDBC URL settings that make Spark's batched inserts fast on this database.
+    # JDBC URL settings that make batched inserts fast on this database.
     url_settings: ClassVar[dict[str, str]] = {}
+    url_separator = ";"
+    # Whether DDL joins the surrounding transaction (PostgreSQL, SQL Server) or commits (H2).
+    transactional_ddl = True
 
+    # -- names ------------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
         validate_identifier(identifier)
         return f'"{identifier}"'
@@ -42,8 +65,54 @@ class Dialect:
     def qualified(self, name: TableName) -> str:
         return f"{self.quote(name.schema)}.{self.quote(name.table)}"
 
+    def column_list(self, columns: list[str]) -> str:
+        return ", ".join(self.quote(c) for c in columns)
+
+    @property
+    def ledger(self) -> TableName:
+        return TableName(LEDGER_SCHEMA, LEDGER_TABLE)
+
+    # -- types ------------------------------------------------------------------------------
+    def column_type(self, data_type: T.DataType) -> str:
+        match data_type:
+            case T.BooleanType():
+                return "BOOLEAN"
+            case T.ByteType() | T.ShortType():
+                return "SMALLINT"
+            case T.IntegerType():
+                return "INTEGER"
+            case T.LongType():
+                return "BIGINT"
+            case T.FloatType():
+                return "REAL"
+            case T.DoubleType():
+                return "DOUBLE PRECISION"
+            case T.DecimalType():
+                return f"DECIMAL({data_type.precision},{data_type.scale})"
+            case T.VarcharType():
+                return f"VARCHAR({data_type.length})"
+            case T.CharType():
+                return f"CHAR({data_type.length})"
+            case T.StringType():
+                return self.text_type
+            case T.DateType():
+                return "DATE"
+            case T.TimestampType() | T.TimestampNTZType():
+                return "TIMESTAMP"
+            case T.BinaryType():
+                return self.binary_type
+        raise ValueError(f"no DDZ column type for Spark type {data_type.simpleString()}")
+
+    text_type = "VARCHAR"
+    binary_type = "VARBINARY"
+
+    # -- DDL --------------------------------------------------------------------------------
     def create_schema(self, schema: str) -> str:
         return f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}"
+
+    def create_table(self, name: TableName, columns: list[Column]) -> str:
+        body = ", ".join(f"{self.quote(c.name)} {self.column_type(c.data_type)}" for c in columns)
+        return f"CREATE TABLE {self.qualified(name)} ({body})"
 
     def drop_table(self, name: TableName) -> str:
         return f"DROP TABLE IF EXISTS {self.qualified(name)}"
@@ -51,34 +120,92 @@ class Dialect:
     def rename_table(self, source: TableName, target: TableName) -> str:
         return f"ALTER TABLE {self.qualified(source)} RENAME TO {self.quote(target.table)}"
 
-    def insert_from(self, target: TableName, source: TableName, columns: list[str]) -> str:
-        column_list = ", ".join(self.quote(c) for c in columns)
+    def create_key_index(self, name: TableName, keys: list[str]) -> str:
+        """A unique index on the key columns: merges look rows up by key (and need uniqueness)."""
+        index = self.quote(f"UX_{name.table}_keys"[:128])
         return (
-            f"INSERT INTO {self.qualified(target)} ({column_list}) "
-            f"SELECT {column_list} FROM {self.qualified(source)}"
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self.qualified(name)} "
+            f"({self.column_list(keys)})"
         )
+
+    def table_exists(self, name: TableName) -> tuple[str, list[object]]:
+        return (
+            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES "
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            [name.schema, name.table],
+        )
+
+    def columns_of(self, name: TableName) -> tuple[str, list[object]]:
+        return (
+            "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            [name.schema, name.table],
+        )
+
+    # -- moving rows ------------------------------------------------------------------------
+    def insert_from(self, target: TableName, source: TableName, columns: list[str]) -> str:
+        cols = self.column_list(columns)
+        return (
+            f"INSERT INTO {self.qualified(target)} ({cols}) "
+            f"SELECT {cols} FROM {self.qualified(source)}"
+        )
+
+    def delete_all(self, name: TableName) -> str:
+        return f"DELETE FROM {self.qualified(name)}"
+
+    def delete_slice(self, name: TableName, column: str) -> str:
+        return f"DELETE FROM {self.qualified(name)} WHERE {self.quote(column)} = ?"
 
     def merge_from(
         self, target: TableName, source: TableName, columns: list[str], keys: list[str]
     ) -> str:
-        raise NotImplementedError(f"merge is not implemented for {self.name}")
+        raise NotImplementedError
 
-    def create_key_index(self, name: TableName, keys: list[str]) -> str:
-        """A unique index on the key columns: merges look rows up by key (and need uniqueness)."""
-        index = self.quote(f"UX_{name.table}_keys"[:128])
-        key_list = ", ".join(self.quote(k) for k in keys)
-        return f"CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {self.qualified(name)} ({key_list})"
+    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
+        """Statements, run in one transaction, that give `target` exactly the rows of `source`.
 
-    def table_exists_query(self, name: TableName) -> str:
-        # Bound values, not identifiers: the names are passed as literals after validation.
+        Rows move with DML so readers see the old or the new rows, never a mix, and the table
+        keeps its grants, indexes and dependent views.
+        """
+        return [self.delete_all(target), self.insert_from(target, source, columns)]
+
+    # -- the chunk ledger -------------------------------------------------------------------
+    def create_ledger(self) -> str:
         return (
-            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES "
-            f"WHERE TABLE_SCHEMA = '{name.schema}' AND TABLE_NAME = '{name.table}'"
+            f"CREATE TABLE IF NOT EXISTS {self.qualified(self.ledger)} ("
+            f"{self.quote('slot')} VARCHAR(400) NOT NULL, "
+            f"{self.quote('load_id')} VARCHAR(64) NOT NULL, "
+            f"{self.quote('chunk_id')} INTEGER NOT NULL, "
+            f"{self.quote('chunk_count')} INTEGER NOT NULL, "
+            f"{self.quote('row_count')} BIGINT NOT NULL, "
+            f"{self.quote('checksum')} BIGINT NOT NULL, "
+            f"{self.quote('committed_at')} TIMESTAMP NOT NULL, "
+            f"PRIMARY KEY ({self.quote('slot')}, {self.quote('chunk_id')}))"
         )
 
+    def ledger_rows(self) -> str:
+        return (
+            f"SELECT {self.column_list(['load_id', 'chunk_id', 'chunk_count', 'row_count'])} "
+            f"FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
+        )
+
+    def ledger_insert(self) -> str:
+        columns = ["slot", "load_id", "chunk_id", "chunk_count", "row_count", "checksum"]
+        return (
+            f"INSERT INTO {self.qualified(self.ledger)} "
+            f"({self.column_list([*columns, 'committed_at'])}) "
+            f"VALUES ({', '.join('?' for _ in columns)}, CURRENT_TIMESTAMP)"
+        )
+
+    def ledger_clear(self) -> str:
+        return f"DELETE FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
+
+    # -- connection -------------------------------------------------------------------------
     def jdbc_url(self, base_url: str) -> str:
-        settings = "".join(f";{k}={v}" for k, v in self.url_settings.items() if k not in base_url)
-        return base_url + settings
+        extra = [f"{k}={v}" for k, v in self.url_settings.items() if f"{k}=" not in base_url]
+        if not extra:
+            return base_url
+        return base_url + self.url_separator + self.url_separator.join(extra)
 
 
 class H2Dialect(Dialect):
@@ -86,22 +213,159 @@ class H2Dialect(Dialect):
 
     name = "h2"
     driver_class = "org.h2.Driver"
+    transactional_ddl = False
+    text_type = "VARCHAR"
 
     def merge_from(
         self, target: TableName, source: TableName, columns: list[str], keys: list[str]
     ) -> str:
-        column_list = ", ".join(self.quote(c) for c in columns)
-        key_list = ", ".join(self.quote(k) for k in keys)
+        cols = self.column_list(columns)
         return (
-            f"MERGE INTO {self.qualified(target)} ({column_list}) KEY ({key_list}) "
-            f"SELECT {column_list} FROM {self.qualified(source)}"
+            f"MERGE INTO {self.qualified(target)} ({cols}) KEY ({self.column_list(keys)}) "
+            f"SELECT {cols} FROM {self.qualified(source)}"
         )
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    driver_class = "org.postgresql.Driver"
+    url_settings: ClassVar[dict[str, str]] = {"reWriteBatchedInserts": "true"}
+    url_separator = "&"
+    text_type = "TEXT"
+    binary_type = "BYTEA"
+
+    def jdbc_url(self, base_url: str) -> str:
+        url = super().jdbc_url(base_url)
+        # PostgreSQL URLs take settings as a query string: the first one starts with '?'.
+        if "?" not in base_url and url != base_url:
+            url = url.replace("&", "?", 1)
+        return url
+
+    def merge_from(
+        self, target: TableName, source: TableName, columns: list[str], keys: list[str]
+    ) -> str:
+        cols = self.column_list(columns)
+        updates = [c for c in columns if c not in keys]
+        action = (
+            "DO UPDATE SET "
+            + ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in updates)
+            if updates
+            else "DO NOTHING"
+        )
+        return (
+            f"INSERT INTO {self.qualified(target)} ({cols}) "
+            f"SELECT {cols} FROM {self.qualified(source)} "
+            f"ON CONFLICT ({self.column_list(keys)}) {action}"
+        )
+
+    def create_ledger(self) -> str:
+        return super().create_ledger().replace("TIMESTAMP NOT NULL", "TIMESTAMPTZ NOT NULL")
+
+
+class SqlServerDialect(Dialect):
+    """SQL Server and Azure SQL (mssql-jdbc). Checked by parsing here: no server can run."""
+
+    name = "sqlserver"
+    driver_class = "com.microsoft.sqlserver.jdbc.SQLServerDriver"
+    url_settings: ClassVar[dict[str, str]] = {
+        "useBulkCopyForBatchInsert": "true",
+        "sendStringParametersAsUnicode": "true",
+    }
+    text_type = "NVARCHAR(MAX)"
+    binary_type = "VARBINARY(MAX)"
+
+    def quote(self, identifier: str) -> str:
+        validate_identifier(identifier)
+        return f"[{identifier}]"
+
+    def column_type(self, data_type: T.DataType) -> str:
+        match data_type:
+            case T.BooleanType():
+                return "BIT"
+            case T.ByteType():
+                return "TINYINT"
+            case T.DoubleType():
+                return "FLOAT"
+            case T.VarcharType():
+                return f"NVARCHAR({data_type.length})"
+            case T.CharType():
+                return f"NCHAR({data_type.length})"
+            case T.TimestampType() | T.TimestampNTZType():
+                return "DATETIME2(6)"
+        return super().column_type(data_type)
+
+    def create_schema(self, schema: str) -> str:
+        # CREATE SCHEMA must be alone in its batch: run it through EXEC.
+        validate_identifier(schema)
+        return f"IF SCHEMA_ID(N'{schema}') IS NULL EXEC(N'CREATE SCHEMA {self.quote(schema)}')"
+
+    def drop_table(self, name: TableName) -> str:
+        return f"DROP TABLE IF EXISTS {self.qualified(name)}"
+
+    def rename_table(self, source: TableName, target: TableName) -> str:
+        # sp_rename takes the old name as a string and the new one unqualified.
+        return f"EXEC sp_rename N'{source.schema}.{source.table}', N'{target.table}', N'OBJECT'"
+
+    def create_key_index(self, name: TableName, keys: list[str]) -> str:
+        index = f"UX_{name.table}_keys"[:128]
+        return (
+            f"IF NOT EXISTS (SELECT 1 FROM sys.indexes WHERE name = N'{index}' "
+            f"AND object_id = OBJECT_ID(N'{name.schema}.{name.table}')) "
+            f"CREATE UNIQUE INDEX {self.quote(index)} ON {self.qualified(name)} "
+            f"({self.column_list(keys)})"
+        )
+
+    def merge_from(
+        self, target: TableName, source: TableName, columns: list[str], keys: list[str]
+    ) -> str:
+        on = " AND ".join(f"t.{self.quote(k)} = s.{self.quote(k)}" for k in keys)
+        updates = [c for c in columns if c not in keys]
+        matched = (
+            "WHEN MATCHED THEN UPDATE SET "
+            + ", ".join(f"t.{self.quote(c)} = s.{self.quote(c)}" for c in updates)
+            + " "
+            if updates
+            else ""
+        )
+        return (
+            f"MERGE INTO {self.qualified(target)} WITH (HOLDLOCK) AS t "
+            f"USING {self.qualified(source)} AS s ON {on} "
+            f"{matched}"
+            f"WHEN NOT MATCHED BY TARGET THEN INSERT ({self.column_list(columns)}) "
+            f"VALUES ({', '.join(f's.{self.quote(c)}' for c in columns)});"
+        )
+
+    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
+        # DDL is transactional here: swap by renames inside the transaction (metadata only,
+        # no second copy of the rows in the log, which Azure SQL's log-rate limit punishes).
+        return [self.drop_table(target), self.rename_table(source, target)]
+
+    def create_ledger(self) -> str:
+        ledger = self.ledger
+        create = (
+            super()
+            .create_ledger()
+            .replace("CREATE TABLE IF NOT EXISTS", "CREATE TABLE")
+            .replace("VARCHAR(", "NVARCHAR(")
+            .replace("TIMESTAMP NOT NULL", "DATETIME2(3) NOT NULL")
+        )
+        return f"IF OBJECT_ID(N'{ledger.schema}.{ledger.table}', N'U') IS NULL {create}"
+
+    def ledger_insert(self) -> str:
+        return super().ledger_insert().replace("CURRENT_TIMESTAMP", "SYSUTCDATETIME()")
 
 
 def dialect_for_url(url: str) -> Dialect:
     """The dialect of a JDBC URL."""
-    if url.startswith("jdbc:h2:"):
-        return H2Dialect()
+    for prefix, dialect in (
+        ("jdbc:h2:", H2Dialect),
+        ("jdbc:postgresql:", PostgresDialect),
+        ("jdbc:sqlserver:", SqlServerDialect),
+    ):
+        if url.startswith(prefix):
+            return dialect()
+    scheme = ":".join(url.split(":", 2)[:2])
     raise ValueError(
-        f"no DDZ dialect for JDBC URL starting {url.split(':', 2)[:2]} (supported: jdbc:h2)"
+        f"no DDZ dialect for JDBC URL scheme {scheme!r} "
+        "(supported: jdbc:h2, jdbc:postgresql, jdbc:sqlserver)"
     )
