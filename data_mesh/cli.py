@@ -169,7 +169,8 @@ def ddz_show(
 ) -> None:
     """Print the row count and the first rows of a DDZ table."""
     from data_mesh.ddz.dialects import TableName
-    from data_mesh.ddz.writer import DdzConnection, read_ddz_table
+    from data_mesh.ddz.reader import read_ddz_table
+    from data_mesh.ddz.writer import DdzConnection
     from data_mesh.resources.spark import spark_session
 
     if table.count(".") != 1:
@@ -181,7 +182,7 @@ def ddz_show(
         _fail(str(error))
     settings = _settings()
     frame = read_ddz_table(
-        spark_session(settings).read, DdzConnection(settings.resolved_ddz_jdbc_url), name
+        spark_session(settings), DdzConnection(settings.resolved_ddz_jdbc_url), name
     )
     rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
     view = Table(title=f"{name}: {frame.count():,} rows")

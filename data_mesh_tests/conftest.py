@@ -61,8 +61,16 @@ def pg_url() -> Iterator[str]:
 
 
 def _drop_all(engine: Engine) -> None:
+    """Drop every schema the tests may have made (public, ddz, data_mesh, ...)."""
     with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
+        schemas = connection.execute(
+            text(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                "AND nspname <> 'information_schema'"
+            )
+        ).scalars()
+        for schema in list(schemas):
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         connection.execute(text("CREATE SCHEMA public"))
 
 
@@ -76,3 +84,12 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
     assert result.exit_code == 0, result.output
     return settings
+
+
+def jdbc_url_of(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:
+    """`jdbc:postgresql://host:port/db` and its user/password from a SQLAlchemy URL."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(sqlalchemy_url)
+    jdbc = f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}"
+    return jdbc, {"user": url.username or "", "password": url.password or ""}

@@ -1,126 +1,252 @@
-"""The chunked DDZ writer on the embedded H2 DDZ, through real Spark JDBC writes."""
+"""The DDZ writer against real databases: the embedded H2 and a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from data_mesh.ddz.control import JdbcControl
+from data_mesh.ddz.chunks import ChunkSettings, batch_rows, chunk_expression, collect_stats
 from data_mesh.ddz.dialects import TableName
-from data_mesh.ddz.writer import (
-    ChunkSettings,
-    DdzConnection,
-    DdzTarget,
-    DdzWriteError,
-    assign_chunks,
-    estimate_row_bytes,
-    plan_chunks,
-    read_ddz_table,
-    write_to_ddz,
-)
+from data_mesh.ddz.loaders import ChunkJob
+from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.ddz.sessions import open_session, transaction
+from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
+from data_mesh_tests.conftest import jdbc_url_of
 
 pytestmark = pytest.mark.slow
 TABLE = TableName("ddz", "ORDERS")
+SCHEMA = "ID long, NAME string, AMOUNT double"
 
 
-@pytest.fixture
-def ddz(tmp_path: Path) -> DdzConnection:
-    return DdzConnection(f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
+@pytest.fixture(params=["h2", "postgresql"])
+def ddz(request, tmp_path: Path) -> DdzConnection:
+    if request.param == "h2":
+        return DdzConnection(f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
+    url, properties = jdbc_url_of(request.getfixturevalue("pg_url"))
+    return DdzConnection(url, properties)
 
 
-def _rows(spark: SparkSession, ddz: DdzConnection, table: TableName = TABLE) -> list[tuple]:
-    return sorted(tuple(r) for r in read_ddz_table(spark.read, ddz, table).collect())
+def writer(ddz: DdzConnection, tmp_path: Path, **chunking: int) -> DdzWriter:
+    return DdzWriter(ddz, ChunkSettings(**chunking), spool_root=tmp_path / "spool")
 
 
-def _frame(spark: SparkSession, rows: list[tuple]):
-    return spark.createDataFrame(rows, "ID long, NAME string, AMOUNT double")
+def rows_of(spark: SparkSession, ddz: DdzConnection, table: TableName = TABLE) -> list[tuple]:
+    return sorted(tuple(r) for r in read_ddz_table(spark, ddz, table).collect())
 
 
-def test_plan_chunks_is_bounded_by_rows_and_by_bytes() -> None:
-    settings = ChunkSettings(max_chunk_rows=1000, max_chunk_bytes=10_000, batch_bytes=1_000)
-    assert plan_chunks(0, 10, settings) == (1, 100)
-    assert plan_chunks(5000, 1, settings)[0] == 5  # rows bound
-    assert plan_chunks(5000, 100, settings)[0] == 50  # bytes bound: 500 kB / 10 kB
-    # Wide rows get small batches: the batch is sized in bytes, not rows.
-    assert plan_chunks(10, 5_000, ChunkSettings(batch_bytes=1_000_000))[1] == 200
+def scalar(spark: SparkSession, ddz: DdzConnection, sql: str, params=()) -> object:
+    session = open_session(spark, ddz.jdbc_url, ddz.properties)
+    try:
+        with transaction(session):
+            return session.query(sql, list(params))[0][0]
+    finally:
+        session.close()
 
 
-def test_row_width_estimate_grows_with_columns(spark: SparkSession) -> None:
-    narrow = spark.createDataFrame([(1,)], "a int").schema
-    wide = spark.createDataFrame([(1, "x", 2.0)], "a int, b string, c double").schema
-    assert estimate_row_bytes(wide) > estimate_row_bytes(narrow) > 0
+def frame(spark: SparkSession, rows: list[tuple], schema: str = SCHEMA) -> DataFrame:
+    return spark.createDataFrame(rows, schema)
 
 
-def test_replace_append_and_merge(spark: SparkSession, ddz: DdzConnection) -> None:
+# -- chunk planning (no database) ------------------------------------------------------------
+def test_chunk_count_is_bounded_by_rows_and_by_bytes(spark: SparkSession) -> None:
+    data = frame(spark, [(i, "x" * 100, 1.0) for i in range(5000)])
+    stats = collect_stats(data, ["ID"])
+    assert stats.rows == 5000
+    assert stats.row_bytes == 8 + 8 + 100
+    assert stats.chunk_count(ChunkSettings(max_chunk_rows=1000)) == 5
+    by_bytes = ChunkSettings(max_chunk_rows=10**9, max_chunk_bytes=116 * 500)
+    assert stats.chunk_count(by_bytes) == 10
+    # Wide rows get small JDBC batches: batches are sized in bytes, not rows.
+    assert batch_rows(5_000, ChunkSettings(batch_bytes=1_000_000)) == 200
+    assert batch_rows(10, ChunkSettings(batch_bytes=1_000_000, max_batch_rows=50_000)) == 50_000
+
+
+def test_chunks_are_deterministic_and_match_the_stats(spark: SparkSession) -> None:
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(3000)])
+    stats = collect_stats(data, ["ID"])
+    planned = {c.id: c.rows for c in stats.chunks(7)}
+    counted = dict(data.groupBy(chunk_expression(["ID"], 7)).count().collect())
+    assert {k: v for k, v in planned.items() if v} == counted
+    again = collect_stats(data.orderBy(F.desc("ID")).repartition(5), ["ID"])
+    assert again.chunks(7) == stats.chunks(7)  # same rows, other order: same chunks and sums
+    changed = collect_stats(data.withColumn("AMOUNT", F.col("AMOUNT") + 1), ["ID"])
+    assert [c.checksum for c in changed.chunks(7)] != [c.checksum for c in stats.chunks(7)]
+
+
+# -- write modes on H2 and PostgreSQL ---------------------------------------------------------
+def test_replace_append_merge(spark: SparkSession, ddz: DdzConnection, tmp_path: Path) -> None:
+    w = writer(ddz, tmp_path, max_chunk_rows=100)
     first = [(i, f"n{i}", i * 1.5) for i in range(1, 501)]
-    small_chunks = ChunkSettings(max_chunk_rows=100)
-    report = write_to_ddz(_frame(spark, first), DdzTarget(TABLE), ddz, small_chunks)
-    assert (report.rows, report.chunks) == (500, 5)
-    assert _rows(spark, ddz) == first
+    report = w.write(frame(spark, first), DdzTarget(TABLE))
+    assert (report.rows, report.chunks, report.loaded_chunks, report.resumed_chunks) == (
+        500,
+        5,
+        5,
+        0,
+    )
+    assert rows_of(spark, ddz) == first
 
-    replacement = [(1, "only", 0.0)]
-    write_to_ddz(_frame(spark, replacement), DdzTarget(TABLE, "replace"), ddz)
-    assert _rows(spark, ddz) == replacement
-
-    write_to_ddz(_frame(spark, [(2, "two", 2.0)]), DdzTarget(TABLE, "append"), ddz)
-    assert _rows(spark, ddz) == [(1, "only", 0.0), (2, "two", 2.0)]
+    w.write(frame(spark, [(1, "only", 0.0)]), DdzTarget(TABLE, "replace"))
+    assert rows_of(spark, ddz) == [(1, "only", 0.0)]
+    w.write(frame(spark, [(2, "two", 2.0)]), DdzTarget(TABLE, "append"))
+    assert rows_of(spark, ddz) == [(1, "only", 0.0), (2, "two", 2.0)]
 
     keyed = TableName("ddz", "KEYED")
-    write_to_ddz(_frame(spark, first[:3]), DdzTarget(keyed, "merge", ("ID",)), ddz)
+    w.write(frame(spark, first[:3]), DdzTarget(keyed, "merge", ("ID",)))
     changes = [(2, "changed", 9.0), (600, "new", 6.0)]
-    write_to_ddz(_frame(spark, changes), DdzTarget(keyed, "merge", ("ID",)), ddz)
-    assert _rows(spark, ddz, keyed) == [first[0], changes[0], first[2], changes[1]]
+    w.write(frame(spark, changes), DdzTarget(keyed, "merge", ("ID",)))
+    assert rows_of(spark, ddz, keyed) == [first[0], changes[0], first[2], changes[1]]
+    # Nothing of the loads is left behind: no stage tables, no ledger rows.
+    assert scalar(spark, ddz, 'SELECT COUNT(*) FROM "data_mesh"."ddz_load_ledger"') == 0
+    stages = scalar(
+        spark,
+        ddz,
+        "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%dm_stage%'",
+    )
+    assert int(str(stages)) == 0
 
 
-def test_failed_publish_leaves_target_unchanged_and_no_stage(
-    spark: SparkSession, ddz: DdzConnection
+def test_partitioned_replace_touches_only_its_slice(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
+) -> None:
+    schema = "ID long, LOAD_DATE string, V double"
+    w = writer(ddz, tmp_path)
+    for day in ("2026-11-20", "2026-11-21"):
+        rows = [(i, day, 1.0) for i in range(10)]
+        w.write(frame(spark, rows, schema), DdzTarget(TABLE, partition=("LOAD_DATE", day)))
+    w.write(
+        frame(spark, [(99, "2026-11-21", 2.0)], schema),
+        DdzTarget(TABLE, partition=("LOAD_DATE", "2026-11-21")),
+    )
+    result = rows_of(spark, ddz)
+    assert [r for r in result if r[1] == "2026-11-20"] == [
+        (i, "2026-11-20", 1.0) for i in range(10)
+    ]
+    assert [r for r in result if r[1] == "2026-11-21"] == [(99, "2026-11-21", 2.0)]
+
+
+def test_types_unicode_nulls_and_awkward_strings(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
+) -> None:
+    schema = "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double"
+    ts = dt.datetime(2026, 11, 21, 13, 14, 15, 123456)
+    rows = [
+        (1, "Zoë \u2013 東京 🚀", Decimal("12.34"), dt.date(2026, 1, 31), ts, True, 1.5e10),
+        (2, None, None, None, None, None, None),
+        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0),
+        (4, 'a "quoted", comma\nand newline\\ backslash', Decimal("0"), None, None, True, 3.25),
+        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None),
+    ]
+    w = writer(ddz, tmp_path)
+    w.write(frame(spark, rows, schema), DdzTarget(TableName("ddz", "TYPED")))
+    back = read_ddz_table(spark, ddz, TableName("ddz", "TYPED"))
+    assert sorted(tuple(r) for r in back.collect()) == rows
+    types = dict(back.dtypes)
+    assert types["D"] == "decimal(18,2)" and types["DT"] == "date" and types["B"] == "boolean"
+
+
+def test_empty_dataframe_gives_an_empty_table(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
+) -> None:
+    report = writer(ddz, tmp_path).write(frame(spark, []), DdzTarget(TABLE))
+    assert (report.rows, report.loaded_chunks) == (0, 0)
+    assert read_ddz_table(spark, ddz, TABLE).columns == ["ID", "NAME", "AMOUNT"]
+    assert rows_of(spark, ddz) == []
+
+
+def test_wide_rows(spark: SparkSession, ddz: DdzConnection, tmp_path: Path) -> None:
+    rows = [(i, chr(65 + i % 26) * 5000, float(i)) for i in range(300)]
+    report = writer(ddz, tmp_path, max_chunk_bytes=400_000, batch_bytes=100_000).write(
+        frame(spark, rows), DdzTarget(TABLE)
+    )
+    assert report.row_bytes >= 5000
+    assert report.chunks >= 4  # 1.5 MB in chunks of at most 400 kB
+    assert report.batch_rows == 100  # floor: 100 kB / 5 kB would be 20 rows
+    assert rows_of(spark, ddz) == rows
+
+
+def test_failed_publish_leaves_target_unchanged(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
 ) -> None:
     keyed = TableName("ddz", "KEYED_FAIL")
     original = [(1, "a", 1.0), (2, "b", 2.0)]
-    write_to_ddz(_frame(spark, original), DdzTarget(keyed, "merge", ("ID",)), ddz)
-    # Appending a duplicate key violates the unique key index: the final statement fails.
-    with pytest.raises(DdzWriteError, match=r"DDZ table ddz.KEYED_FAIL: append write failed:.*"):
-        write_to_ddz(
-            _frame(spark, [(3, "c", 3.0), (1, "dup", 0.0)]), DdzTarget(keyed, "append"), ddz
-        )
-    assert _rows(spark, ddz, keyed) == original
-    control = JdbcControl(spark, ddz.jdbc_url, ddz.properties)
-    stages = control.scalar(
-        "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME LIKE '%__dm_stage'"
-    )
-    assert int(stages) == 0
+    w = writer(ddz, tmp_path)
+    w.write(frame(spark, original), DdzTarget(keyed, "merge", ("ID",)))
+    # Appending a duplicate key violates the key index: the publish transaction fails.
+    with pytest.raises(DdzWriteError, match=r"DDZ table ddz.KEYED_FAIL: append write failed"):
+        w.write(frame(spark, [(3, "c", 3.0), (1, "dup", 0.0)]), DdzTarget(keyed, "append"))
+    assert rows_of(spark, ddz, keyed) == original
 
 
 def test_unsafe_column_name_is_rejected_before_anything_is_written(
-    spark: SparkSession, ddz: DdzConnection
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
 ) -> None:
-    frame = spark.createDataFrame([(1, 2)], "ID long, `x; DROP TABLE y` long")
+    data = spark.createDataFrame([(1, 2)], "ID long, `x; DROP TABLE y` long")
     with pytest.raises(DdzWriteError, match=r"ddz.ORDERS: column name 'x; DROP TABLE y'"):
-        write_to_ddz(frame, DdzTarget(TABLE), ddz)
-    control = JdbcControl(spark, ddz.jdbc_url, ddz.properties)
-    assert (
-        int(
-            control.scalar(
-                "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'ddz'"
-            )
-        )
-        == 0
+        writer(ddz, tmp_path).write(data, DdzTarget(TABLE))
+    found = scalar(
+        spark, ddz, "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = 'ddz'"
     )
+    assert int(str(found)) == 0
 
 
-def test_chunks_are_deterministic(spark: SparkSession) -> None:
-    # The same rows land in the same chunk on every attempt (hash of the key, not rand()).
-    from pyspark.sql import functions as F
+# -- resume and stale loads -----------------------------------------------------------------
+class _FailOnChunk:
+    """Wraps the real loader and fails (non-transiently) on one chunk, like a crash would."""
 
-    frame = _frame(spark, [(i, f"n{i}", 1.0) for i in range(400)])
+    def __init__(self, loader, chunk_id: int) -> None:
+        self._loader, self._chunk_id = loader, chunk_id
+        self.spool_format = loader.spool_format
 
-    def assignment(source) -> dict[int, int]:
-        chunked = assign_chunks(source, 4, ["ID"])
-        return dict(chunked.select("ID", F.spark_partition_id()).collect())
+    def load(self, job: ChunkJob) -> None:
+        if job.chunk.id == self._chunk_id:
+            raise RuntimeError(f"simulated crash in chunk {job.chunk.id}")
+        self._loader.load(job)
 
-    first = assignment(frame)
-    assert first == assignment(frame.orderBy(F.desc("ID")))  # input order does not matter
-    sizes = [list(first.values()).count(chunk) for chunk in range(4)]
-    assert sorted(first.values())[0] == 0 and max(sizes) < 200  # spread over the chunks
+
+def _interrupted_load(w: DdzWriter, data: DataFrame, target: DdzTarget, monkeypatch) -> None:
+    real = w._loader
+    monkeypatch.setattr(w, "_loader", lambda *a: _FailOnChunk(real(*a), 3))
+    with pytest.raises(DdzWriteError, match=r"chunk 3 of 6 .*simulated crash"):
+        w.write(data, target)
+    monkeypatch.setattr(w, "_loader", real)
+
+
+def test_resume_after_an_interrupted_load(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path, monkeypatch
+) -> None:
+    w = writer(ddz, tmp_path, max_chunk_rows=100)
+    w.write(frame(spark, [(0, "old", 0.0)]), DdzTarget(TABLE))
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
+    _interrupted_load(w, data, DdzTarget(TABLE, max_connections=1), monkeypatch)
+    assert rows_of(spark, ddz) == [(0, "old", 0.0)]  # nothing published
+    report = w.write(data, DdzTarget(TABLE))
+    assert report.resumed_chunks >= 1
+    assert report.resumed_chunks + report.loaded_chunks == 6
+    assert rows_of(spark, ddz) == sorted(tuple(r) for r in data.collect())
+
+
+def test_stale_load_is_restarted_not_mixed(
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path, monkeypatch
+) -> None:
+    w = writer(ddz, tmp_path, max_chunk_rows=100)
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
+    _interrupted_load(w, data, DdzTarget(TABLE, max_connections=1), monkeypatch)
+    changed = data.withColumn("NAME", F.concat(F.col("NAME"), F.lit("-v2")))
+    report = w.write(changed, DdzTarget(TABLE))
+    assert report.resumed_chunks == 0
+    assert rows_of(spark, ddz) == sorted(tuple(r) for r in changed.collect())
+
+
+# -- reads ----------------------------------------------------------------------------------
+def test_partitioned_read(spark: SparkSession, ddz: DdzConnection, tmp_path: Path) -> None:
+    rows = [(i, f"n{i}", 1.0) for i in range(1000)]
+    writer(ddz, tmp_path).write(frame(spark, rows), DdzTarget(TABLE, key_columns=("ID",)))
+    back = read_ddz_table(spark, ddz, TABLE, partition_column="ID", num_partitions=4)
+    assert back.rdd.getNumPartitions() == 4
+    assert sorted(tuple(r) for r in back.collect()) == rows

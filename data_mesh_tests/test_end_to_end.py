@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 
 from data_mesh.cli import app
 from data_mesh.ddz.dialects import TableName
-from data_mesh.ddz.writer import DdzConnection, read_ddz_table
+from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.ddz.writer import DdzConnection
 from data_mesh.loading import lake_storage
 from data_mesh.run import materialize_products
 from data_mesh.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
@@ -27,7 +28,7 @@ USERS = ROWS // 10
 def _table(spark: SparkSession, settings: Settings, name: str):
     schema, table = name.split(".")
     return read_ddz_table(
-        spark.read, DdzConnection(settings.resolved_ddz_jdbc_url), TableName(schema, table)
+        spark, DdzConnection(settings.resolved_ddz_jdbc_url), TableName(schema, table)
     )
 
 

@@ -135,6 +135,12 @@ class Dialect:
             [name.schema, name.table],
         )
 
+    def key_bounds(self, name: TableName, column: str) -> str:
+        return (
+            f"SELECT MIN({self.quote(column)}), MAX({self.quote(column)}) "
+            f"FROM {self.qualified(name)}"
+        )
+
     def columns_of(self, name: TableName) -> tuple[str, list[object]]:
         return (
             "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.COLUMNS "
@@ -196,6 +202,16 @@ class Dialect:
             f"({self.column_list([*columns, 'committed_at'])}) "
             f"VALUES ({', '.join('?' for _ in columns)}, CURRENT_TIMESTAMP)"
         )
+
+    def ledger_has_chunk(self) -> str:
+        return (
+            f"SELECT COUNT(*) FROM {self.qualified(self.ledger)} "
+            f"WHERE {self.quote('slot')} = ? AND {self.quote('chunk_id')} = ?"
+        )
+
+    def ledger_total_rows(self) -> str:
+        total = f"COALESCE(SUM({self.quote('row_count')}), 0)"
+        return f"SELECT {total} FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
 
     def ledger_clear(self) -> str:
         return f"DELETE FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"

@@ -1,54 +1,58 @@
-"""Chunked writes of a Spark DataFrame into a DDZ table through Spark's JDBC writer.
+"""Chunked, resumable, memory-bounded writes of a Spark DataFrame into a DDZ table.
 
 Why this shape (seed 000's PROD out-of-memory failure, `shared/reference/sql-writes.md`):
-- chunk and batch sizes come from bytes (estimated row width), never from a row count alone;
-- rows are spread over chunks by a hash of the key columns (or of the whole row), so a retry
-  writes the same rows to the same chunk; `repartition`, never `coalesce`, which would pull
-  the whole upstream plan into fewer tasks;
-- every write goes to a staging table first and reaches the target in one final statement,
-  so a failed load leaves the target as it was.
+1. One aggregation pass measures the data per hash bucket (rows, checksum, bytes). Chunks are
+   ranges of buckets sized by rows *and* bytes; the same rows always form the same chunk.
+2. The data is spooled once, one folder per chunk, by Spark (streaming, no `collect()`).
+3. Each chunk is loaded in its own transaction together with a ledger row, by at most
+   `max_connections` connections at a time (Azure SQL throttles on log rate), retried with
+   backoff on transient errors. A re-executed load skips committed chunks; a load whose input
+   changed is detected by its fingerprint and restarted cleanly.
+4. All rows land in a staging table; one final transaction publishes them (replace, replace
+   of one partition's slice, append or merge), so readers see the old table or the new one.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
+import hashlib
+import logging
+import tempfile
+import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from data_mesh.ddz.control import JdbcControl
-from data_mesh.ddz.dialects import Dialect, TableName, dialect_for_url
+from data_mesh.ddz.chunks import (
+    CHUNK_COLUMN,
+    ChunkSettings,
+    DataStats,
+    batch_rows,
+    chunk_expression,
+    collect_stats,
+    load_fingerprint,
+)
+from data_mesh.ddz.dialects import Column, Dialect, PostgresDialect, TableName, dialect_for_url
+from data_mesh.ddz.loaders import ChunkJob, ChunkLoader, CopyChunkLoader, JdbcChunkLoader
+from data_mesh.ddz.retry import RetryPolicy, with_retries
+from data_mesh.ddz.sessions import DdzSession, open_session, transaction
+from data_mesh.ddz.spool import is_complete, remove_spool, write_spool
 from data_mesh.errors import DataMeshError
 from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
 
-STAGING_SUFFIX = "__dm_stage"
+log = logging.getLogger(__name__)
 
-# Bytes a value of each type takes on the wire, for sizing chunks and JDBC batches.
-_FIXED_WIDTHS: dict[type[T.DataType], int] = {
-    T.BooleanType: 1,
-    T.ByteType: 1,
-    T.ShortType: 2,
-    T.IntegerType: 4,
-    T.LongType: 8,
-    T.FloatType: 4,
-    T.DoubleType: 8,
-    T.DateType: 4,
-    T.TimestampType: 8,
-    T.TimestampNTZType: 8,
-    T.DecimalType: 17,
-}
-# Variable-width values: an assumed average until the writer samples real widths.
-_ASSUMED_STRING_BYTES = 64
-_ASSUMED_BINARY_BYTES = 256
+WRITE_MODES = ("replace", "append", "merge")
 
 
 class DdzWriteError(DataMeshError):
-    """A DDZ write that failed; names the table and the cause. The target is left unchanged."""
+    """A DDZ write that failed; names the table, the chunk and the cause. The target table is
+    unchanged; committed chunks stay in the ledger for the next attempt to resume from."""
 
 
 @dataclass(frozen=True)
@@ -68,19 +72,24 @@ class DdzConnection:
 
 
 @dataclass(frozen=True)
-class ChunkSettings:
-    max_chunk_rows: int = 1_000_000
-    max_chunk_bytes: int = 256 * 1024 * 1024
-    batch_bytes: int = 2 * 1024 * 1024
-    min_batch_rows: int = 100
-    max_batch_rows: int = 10_000
-
-
-@dataclass(frozen=True)
 class DdzTarget:
     table: TableName
     write_mode: str = "replace"
     key_columns: tuple[str, ...] = ()
+    # (column, value): a partitioned asset replaces only the rows of its partition.
+    partition: tuple[str, str] | None = None
+    max_connections: int = 4
+
+    @property
+    def slot(self) -> str:
+        """What one load fills; a resumed load continues the same slot."""
+        if self.partition is None:
+            return str(self.table)
+        return f"{self.table}/{self.partition[0]}={self.partition[1]}"
+
+    @property
+    def slot_hash(self) -> str:
+        return hashlib.sha256(self.slot.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -89,55 +98,38 @@ class WriteReport:
     write_mode: str
     rows: int
     chunks: int
+    loaded_chunks: int
+    resumed_chunks: int
+    retries: int
     row_bytes: int
     batch_rows: int
     duration_s: float
     columns: tuple[tuple[str, str], ...]
+    partition: str | None = None
 
     @property
     def estimated_bytes(self) -> int:
         return self.rows * self.row_bytes
 
-
-def estimate_row_bytes(schema: T.StructType) -> int:
-    """Estimated bytes of one row on the wire (fixed widths; assumed averages for strings)."""
-    total = 0
-    for column in schema.fields:
-        data_type = column.dataType
-        if isinstance(data_type, T.StringType | T.VarcharType | T.CharType):
-            total += _ASSUMED_STRING_BYTES
-        elif isinstance(data_type, T.BinaryType):
-            total += _ASSUMED_BINARY_BYTES
-        else:
-            total += _FIXED_WIDTHS.get(type(data_type), 16)
-    return max(total, 1)
-
-
-def plan_chunks(rows: int, row_bytes: int, settings: ChunkSettings) -> tuple[int, int]:
-    """(number of chunks, JDBC batch rows), both bounded by bytes as well as rows."""
-    by_rows = math.ceil(rows / settings.max_chunk_rows)
-    by_bytes = math.ceil(rows * row_bytes / settings.max_chunk_bytes)
-    chunks = max(1, by_rows, by_bytes)
-    batch_rows = settings.batch_bytes // row_bytes
-    batch_rows = max(settings.min_batch_rows, min(settings.max_batch_rows, batch_rows))
-    return chunks, batch_rows
-
-
-def assign_chunks(frame: DataFrame, chunks: int, hash_columns: list[str]) -> DataFrame:
-    """One partition per chunk, by a hash of `hash_columns`: a retry puts every row in the same
-    chunk again (never `rand()`), and `repartition` keeps the upstream plan parallel."""
-    return frame.repartition(chunks, *[F.col(c) for c in hash_columns])
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.duration_s if self.duration_s > 0 else 0.0
 
 
 def prepare_for_jdbc(frame: DataFrame, where: str) -> DataFrame:
-    """Check column names are safe identifiers; make types JDBC can write."""
-    for name in frame.columns:
+    """Check column names are safe identifiers; make types the DDZ can store."""
+    for column in frame.schema.fields:
         try:
-            validate_identifier(name, "column name")
+            validate_identifier(column.name, "column name")
         except UnsafeIdentifierError as error:
             raise DdzWriteError(
                 f"{where}: {error} (rename it with the transformation's mapping)"
             ) from error
+        if isinstance(column.dataType, T.ArrayType | T.MapType | T.StructType):
+            raise DdzWriteError(
+                f"{where}: column {column.name!r} has the nested type "
+                f"{column.dataType.simpleString()}: flatten or cast it to a string first"
+            )
     conversions = {
         column.name: F.col(column.name).cast(T.TimestampType())
         for column in frame.schema.fields
@@ -146,90 +138,278 @@ def prepare_for_jdbc(frame: DataFrame, where: str) -> DataFrame:
     return frame.withColumns(conversions) if conversions else frame
 
 
+class _LoadState:
+    """What the ledger says about the slot before this attempt."""
+
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self.load_ids = {str(r[0]) for r in rows}
+        self.committed = {int(str(r[1])) for r in rows}
+        self.chunk_count = int(str(rows[0][2])) if rows else None
+
+
+class DdzWriter:
+    """Writes DataFrames into one DDZ database."""
+
+    def __init__(
+        self,
+        connection: DdzConnection,
+        settings: ChunkSettings | None = None,
+        spool_root: Path | None = None,
+        retry_policy: RetryPolicy | None = None,
+    ) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.settings = settings or ChunkSettings()
+        self.spool_root = spool_root or Path(tempfile.gettempdir()) / "data_mesh_spool"
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._retries = 0
+        self._lock = threading.Lock()
+
+    # -- sessions ----------------------------------------------------------------------------
+    def _session(self, spark: SparkSession) -> DdzSession:
+        return with_retries(
+            lambda: open_session(spark, self.connection.jdbc_url, self.connection.properties),
+            self.retry_policy,
+            self._count_retry,
+        )
+
+    def _count_retry(self, attempt: int, error: BaseException) -> None:
+        with self._lock:
+            self._retries += 1
+        log.warning("transient error (attempt %d), retrying: %s", attempt, describe_error(error))
+
+    def _run(self, spark: SparkSession, statements: list[tuple[str, list[object]]]) -> None:
+        """Statements in one transaction on a fresh session, retried as a whole."""
+
+        def attempt() -> None:
+            session = open_session(spark, self.connection.jdbc_url, self.connection.properties)
+            try:
+                with transaction(session):
+                    for sql, params in statements:
+                        session.execute(sql, params)
+            finally:
+                session.close()
+
+        with_retries(attempt, self.retry_policy, self._count_retry)
+
+    def _query(
+        self, spark: SparkSession, sql: str, params: list[object]
+    ) -> list[tuple[object, ...]]:
+        def attempt() -> list[tuple[object, ...]]:
+            session = open_session(spark, self.connection.jdbc_url, self.connection.properties)
+            try:
+                with transaction(session):
+                    return session.query(sql, params)
+            finally:
+                session.close()
+
+        return with_retries(attempt, self.retry_policy, self._count_retry)
+
+    def _table_columns(self, spark: SparkSession, table: TableName) -> list[str]:
+        sql, params = self.dialect.columns_of(table)
+        return [str(r[0]) for r in self._query(spark, sql, params)]
+
+    # -- the load ----------------------------------------------------------------------------
+    def write(self, frame: DataFrame, target: DdzTarget) -> WriteReport:
+        started = time.monotonic()
+        self._retries = 0
+        spark = frame.sparkSession
+        d = self.dialect
+        where = f"DDZ table {target.table}"
+        if target.write_mode not in WRITE_MODES:
+            raise DdzWriteError(f"{where}: unknown write mode {target.write_mode!r}")
+        frame = prepare_for_jdbc(frame, where)
+        columns = [Column(f.name, f.dataType) for f in frame.schema.fields]
+        names = [c.name for c in columns]
+        for key in target.key_columns:
+            if key not in names:
+                raise DdzWriteError(f"{where}: key column {key!r} is not in the data ({names})")
+        if target.write_mode == "merge" and not target.key_columns:
+            raise DdzWriteError(f"{where}: write mode 'merge' needs key columns")
+        if target.partition is not None and target.partition[0] not in names:
+            raise DdzWriteError(
+                f"{where}: partition column {target.partition[0]!r} is not in the data"
+            )
+        for column in columns:
+            d.column_type(column.data_type)  # fail before any work on an unmappable type
+
+        hash_columns = list(target.key_columns) or names
+        stats = collect_stats(frame, hash_columns)
+        try:
+            self._run(
+                spark,
+                [
+                    (d.create_schema(target.table.schema), []),
+                    (d.create_schema(d.ledger.schema), []),
+                    (d.create_ledger(), []),
+                ],
+            )
+            state = _LoadState(self._query(spark, d.ledger_rows(), [target.slot]))
+            report = self._load(spark, frame, target, columns, stats, hash_columns, state)
+        except DdzWriteError:
+            raise
+        except Exception as error:
+            raise DdzWriteError(
+                f"{where}: {target.write_mode} write failed: {describe_error(error)}"
+            ) from error
+        return WriteReport(
+            table=str(target.table),
+            write_mode=target.write_mode,
+            rows=stats.rows,
+            chunks=report[0],
+            loaded_chunks=report[1],
+            resumed_chunks=report[2],
+            retries=self._retries,
+            row_bytes=stats.row_bytes,
+            batch_rows=batch_rows(stats.row_bytes, self.settings),
+            duration_s=time.monotonic() - started,
+            columns=tuple((c.name, c.data_type.simpleString()) for c in columns),
+            partition=None
+            if target.partition is None
+            else f"{target.partition[0]}={target.partition[1]}",
+        )
+
+    def _load(
+        self,
+        spark: SparkSession,
+        frame: DataFrame,
+        target: DdzTarget,
+        columns: list[Column],
+        stats: DataStats,
+        hash_columns: list[str],
+        state: _LoadState,
+    ) -> tuple[int, int, int]:
+        """Returns (chunks, chunks loaded now, chunks resumed)."""
+        d = self.dialect
+        where = f"DDZ table {target.table}"
+        stage = target.table.with_suffix(f"__dm_stage_{target.slot_hash[:8]}")
+        types = [(c.name, c.data_type.simpleString()) for c in columns]
+        count = state.chunk_count or stats.chunk_count(self.settings)
+        chunks = stats.chunks(count)
+        load_id = load_fingerprint(target.slot, types, chunks)
+        stage_exists = self._exists(spark, stage)
+        if state.committed and (state.load_ids != {load_id} or not stage_exists):
+            log.warning("%s: the input changed since the interrupted load; restarting it", where)
+            self._run(spark, [(d.ledger_clear(), [target.slot])])
+            state = _LoadState([])
+            count = stats.chunk_count(self.settings)
+            chunks = stats.chunks(count)
+            load_id = load_fingerprint(target.slot, types, chunks)
+        if not state.committed:
+            self._run(spark, [(d.drop_table(stage), []), (d.create_table(stage, columns), [])])
+
+        loader = self._loader(spark, stats)
+        spool = self.spool_root / target.slot_hash[:16]
+        pending = [c for c in chunks if c.rows > 0 and c.id not in state.committed]
+        if pending and not is_complete(spool, load_id):
+            chunked = frame.withColumn(CHUNK_COLUMN, chunk_expression(hash_columns, count))
+            write_spool(chunked, spool, loader.spool_format, load_id)
+        jobs = [ChunkJob(c, count, target.slot, load_id, stage, columns, spool) for c in pending]
+        self._load_chunks(loader, jobs, target, where)
+
+        total = int(str(self._query(spark, d.ledger_total_rows(), [target.slot])[0][0]))
+        if total != stats.rows:
+            raise DdzWriteError(
+                f"{where}: the ledger holds {total} rows for this load, the source {stats.rows}; "
+                "nothing was published"
+            )
+        self._publish(spark, target, stage, columns)
+        remove_spool(spool)
+        return count, len(pending), len(state.committed)
+
+    def _loader(self, spark: SparkSession, stats: DataStats) -> ChunkLoader:
+        url, properties = self.connection.jdbc_url, self.connection.properties
+        if isinstance(self.dialect, PostgresDialect):
+            return CopyChunkLoader(self.dialect, url, properties)
+        rows = batch_rows(stats.row_bytes, self.settings)
+        return JdbcChunkLoader(spark, self.dialect, url, properties, rows)
+
+    def _load_chunks(
+        self, loader: ChunkLoader, jobs: list[ChunkJob], target: DdzTarget, where: str
+    ) -> None:
+        if not jobs:
+            return
+        workers = max(1, min(target.max_connections, len(jobs)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddz-chunk") as pool:
+            futures = {
+                pool.submit(
+                    with_retries, lambda j=job: loader.load(j), self.retry_policy, self._count_retry
+                ): job
+                for job in jobs
+            }
+            for future in as_completed(futures):
+                error = future.exception()
+                if error is not None:
+                    for other in futures:
+                        other.cancel()
+                    job = futures[future]
+                    raise DdzWriteError(
+                        f"{where}: chunk {job.chunk.id} of {job.chunk_count} "
+                        f"({job.chunk.rows} rows) failed: {describe_error(error)}"
+                    ) from error
+
+    def _exists(self, spark: SparkSession, table: TableName) -> bool:
+        sql, params = self.dialect.table_exists(table)
+        return int(str(self._query(spark, sql, params)[0][0])) > 0
+
+    def _publish(
+        self, spark: SparkSession, target: DdzTarget, stage: TableName, columns: list[Column]
+    ) -> None:
+        """Move the staged rows into the target, with the ledger cleared, in one transaction."""
+        d = self.dialect
+        names = [c.name for c in columns]
+        existing = self._table_columns(spark, target.table)
+        keys = list(target.key_columns)
+        statements: list[tuple[str, list[object]]] = []
+        stage_consumed = False
+        if not existing or (
+            target.write_mode == "replace"
+            and target.partition is None
+            and [c.lower() for c in existing] != [n.lower() for n in names]
+        ):
+            # First load, or a replace that changes the columns: the stage becomes the table.
+            statements += [
+                (d.drop_table(target.table), []),
+                (d.rename_table(stage, target.table), []),
+            ]
+            stage_consumed = True
+        elif target.write_mode == "replace" and target.partition is None:
+            replace = d.replace_from(target.table, stage, names)
+            statements += [(sql, []) for sql in replace]
+            stage_consumed = any("sp_rename" in sql or "RENAME" in sql for sql in replace)
+        elif target.write_mode == "replace":
+            column, value = target.partition  # type: ignore[misc]
+            statements += [
+                (d.delete_slice(target.table, column), [value]),
+                (d.insert_from(target.table, stage, names), []),
+            ]
+        elif target.write_mode == "append":
+            statements.append((d.insert_from(target.table, stage, names), []))
+        else:
+            statements.append((d.merge_from(target.table, stage, names, keys), []))
+        if keys:
+            statements.append((d.create_key_index(target.table, keys), []))
+        statements.append((d.ledger_clear(), [target.slot]))
+        if not stage_consumed and d.transactional_ddl:
+            statements.append((d.drop_table(stage), []))
+        self._run(spark, statements)
+        if not stage_consumed and not d.transactional_ddl:
+            self._run(spark, [(d.drop_table(stage), [])])
+
+
 def write_to_ddz(
     frame: DataFrame,
     target: DdzTarget,
     connection: DdzConnection,
     settings: ChunkSettings | None = None,
+    spool_root: Path | None = None,
+    retry_policy: RetryPolicy | None = None,
 ) -> WriteReport:
     """Write `frame` into the target table in bounded chunks; the target changes all at once."""
-    settings = settings or ChunkSettings()
-    started = time.monotonic()
-    dialect = connection.dialect
-    where = f"DDZ table {target.table}"
-    frame = prepare_for_jdbc(frame, where)
-    columns = frame.columns
-    for key in target.key_columns:
-        if key not in columns:
-            raise DdzWriteError(f"{where}: key column {key!r} is not in the data ({columns})")
-    if target.write_mode == "merge" and not target.key_columns:
-        raise DdzWriteError(f"{where}: write mode 'merge' needs key columns")
-
-    row_bytes = estimate_row_bytes(frame.schema)
-    rows = frame.count()
-    chunks, batch_rows = plan_chunks(rows, row_bytes, settings)
-    chunked = assign_chunks(frame, chunks, list(target.key_columns) or columns)
-
-    control = JdbcControl(frame.sparkSession, connection.jdbc_url, connection.properties)
-    staging = target.table.with_suffix(STAGING_SUFFIX)
-    try:
-        control.execute(dialect.create_schema(target.table.schema), dialect.drop_table(staging))
-        chunked.write.jdbc(
-            connection.jdbc_url,
-            dialect.qualified(staging),
-            mode="append",
-            properties={
-                **connection.properties,
-                "driver": dialect.driver_class,
-                "batchsize": str(batch_rows),
-                "isolationLevel": "READ_COMMITTED",
-            },
-        )
-        _publish(control, dialect, target, staging, columns)
-    except Exception as error:
-        _drop_quietly(control, dialect, staging)
-        raise DdzWriteError(
-            f"{where}: {target.write_mode} write failed: {describe_jvm_error(error)}"
-        ) from error
-
-    return WriteReport(
-        table=str(target.table),
-        write_mode=target.write_mode,
-        rows=rows,
-        chunks=chunks,
-        row_bytes=row_bytes,
-        batch_rows=batch_rows,
-        duration_s=time.monotonic() - started,
-        columns=tuple((c.name, c.dataType.simpleString()) for c in frame.schema.fields),
-    )
+    return DdzWriter(connection, settings, spool_root, retry_policy).write(frame, target)
 
 
-def _publish(
-    control: JdbcControl,
-    dialect: Dialect,
-    target: DdzTarget,
-    staging: TableName,
-    columns: list[str],
-) -> None:
-    """Move the staged rows into the target in one transaction."""
-    exists = int(control.scalar(dialect.table_exists_query(target.table)) or 0) > 0
-    if target.write_mode == "replace" or not exists:
-        statements = [dialect.drop_table(target.table), dialect.rename_table(staging, target.table)]
-        if target.key_columns:
-            statements.append(dialect.create_key_index(target.table, list(target.key_columns)))
-        control.execute(*statements)
-    elif target.write_mode == "append":
-        control.execute(
-            dialect.insert_from(target.table, staging, columns), dialect.drop_table(staging)
-        )
-    else:
-        control.execute(
-            dialect.merge_from(target.table, staging, columns, list(target.key_columns)),
-            dialect.drop_table(staging),
-        )
-
-
-def describe_jvm_error(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     """The Java exception's own message for errors raised through py4j, else `str(error)`."""
     java_exception = getattr(error, "java_exception", None)
     if java_exception is not None:
@@ -237,19 +417,5 @@ def describe_jvm_error(error: BaseException) -> str:
             return f"{java_exception.getClass().getName()}: {java_exception.getMessage()}"
         except Exception:  # the gateway may be gone; fall back to the Python text
             pass
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
-def _drop_quietly(control: JdbcControl, dialect: Dialect, staging: TableName) -> None:
-    # The original error matters more; a leftover stage is replaced by the next load anyway.
-    with contextlib.suppress(Exception):
-        control.execute(dialect.drop_table(staging))
-
-
-def read_ddz_table(frame_reader: object, connection: DdzConnection, table: TableName) -> DataFrame:
-    """A lazy DataFrame over a DDZ table (`frame_reader` is `spark.read`)."""
-    return frame_reader.jdbc(  # type: ignore[attr-defined, no-any-return]
-        connection.jdbc_url,
-        connection.dialect.qualified(table),
-        properties={**connection.properties, "driver": connection.dialect.driver_class},
-    )
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -21,14 +22,10 @@ from dagster import (
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 
+from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
-from data_mesh.ddz.writer import (
-    ChunkSettings,
-    DdzConnection,
-    DdzTarget,
-    read_ddz_table,
-    write_to_ddz,
-)
+from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
 from data_mesh.transforms.execute import spark_config_scope
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
@@ -36,6 +33,8 @@ TARGET_TABLE = "data_mesh/target_table"
 WRITE_MODE = "data_mesh/write_mode"
 KEY_COLUMNS = "data_mesh/key_columns"
 SPARK_CONFIG = "data_mesh/spark_config"
+PARTITION_COLUMN = "data_mesh/partition_column"
+MAX_CONNECTIONS = "data_mesh/max_connections"
 
 
 def _metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str:
@@ -43,13 +42,54 @@ def _metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str
     return str(getattr(value, "value", value))
 
 
-def target_from_metadata(metadata: dict[str, Any], asset: str) -> DdzTarget:
+def target_from_metadata(
+    metadata: dict[str, Any],
+    asset: str,
+    partition_key: str | None = None,
+    default_max_connections: int = 4,
+) -> DdzTarget:
     table = _metadata_text(metadata, TARGET_TABLE)
     if "." not in table:
         raise ValueError(f"asset {asset} has no '{TARGET_TABLE}' metadata: not a DDZ dataset")
     schema, name = table.split(".", 1)
     keys = tuple(k for k in _metadata_text(metadata, KEY_COLUMNS).split(",") if k)
-    return DdzTarget(TableName(schema, name), _metadata_text(metadata, WRITE_MODE, "replace"), keys)
+    partition_column = _metadata_text(metadata, PARTITION_COLUMN)
+    partition = None
+    if partition_key is not None:
+        if not partition_column:
+            raise ValueError(f"asset {asset} is partitioned but has no '{PARTITION_COLUMN}'")
+        partition = (partition_column, partition_key)
+    connections = int(_metadata_text(metadata, MAX_CONNECTIONS) or default_max_connections)
+    return DdzTarget(
+        TableName(schema, name),
+        _metadata_text(metadata, WRITE_MODE, "replace"),
+        keys,
+        partition,
+        connections,
+    )
+
+
+def report_metadata(report: WriteReport) -> dict[str, Any]:
+    """What each materialization shows in the Dagster UI."""
+    metadata: dict[str, Any] = {
+        "target_table": report.table,
+        "write_mode": report.write_mode,
+        "dagster/row_count": report.rows,
+        "chunks": report.chunks,
+        "loaded_chunks": report.loaded_chunks,
+        "resumed_chunks": report.resumed_chunks,
+        "retries": report.retries,
+        "estimated_bytes": report.estimated_bytes,
+        "jdbc_batch_rows": report.batch_rows,
+        "duration_s": round(report.duration_s, 3),
+        "rows_per_s": round(report.rows_per_s, 1),
+        "dagster/column_schema": MetadataValue.table_schema(
+            TableSchema(columns=[TableColumn(n, t) for n, t in report.columns])
+        ),
+    }
+    if report.partition:
+        metadata["partition_slice"] = report.partition
+    return metadata
 
 
 class DdzIOManager(ConfigurableIOManager):
@@ -62,6 +102,9 @@ class DdzIOManager(ConfigurableIOManager):
     max_chunk_rows: int = ChunkSettings.max_chunk_rows
     max_chunk_bytes: int = ChunkSettings.max_chunk_bytes
     batch_bytes: int = ChunkSettings.batch_bytes
+    max_connections: int = 4
+    spool_dir: str | None = None
+    read_partitions: int = 4
 
     def _connection(self) -> DdzConnection:
         # Credentials are looked up by env var name at use time: never stored in config or logs.
@@ -74,36 +117,34 @@ class DdzIOManager(ConfigurableIOManager):
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         metadata = dict(context.definition_metadata or {})
-        target = target_from_metadata(metadata, context.asset_key.to_user_string())
+        partition_key = context.asset_partition_key if context.has_asset_partitions else None
+        target = target_from_metadata(
+            metadata, context.asset_key.to_user_string(), partition_key, self.max_connections
+        )
         spark_settings = json.loads(_metadata_text(metadata, SPARK_CONFIG, "{}") or "{}")
-        settings = ChunkSettings(
-            max_chunk_rows=self.max_chunk_rows,
-            max_chunk_bytes=self.max_chunk_bytes,
-            batch_bytes=self.batch_bytes,
+        writer = DdzWriter(
+            self._connection(),
+            ChunkSettings(
+                max_chunk_rows=self.max_chunk_rows,
+                max_chunk_bytes=self.max_chunk_bytes,
+                batch_bytes=self.batch_bytes,
+            ),
+            Path(self.spool_dir) if self.spool_dir else None,
         )
         # The DataFrame is lazy: the asset's Spark settings must hold while it executes here.
         with spark_config_scope(obj.sparkSession, spark_settings):
-            report = write_to_ddz(obj, target, self._connection(), settings)
-        context.add_output_metadata(
-            {
-                "target_table": report.table,
-                "write_mode": report.write_mode,
-                "dagster/row_count": report.rows,
-                "chunks": report.chunks,
-                "estimated_bytes": report.estimated_bytes,
-                "jdbc_batch_rows": report.batch_rows,
-                "duration_s": round(report.duration_s, 3),
-                "rows_per_s": round(report.rows / report.duration_s, 1) if report.duration_s else 0,
-                "dagster/column_schema": MetadataValue.table_schema(
-                    TableSchema(columns=[TableColumn(n, t) for n, t in report.columns])
-                ),
-            }
-        )
+            report = writer.write(obj, target)
+        context.add_output_metadata(report_metadata(report))
 
     def load_input(self, context: InputContext) -> DataFrame:
         upstream = context.upstream_output
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         asset = context.asset_key.to_user_string() if context.has_asset_key else "input"
         target = target_from_metadata(metadata, asset)
-        spark = self.spark.spark_session
-        return read_ddz_table(spark.read, self._connection(), target.table)
+        return read_ddz_table(
+            self.spark.spark_session,
+            self._connection(),
+            target.table,
+            partition_column=target.key_columns[0] if target.key_columns else None,
+            num_partitions=self.read_partitions,
+        )

@@ -1,0 +1,186 @@
+"""Database sessions for the writer's control statements and chunk loads.
+
+One interface, two implementations:
+- `PsycopgSession` for PostgreSQL (Python driver; streams COPY from spooled CSV files);
+- `JvmJdbcSession` for H2 and SQL Server, through the JDBC driver on the Spark driver's class
+  path (the embedded H2 has no Python driver; mssql-jdbc does bulk copy).
+Statements use `?` placeholders; values are always bound, never pasted into SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlparse
+
+from pyspark.sql import SparkSession
+
+COPY_BLOCK_BYTES = 1024 * 1024  # COPY streams files in blocks: memory stays flat per chunk
+
+
+class DdzSession(Protocol):
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int: ...
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@contextmanager
+def transaction(session: DdzSession) -> Iterator[DdzSession]:
+    """Commit on success, roll back on any error."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+class PsycopgSession:
+    """A PostgreSQL session over psycopg (autocommit off)."""
+
+    def __init__(self, jdbc_url: str, properties: Mapping[str, str]) -> None:
+        import psycopg
+
+        self._connection = psycopg.connect(**postgres_connect_args(jdbc_url, properties))
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        # Identifiers are validated (no '?' or '%'), so every '?' is a placeholder.
+        return sql.replace("%", "%%").replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        with self._connection.cursor() as cursor:
+            cursor.execute(self._sql(sql), list(params))  # type: ignore[arg-type]
+            return cursor.rowcount
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._connection.cursor() as cursor:
+            cursor.execute(self._sql(sql), list(params))  # type: ignore[arg-type]
+            return list(cursor.fetchall())
+
+    def copy_csv(self, copy_sql: str, files: Sequence[Path]) -> int:
+        """Stream CSV files into `COPY ... FROM STDIN`; returns the rows PostgreSQL loaded."""
+        with self._connection.cursor() as cursor:
+            with cursor.copy(copy_sql) as copy:  # type: ignore[arg-type]
+                for file in files:
+                    with file.open("rb") as handle:
+                        while block := handle.read(COPY_BLOCK_BYTES):
+                            copy.write(block)
+            return cursor.rowcount
+
+    def backend_pid(self) -> int:
+        return int(self._connection.info.backend_pid)
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        if not self._connection.closed:
+            self._connection.rollback()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def postgres_connect_args(jdbc_url: str, properties: Mapping[str, str]) -> dict[str, Any]:
+    """psycopg connection arguments from `jdbc:postgresql://host:port/db?...` and properties."""
+    parsed = urlparse(jdbc_url.removeprefix("jdbc:"))
+    query = dict(parse_qsl(parsed.query))
+    args: dict[str, Any] = {
+        "host": parsed.hostname or "localhost",
+        "port": parsed.port or 5432,
+        "dbname": parsed.path.lstrip("/"),
+        "autocommit": False,
+        "application_name": "data_mesh_ddz_writer",
+    }
+    user = properties.get("user") or query.get("user")
+    password = properties.get("password") or query.get("password")
+    if user:
+        args["user"] = user
+    if password:
+        args["password"] = password
+    if "sslmode" in query:
+        args["sslmode"] = query["sslmode"]
+    return args
+
+
+class JvmJdbcSession:
+    """A JDBC session opened in the Spark driver's JVM (classic Spark only, not Connect)."""
+
+    def __init__(self, spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]) -> None:
+        jvm = spark._jvm  # type: ignore[attr-defined]
+        if jvm is None:
+            raise RuntimeError("JDBC sessions need a classic (non-Connect) Spark session")
+        self._jvm = jvm
+        java_properties = jvm.java.util.Properties()
+        for key, value in properties.items():
+            java_properties.setProperty(key, value)
+        self._connection = jvm.java.sql.DriverManager.getConnection(jdbc_url, java_properties)
+        self._connection.setAutoCommit(False)
+
+    def _prepare(self, sql: str, params: Sequence[object]) -> Any:
+        statement = self._connection.prepareStatement(sql)
+        for index, value in enumerate(params, start=1):
+            if value is None:
+                statement.setObject(index, None)
+            elif isinstance(value, bool):
+                statement.setBoolean(index, value)
+            elif isinstance(value, int):
+                statement.setLong(index, value)
+            elif isinstance(value, float):
+                statement.setDouble(index, value)
+            else:
+                statement.setString(index, str(value))
+        return statement
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        statement = self._prepare(sql, params)
+        try:
+            statement.execute()
+            return int(statement.getUpdateCount())
+        finally:
+            statement.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        statement = self._prepare(sql, params)
+        try:
+            result = statement.executeQuery()
+            width = result.getMetaData().getColumnCount()
+            rows = []
+            while result.next():
+                rows.append(tuple(_python_value(result.getObject(i)) for i in range(1, width + 1)))
+            return rows
+        finally:
+            statement.close()
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        if not self._connection.isClosed():
+            self._connection.rollback()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def _python_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value.toString()) if hasattr(value, "toString") else value
+
+
+def open_session(
+    spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]
+) -> PsycopgSession | JvmJdbcSession:
+    if jdbc_url.startswith("jdbc:postgresql:"):
+        return PsycopgSession(jdbc_url, properties)
+    return JvmJdbcSession(spark, jdbc_url, properties)
