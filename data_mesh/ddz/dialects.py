@@ -217,8 +217,13 @@ class Dialect:
         return f"DELETE FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
 
     # -- connection -------------------------------------------------------------------------
-    def jdbc_url(self, base_url: str) -> str:
-        extra = [f"{k}={v}" for k, v in self.url_settings.items() if f"{k}=" not in base_url]
+    table_lock_setting: ClassVar[str | None] = None
+
+    def jdbc_url(self, base_url: str, table_lock: bool = False) -> str:
+        settings = dict(self.url_settings)
+        if table_lock and self.table_lock_setting:
+            settings[self.table_lock_setting] = "true"
+        extra = [f"{k}={v}" for k, v in settings.items() if f"{k}=" not in base_url]
         if not extra:
             return base_url
         return base_url + self.url_separator + self.url_separator.join(extra)
@@ -250,8 +255,8 @@ class PostgresDialect(Dialect):
     text_type = "TEXT"
     binary_type = "BYTEA"
 
-    def jdbc_url(self, base_url: str) -> str:
-        url = super().jdbc_url(base_url)
+    def jdbc_url(self, base_url: str, table_lock: bool = False) -> str:
+        url = super().jdbc_url(base_url, table_lock)
         # PostgreSQL URLs take settings as a query string: the first one starts with '?'.
         if "?" not in base_url and url != base_url:
             url = url.replace("&", "?", 1)
@@ -289,6 +294,8 @@ class SqlServerDialect(Dialect):
     }
     text_type = "NVARCHAR(MAX)"
     binary_type = "VARBINARY(MAX)"
+    # A table lock on bulk-copy batches: faster loads into a chunk table nobody else reads.
+    table_lock_setting = "bulkCopyForBatchInsertTableLock"
 
     def quote(self, identifier: str) -> str:
         validate_identifier(identifier)

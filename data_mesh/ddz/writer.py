@@ -61,6 +61,7 @@ class DdzConnection:
 
     url: str
     properties: Mapping[str, str] = field(default_factory=dict, repr=False)
+    table_lock: bool = False
 
     @property
     def dialect(self) -> Dialect:
@@ -68,7 +69,7 @@ class DdzConnection:
 
     @property
     def jdbc_url(self) -> str:
-        return self.dialect.jdbc_url(self.url)
+        return self.dialect.jdbc_url(self.url, self.table_lock)
 
 
 @dataclass(frozen=True)
