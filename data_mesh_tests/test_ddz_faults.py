@@ -1,0 +1,147 @@
+"""Fault injection on a real PostgreSQL server: connections terminated mid-load, and the
+writing process killed mid-load. After re-execution the target holds exactly the source
+rows, and readers only ever saw the old table or the new one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from pyspark.sql import SparkSession
+
+from data_mesh.ddz.sessions import postgres_connect_args
+from data_mesh.ddz.writer import DdzTarget
+from data_mesh_tests.conftest import REPO, jdbc_url_of
+from data_mesh_tests.ddz_writer_process import TABLE, make_writer, source_rows
+
+pytestmark = pytest.mark.slow
+ROWS = 600_000
+CHUNK_ROWS = 50_000
+
+
+def _connect(url: str, properties: dict[str, str]) -> psycopg.Connection:
+    args = postgres_connect_args(url, properties)
+    args.update(autocommit=True, application_name="data_mesh_test_observer")
+    return psycopg.connect(**args)
+
+
+def _fingerprint(connection: psycopg.Connection) -> tuple[int, int, int]:
+    row = connection.execute(
+        'SELECT COUNT(*), COALESCE(SUM("ID"), 0), COALESCE(SUM(hashtext("NAME")::bigint), 0) '
+        'FROM ddz."FAULTS"'
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def _expected(connection: psycopg.Connection, rows: int) -> tuple[int, int, int]:
+    row = connection.execute(
+        "SELECT COUNT(*), SUM(i), SUM(hashtext('name-' || i)::bigint) "
+        "FROM generate_series(0, %s - 1) AS i",
+        [rows],
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+class _Reader(threading.Thread):
+    """Counts the target table over and over while a load runs."""
+
+    def __init__(self, url: str, properties: dict[str, str]) -> None:
+        super().__init__(daemon=True)
+        self.connection = _connect(url, properties)
+        self.seen: set[int] = set()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.seen.add(_fingerprint(self.connection)[0])
+            time.sleep(0.005)
+
+
+@pytest.fixture
+def pg(pg_url: str) -> tuple[str, dict[str, str]]:
+    return jdbc_url_of(pg_url)
+
+
+def test_terminated_connections_are_retried(spark: SparkSession, pg, tmp_path: Path) -> None:
+    url, properties = pg
+    writer = make_writer(url, properties["user"], properties["password"], str(tmp_path), CHUNK_ROWS)
+    observer = _connect(url, properties)
+    killed: list[int] = []
+
+    def terminate_copies() -> None:
+        deadline = time.monotonic() + 120
+        while len(killed) < 2 and time.monotonic() < deadline:
+            rows = observer.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                "'data_mesh_ddz_writer' AND state = 'active' AND query LIKE 'COPY%%'"
+            ).fetchall()
+            for (pid,) in rows:
+                if pid not in killed:
+                    observer.execute("SELECT pg_terminate_backend(%s)", [pid])
+                    killed.append(pid)
+            time.sleep(0.002)
+
+    killer = threading.Thread(target=terminate_copies, daemon=True)
+    killer.start()
+    report = writer.write(source_rows(spark, ROWS), DdzTarget(TABLE, max_connections=2))
+    killer.join(timeout=5)
+    assert killed, "no COPY was caught in flight"
+    assert report.retries >= len(killed)
+    assert _fingerprint(observer) == _expected(observer, ROWS)
+
+
+def test_killed_process_resumes_with_exact_rows(spark: SparkSession, pg, tmp_path: Path) -> None:
+    url, properties = pg
+    observer = _connect(url, properties)
+    writer = make_writer(url, properties["user"], properties["password"], str(tmp_path), CHUNK_ROWS)
+    writer.write(source_rows(spark, 1000), DdzTarget(TABLE))  # the old table: 1000 rows
+    reader = _Reader(url, properties)
+    reader.start()
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "data_mesh_tests.ddz_writer_process",
+            url,
+            properties["user"],
+            properties["password"],
+            str(tmp_path),
+            str(ROWS),
+            str(CHUNK_ROWS),
+        ],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    committed = 0
+    deadline = time.monotonic() + 240
+    while committed < 3 and time.monotonic() < deadline and process.poll() is None:
+        exists = observer.execute("SELECT to_regclass('data_mesh.ddz_load_ledger')").fetchone()
+        if exists and exists[0]:
+            row = observer.execute("SELECT COUNT(*) FROM data_mesh.ddz_load_ledger").fetchone()
+            committed = int(row[0]) if row else 0
+        time.sleep(0.05)
+    assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    assert 3 <= committed < ROWS // CHUNK_ROWS
+    assert _fingerprint(observer)[0] == 1000  # the kill left the old table as it was
+
+    report = writer.write(source_rows(spark, ROWS), DdzTarget(TABLE))
+    reader.stop.set()
+    reader.join(timeout=5)
+    assert report.resumed_chunks >= 3
+    assert report.resumed_chunks + report.loaded_chunks == ROWS // CHUNK_ROWS
+    assert _fingerprint(observer) == _expected(observer, ROWS)
+    assert reader.seen <= {1000, ROWS} and ROWS in reader.seen
