@@ -170,7 +170,7 @@ def ddz_show(
     """Print the row count and the first rows of a DDZ table."""
     from data_mesh.ddz.dialects import TableName
     from data_mesh.ddz.reader import read_ddz_table
-    from data_mesh.ddz.writer import DdzConnection
+    from data_mesh.resources.ddz_io_manager import connection_from_env
     from data_mesh.resources.spark import spark_session
 
     if table.count(".") != 1:
@@ -181,9 +181,10 @@ def ddz_show(
     except ValueError as error:
         _fail(str(error))
     settings = _settings()
-    frame = read_ddz_table(
-        spark_session(settings), DdzConnection(settings.resolved_ddz_jdbc_url), name
+    connection = connection_from_env(
+        settings.resolved_ddz_jdbc_url, settings.ddz_user_env, settings.ddz_password_env
     )
+    frame = read_ddz_table(spark_session(settings), connection, name)
     rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
     view = Table(title=f"{name}: {frame.count():,} rows")
     for column in frame.columns:

@@ -136,3 +136,40 @@ def test_cli_materialize_one_product_and_show(loaded: Settings, spark: SparkSess
     assert "200 rows" in shown.output and "UNQ_USER_ID" in shown.output
     bad = runner.invoke(app, ["ddz", "show", "ddz.X;DROP"])
     assert bad.exit_code == 1 and "not a safe identifier" in bad.output
+
+
+def test_materialization_metadata_in_the_ui(loaded: Settings, spark: SparkSession) -> None:
+    from dagster import AssetKey
+
+    write_sample_data(spark, lake_storage(loaded), 500)
+    instance = DagsterInstance.ephemeral()
+    outcome = materialize_products(loaded, ["sor1_payments"], instance=instance)
+    assert outcome.success, outcome.failure
+    event = instance.get_latest_materialization_event(
+        AssetKey(["payments", "ddz", "sor1_payments"])
+    )
+    assert event is not None and event.asset_materialization is not None
+    metadata = event.asset_materialization.metadata
+    assert metadata["dagster/row_count"].value == 500
+    assert metadata["target_table"].value == "ddz.SOR1_PAYMENTS"
+    for key in (
+        "chunks",
+        "loaded_chunks",
+        "resumed_chunks",
+        "retries",
+        "estimated_bytes",
+        "duration_s",
+        "rows_per_s",
+        "jdbc_batch_rows",
+    ):
+        assert key in metadata, key
+    assert metadata["resumed_chunks"].value == 0 and metadata["retries"].value == 0
+    schema = metadata["dagster/column_schema"].value
+    assert [(c.name, c.type) for c in schema.columns] == [
+        ("UNQ_USER_ID", "bigint"),
+        ("NAME", "string"),
+        ("PAYMENT_AMOUNT", "decimal(18,2)"),
+        ("PAYMENT_CATEGORY", "string"),
+        ("LOAD_DATE", "date"),
+        ("SOR_SYS_CD", "string"),
+    ]

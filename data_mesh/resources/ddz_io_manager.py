@@ -69,6 +69,16 @@ def target_from_metadata(
     )
 
 
+def connection_from_env(url: str, user_env: str, password_env: str) -> DdzConnection:
+    """Credentials are looked up by env var *name* at use time: never in config, rows or logs."""
+    properties = {}
+    if os.environ.get(user_env):
+        properties["user"] = os.environ[user_env]
+    if os.environ.get(password_env):
+        properties["password"] = os.environ[password_env]
+    return DdzConnection(url, properties)
+
+
 def report_metadata(report: WriteReport) -> dict[str, Any]:
     """What each materialization shows in the Dagster UI."""
     metadata: dict[str, Any] = {
@@ -107,13 +117,7 @@ class DdzIOManager(ConfigurableIOManager):
     read_partitions: int = 4
 
     def _connection(self) -> DdzConnection:
-        # Credentials are looked up by env var name at use time: never stored in config or logs.
-        properties = {}
-        if os.environ.get(self.user_env):
-            properties["user"] = os.environ[self.user_env]
-        if os.environ.get(self.password_env):
-            properties["password"] = os.environ[self.password_env]
-        return DdzConnection(self.jdbc_url, properties)
+        return connection_from_env(self.jdbc_url, self.user_env, self.password_env)
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         metadata = dict(context.definition_metadata or {})
