@@ -5,6 +5,7 @@ Usage: python -m data_mesh_tests.ddz_writer_process JDBC_URL USER PASSWORD SPOOL
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,7 @@ def make_writer(url: str, user: str, password: str, spool: str, chunk_rows: int)
 
 def main(argv: list[str]) -> None:
     url, user, password, spool, rows, chunk_rows = argv
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.ui.enabled", "false")

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from data_mesh.ddz.chunks import ChunkSettings, batch_rows, chunk_expression, collect_stats
 from data_mesh.ddz.dialects import TableName
-from data_mesh.ddz.loaders import ChunkJob
+from data_mesh.ddz.loaders import JdbcChunkLoader
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.sessions import open_session, transaction
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
@@ -196,51 +196,63 @@ def test_unsafe_column_name_is_rejected_before_anything_is_written(
 
 
 # -- resume and stale loads -----------------------------------------------------------------
-class _FailOnChunk:
-    """Wraps the real loader and fails (non-transiently) on one chunk, like a crash would."""
+def _crash_before_publish(w: DdzWriter, data: DataFrame, target: DdzTarget, monkeypatch) -> None:
+    """Every chunk is committed to the stage and the ledger, then the process 'dies'."""
 
-    def __init__(self, loader, chunk_id: int) -> None:
-        self._loader, self._chunk_id = loader, chunk_id
-        self.spool_format = loader.spool_format
+    def crash(*args, **kwargs):
+        raise RuntimeError("simulated crash before publish")
 
-    def load(self, job: ChunkJob) -> None:
-        if job.chunk.id == self._chunk_id:
-            raise RuntimeError(f"simulated crash in chunk {job.chunk.id}")
-        self._loader.load(job)
-
-
-def _interrupted_load(w: DdzWriter, data: DataFrame, target: DdzTarget, monkeypatch) -> None:
-    real = w._loader
-    monkeypatch.setattr(w, "_loader", lambda *a: _FailOnChunk(real(*a), 3))
-    with pytest.raises(DdzWriteError, match=r"chunk 3 of 6 .*simulated crash"):
+    monkeypatch.setattr(w, "_publish", crash)
+    with pytest.raises(DdzWriteError, match="simulated crash before publish"):
         w.write(data, target)
-    monkeypatch.setattr(w, "_loader", real)
+    monkeypatch.undo()
 
 
-def test_resume_after_an_interrupted_load(
+def test_resume_after_a_crash_before_publish(
     spark: SparkSession, ddz: DdzConnection, tmp_path: Path, monkeypatch
 ) -> None:
-    w = writer(ddz, tmp_path, max_chunk_rows=100)
+    w = writer(ddz, tmp_path, max_chunk_rows=100, min_parallel_chunk_rows=100)
     w.write(frame(spark, [(0, "old", 0.0)]), DdzTarget(TABLE))
     data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
-    _interrupted_load(w, data, DdzTarget(TABLE, max_connections=1), monkeypatch)
+    _crash_before_publish(w, data, DdzTarget(TABLE), monkeypatch)
     assert rows_of(spark, ddz) == [(0, "old", 0.0)]  # nothing published
     report = w.write(data, DdzTarget(TABLE))
-    assert report.resumed_chunks >= 1
-    assert report.resumed_chunks + report.loaded_chunks == 6
+    assert report.loaded_chunks == 0 and report.resumed_chunks >= 1
     assert rows_of(spark, ddz) == sorted(tuple(r) for r in data.collect())
 
 
 def test_stale_load_is_restarted_not_mixed(
     spark: SparkSession, ddz: DdzConnection, tmp_path: Path, monkeypatch
 ) -> None:
-    w = writer(ddz, tmp_path, max_chunk_rows=100)
+    w = writer(ddz, tmp_path, max_chunk_rows=100, min_parallel_chunk_rows=100)
     data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
-    _interrupted_load(w, data, DdzTarget(TABLE, max_connections=1), monkeypatch)
+    _crash_before_publish(w, data, DdzTarget(TABLE), monkeypatch)
     changed = data.withColumn("NAME", F.concat(F.col("NAME"), F.lit("-v2")))
     report = w.write(changed, DdzTarget(TABLE))
-    assert report.resumed_chunks == 0
+    assert report.resumed_chunks == 0 and report.loaded_chunks >= 1
     assert rows_of(spark, ddz) == sorted(tuple(r) for r in changed.collect())
+
+
+def test_partial_resume_of_spooled_chunks(spark: SparkSession, tmp_path: Path, monkeypatch) -> None:
+    # The H2 / SQL Server path: one chunk fails, the next attempt loads only what is missing.
+    ddz = DdzConnection(f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
+    w = writer(ddz, tmp_path, max_chunk_rows=100)
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
+    real_load = JdbcChunkLoader.load
+
+    def fail_chunk_3(self, job):
+        if job.chunk.id == 3:
+            raise RuntimeError(f"simulated crash in chunk {job.chunk.id}")
+        real_load(self, job)
+
+    monkeypatch.setattr(JdbcChunkLoader, "load", fail_chunk_3)
+    with pytest.raises(DdzWriteError, match=r"chunk 3 of 6 .*simulated crash"):
+        w.write(data, DdzTarget(TABLE, max_connections=1))
+    monkeypatch.undo()
+    report = w.write(data, DdzTarget(TABLE))
+    assert report.resumed_chunks >= 1 and report.loaded_chunks >= 1
+    assert report.resumed_chunks + report.loaded_chunks == 6
+    assert rows_of(spark, ddz) == sorted(tuple(r) for r in data.collect())
 
 
 # -- reads ----------------------------------------------------------------------------------

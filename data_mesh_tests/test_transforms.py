@@ -11,12 +11,12 @@ from pyspark.sql import SparkSession
 
 from data_mesh.metadata.catalog import DataSetModel, TransformationModel
 from data_mesh.metadata.configs import parse_transformation_config
+from data_mesh.spark_conf import spark_config_scope
 from data_mesh.storage import LocalStorage
 from data_mesh.transforms.execute import (
     TransformationError,
     register_cdz_dataset,
     run_transformation,
-    spark_config_scope,
 )
 
 pytestmark = pytest.mark.slow

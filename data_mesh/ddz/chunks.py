@@ -45,6 +45,7 @@ class ChunkSettings:
     batch_bytes: int = 4 * 1024 * 1024
     min_batch_rows: int = 100
     max_batch_rows: int = 50_000
+    min_parallel_chunk_rows: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,8 @@ class DataStats:
             return max(self.fixed_row_bytes, 1)
         return max(self.fixed_row_bytes + math.ceil(self.variable_bytes / self.rows), 1)
 
-    def chunk_count(self, settings: ChunkSettings) -> int:
-        by_rows = math.ceil(self.rows / settings.max_chunk_rows)
-        by_bytes = math.ceil(self.rows * self.row_bytes / settings.max_chunk_bytes)
-        # A chunk is one or more buckets, so there can be at most BUCKETS chunks.
-        return min(BUCKETS, max(1, by_rows, by_bytes))
+    def chunk_count(self, settings: ChunkSettings, connections: int = 1) -> int:
+        return chunk_count(self.rows, self.row_bytes, settings, connections)
 
     def chunks(self, count: int) -> list[Chunk]:
         """Chunks 0..count-1 with their rows and checksums (bucket b goes to b*count//BUCKETS)."""
@@ -89,6 +87,33 @@ class DataStats:
             rows[chunk] += bucket_rows
             sums[chunk] = (sums[chunk] + self.bucket_checksums[bucket]) % _CHECKSUM_MODULUS
         return [Chunk(i, rows[i], sums[i]) for i in range(count)]
+
+
+def chunk_count(rows: int, row_bytes: int, settings: ChunkSettings, connections: int = 1) -> int:
+    """Chunks for `rows` rows of `row_bytes` bytes: bounded by rows and by bytes."""
+    by_rows = math.ceil(rows / settings.max_chunk_rows)
+    by_bytes = math.ceil(rows * row_bytes / settings.max_chunk_bytes)
+    # Enough chunks to keep every connection busy, unless chunks would get tiny.
+    parallel = min(connections, rows // settings.min_parallel_chunk_rows)
+    # A chunk is one or more buckets, so there can be at most BUCKETS chunks.
+    return min(BUCKETS, max(1, by_rows, by_bytes, parallel))
+
+
+def _variable_width(frame: DataFrame) -> SparkColumn:
+    variable = [f.name for f in frame.schema.fields if isinstance(f.dataType, _VARIABLE)]
+    return sum((F.coalesce(F.octet_length(F.col(c)), F.lit(0)) for c in variable), F.lit(0))
+
+
+def sampled_row_bytes(frame: DataFrame, sample_rows: int = 1000) -> int:
+    """Row width from the first `sample_rows` rows (Spark reads as little as it can for that)."""
+    sample = (
+        frame.limit(sample_rows)
+        .select(F.count(F.lit(1)).alias("n"), F.sum(_variable_width(frame)).alias("w"))
+        .first()
+    )
+    rows = int(sample.n) if sample else 0
+    variable = math.ceil(int(sample.w or 0) / rows) if sample and rows else 0
+    return max(1, fixed_row_bytes(frame.schema) + variable)
 
 
 def batch_rows(row_bytes: int, settings: ChunkSettings) -> int:
@@ -115,12 +140,7 @@ def fixed_row_bytes(schema: T.StructType) -> int:
 
 def collect_stats(frame: DataFrame, hash_columns: list[str]) -> DataStats:
     """One aggregation over `frame`; returns at most BUCKETS small rows to the driver."""
-    variable = [f.name for f in frame.schema.fields if isinstance(f.dataType, _VARIABLE)]
-    width = (
-        sum((F.coalesce(F.octet_length(F.col(c)), F.lit(0)) for c in variable), F.lit(0))
-        if variable
-        else F.lit(0)
-    )
+    width = _variable_width(frame)
     row_hash = F.xxhash64(*[F.col(c) for c in frame.columns]).cast("decimal(38,0)")
     grouped = (
         frame.select(_bucket(hash_columns).alias("b"), row_hash.alias("h"), width.alias("w"))
@@ -136,10 +156,12 @@ def collect_stats(frame: DataFrame, hash_columns: list[str]) -> DataStats:
     )
 
 
-def load_fingerprint(slot: str, columns: list[tuple[str, str]], chunks: list[Chunk]) -> str:
-    """Identifies one load's input: the same data gives the same id, other data another."""
+def load_fingerprint(
+    slot: str, columns: list[tuple[str, str]], chunks: list[Chunk], chunk_count: int
+) -> str:
+    """Identifies one load: slot, columns, chunk layout and (when measured first) the data."""
     digest = hashlib.sha256(slot.encode())
-    digest.update(repr(columns).encode())
+    digest.update(repr((columns, chunk_count)).encode())
     for chunk in chunks:
         digest.update(f"{chunk.id}:{chunk.rows}:{chunk.checksum};".encode())
     return digest.hexdigest()[:32]

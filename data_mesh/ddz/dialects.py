@@ -209,6 +209,12 @@ class Dialect:
             f"WHERE {self.quote('slot')} = ? AND {self.quote('chunk_id')} = ?"
         )
 
+    def ledger_checksum(self) -> str:
+        return (
+            f"SELECT {self.quote('checksum')} FROM {self.qualified(self.ledger)} "
+            f"WHERE {self.quote('slot')} = ? AND {self.quote('chunk_id')} = ?"
+        )
+
     def ledger_total_rows(self) -> str:
         total = f"COALESCE(SUM({self.quote('row_count')}), 0)"
         return f"SELECT {total} FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
@@ -281,6 +287,14 @@ class PostgresDialect(Dialect):
 
     def create_ledger(self) -> str:
         return super().create_ledger().replace("TIMESTAMP NOT NULL", "TIMESTAMPTZ NOT NULL")
+
+    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
+        # TRUNCATE is transactional in PostgreSQL and far cheaper than DELETE; readers wait for
+        # the commit and then see the new rows.
+        return [
+            f"TRUNCATE TABLE {self.qualified(target)}",
+            self.insert_from(target, source, columns),
+        ]
 
 
 class SqlServerDialect(Dialect):

@@ -1,4 +1,5 @@
-"""Loading one chunk into the load's staging table, together with its ledger row.
+"""Loading one spooled chunk into the load's staging table, together with its ledger row
+(H2 and SQL Server; PostgreSQL streams instead, see `streaming`).
 
 Each chunk is one transaction: its rows reach the staging table in the same commit as the
 ledger row that records them, so a resumed load knows exactly which chunks are in.
@@ -15,8 +16,8 @@ from pyspark.sql import SparkSession
 
 from data_mesh.ddz.chunks import Chunk
 from data_mesh.ddz.dialects import Column, Dialect, TableName
-from data_mesh.ddz.sessions import DdzSession, JvmJdbcSession, PsycopgSession, transaction
-from data_mesh.ddz.spool import chunk_files, chunk_folder
+from data_mesh.ddz.sessions import DdzSession, JvmJdbcSession, transaction
+from data_mesh.ddz.spool import chunk_folder
 from data_mesh.errors import DataMeshError
 
 
@@ -51,45 +52,13 @@ def already_loaded(session: DdzSession, dialect: Dialect, job: ChunkJob) -> bool
 
 
 class ChunkLoader(Protocol):
-    spool_format: str
-
     def load(self, job: ChunkJob) -> None: ...
-
-
-class CopyChunkLoader:
-    """PostgreSQL: stream the chunk's CSV files through COPY, then the ledger row; one commit."""
-
-    spool_format = "csv"
-
-    def __init__(self, dialect: Dialect, jdbc_url: str, properties: Mapping[str, str]) -> None:
-        self._dialect = dialect
-        self._url = jdbc_url
-        self._properties = properties
-
-    def load(self, job: ChunkJob) -> None:
-        d = self._dialect
-        copy_sql = (
-            f"COPY {d.qualified(job.stage)} ({d.column_list([c.name for c in job.columns])}) "
-            "FROM STDIN (FORMAT csv)"
-        )
-        session = PsycopgSession(self._url, self._properties)
-        try:
-            with transaction(session):
-                if already_loaded(session, d, job):
-                    return
-                loaded = session.copy_csv(copy_sql, chunk_files(job.spool, job.chunk.id))
-                job.check_rows(loaded)
-                session.execute(d.ledger_insert(), job.ledger_params(loaded))
-        finally:
-            session.close()
 
 
 class JdbcChunkLoader:
     """H2 and SQL Server: Spark's JDBC writer fills a per-chunk table (bulk-copy batches on
     SQL Server, batch size from bytes), then one transaction moves the rows into the staging
     table and writes the ledger row."""
-
-    spool_format = "parquet"
 
     def __init__(
         self,

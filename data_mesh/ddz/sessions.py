@@ -1,7 +1,7 @@
 """Database sessions for the writer's control statements and chunk loads.
 
 One interface, two implementations:
-- `PsycopgSession` for PostgreSQL (Python driver; streams COPY from spooled CSV files);
+- `PsycopgSession` for PostgreSQL (Python driver);
 - `JvmJdbcSession` for H2 and SQL Server, through the JDBC driver on the Spark driver's class
   path (the embedded H2 has no Python driver; mssql-jdbc does bulk copy).
 Statements use `?` placeholders; values are always bound, never pasted into SQL.
@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlparse
 
 from pyspark.sql import SparkSession
-
-COPY_BLOCK_BYTES = 1024 * 1024  # COPY streams files in blocks: memory stays flat per chunk
 
 
 class DdzSession(Protocol):
@@ -65,19 +62,6 @@ class PsycopgSession:
         with self._connection.cursor() as cursor:
             cursor.execute(self._sql(sql), list(params))  # type: ignore[arg-type]
             return list(cursor.fetchall())
-
-    def copy_csv(self, copy_sql: str, files: Sequence[Path]) -> int:
-        """Stream CSV files into `COPY ... FROM STDIN`; returns the rows PostgreSQL loaded."""
-        with self._connection.cursor() as cursor:
-            with cursor.copy(copy_sql) as copy:  # type: ignore[arg-type]
-                for file in files:
-                    with file.open("rb") as handle:
-                        while block := handle.read(COPY_BLOCK_BYTES):
-                            copy.write(block)
-            return cursor.rowcount
-
-    def backend_pid(self) -> int:
-        return int(self._connection.info.backend_pid)
 
     def commit(self) -> None:
         self._connection.commit()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import re
 import tempfile
 import threading
 import time
@@ -31,21 +33,32 @@ from pyspark.sql import types as T
 from data_mesh.ddz.chunks import (
     CHUNK_COLUMN,
     ChunkSettings,
-    DataStats,
     batch_rows,
+    chunk_count,
     chunk_expression,
     collect_stats,
     load_fingerprint,
+    sampled_row_bytes,
 )
 from data_mesh.ddz.dialects import Column, Dialect, PostgresDialect, TableName, dialect_for_url
-from data_mesh.ddz.loaders import ChunkJob, ChunkLoader, CopyChunkLoader, JdbcChunkLoader
+from data_mesh.ddz.loaders import ChunkJob, ChunkLoader, JdbcChunkLoader
 from data_mesh.ddz.retry import RetryPolicy, with_retries
-from data_mesh.ddz.sessions import DdzSession, open_session, transaction
+from data_mesh.ddz.sessions import DdzSession, open_session, postgres_connect_args, transaction
 from data_mesh.ddz.spool import is_complete, remove_spool, write_spool
+from data_mesh.ddz.streaming import (
+    ChunkResult,
+    StreamJob,
+    chunked_for_streaming,
+    stream_chunks,
+)
 from data_mesh.errors import DataMeshError
 from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.spark_conf import spark_config_scope
 
 log = logging.getLogger(__name__)
+
+ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Violation|Shutdown)\b.*: ")
 
 WRITE_MODES = ("replace", "append", "merge")
 
@@ -137,6 +150,16 @@ def prepare_for_jdbc(frame: DataFrame, where: str) -> DataFrame:
         if isinstance(column.dataType, T.TimestampNTZType)
     }
     return frame.withColumns(conversions) if conversions else frame
+
+
+@dataclass(frozen=True)
+class _LoadOutcome:
+    chunks: int
+    loaded: int
+    resumed: int
+    rows: int
+    row_bytes: int
+    batch_rows: int
 
 
 class _LoadState:
@@ -235,7 +258,6 @@ class DdzWriter:
             d.column_type(column.data_type)  # fail before any work on an unmappable type
 
         hash_columns = list(target.key_columns) or names
-        stats = collect_stats(frame, hash_columns)
         try:
             self._run(
                 spark,
@@ -246,7 +268,10 @@ class DdzWriter:
                 ],
             )
             state = _LoadState(self._query(spark, d.ledger_rows(), [target.slot]))
-            report = self._load(spark, frame, target, columns, stats, hash_columns, state)
+            if isinstance(d, PostgresDialect):
+                outcome = self._load_streaming(spark, frame, target, columns, hash_columns, state)
+            else:
+                outcome = self._load_spooled(spark, frame, target, columns, hash_columns, state)
         except DdzWriteError:
             raise
         except Exception as error:
@@ -256,13 +281,13 @@ class DdzWriter:
         return WriteReport(
             table=str(target.table),
             write_mode=target.write_mode,
-            rows=stats.rows,
-            chunks=report[0],
-            loaded_chunks=report[1],
-            resumed_chunks=report[2],
+            rows=outcome.rows,
+            chunks=outcome.chunks,
+            loaded_chunks=outcome.loaded,
+            resumed_chunks=outcome.resumed,
             retries=self._retries,
-            row_bytes=stats.row_bytes,
-            batch_rows=batch_rows(stats.row_bytes, self.settings),
+            row_bytes=outcome.row_bytes,
+            batch_rows=outcome.batch_rows,
             duration_s=time.monotonic() - started,
             columns=tuple((c.name, c.data_type.simpleString()) for c in columns),
             partition=None
@@ -270,60 +295,151 @@ class DdzWriter:
             else f"{target.partition[0]}={target.partition[1]}",
         )
 
-    def _load(
+    def _stage(self, target: DdzTarget) -> TableName:
+        return target.table.with_suffix(f"__dm_stage_{target.slot_hash[:8]}")
+
+    def _restart_if_stale(
+        self, spark: SparkSession, target: DdzTarget, state: _LoadState, load_id: str
+    ) -> _LoadState:
+        """Forget an interrupted load whose input or layout differs from this one."""
+        if state.committed and (
+            state.load_ids != {load_id} or not self._exists(spark, self._stage(target))
+        ):
+            log.warning("DDZ table %s: the interrupted load is stale; restarting", target.table)
+            self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
+            return _LoadState([])
+        return state
+
+    def _new_stage(self, spark: SparkSession, target: DdzTarget, columns: list[Column]) -> None:
+        stage = self._stage(target)
+        d = self.dialect
+        self._run(spark, [(d.drop_table(stage), []), (d.create_table(stage, columns), [])])
+
+    def _load_streaming(
         self,
         spark: SparkSession,
         frame: DataFrame,
         target: DdzTarget,
         columns: list[Column],
-        stats: DataStats,
         hash_columns: list[str],
         state: _LoadState,
-    ) -> tuple[int, int, int]:
-        """Returns (chunks, chunks loaded now, chunks resumed)."""
-        d = self.dialect
+    ) -> _LoadOutcome:
+        """PostgreSQL: one Spark pass streams every chunk through COPY (see `streaming`)."""
         where = f"DDZ table {target.table}"
-        stage = target.table.with_suffix(f"__dm_stage_{target.slot_hash[:8]}")
         types = [(c.name, c.data_type.simpleString()) for c in columns]
-        count = state.chunk_count or stats.chunk_count(self.settings)
-        chunks = stats.chunks(count)
-        load_id = load_fingerprint(target.slot, types, chunks)
-        stage_exists = self._exists(spark, stage)
-        if state.committed and (state.load_ids != {load_id} or not stage_exists):
-            log.warning("%s: the input changed since the interrupted load; restarting it", where)
-            self._run(spark, [(d.ledger_clear(), [target.slot])])
-            state = _LoadState([])
-            count = stats.chunk_count(self.settings)
-            chunks = stats.chunks(count)
-            load_id = load_fingerprint(target.slot, types, chunks)
-        if not state.committed:
-            self._run(spark, [(d.drop_table(stage), []), (d.create_table(stage, columns), [])])
+        source_rows = frame.count()
+        row_bytes = sampled_row_bytes(frame)
+        planned = chunk_count(source_rows, row_bytes, self.settings, target.max_connections)
+        for attempt in ("resume", "restart"):
+            count = state.chunk_count or planned
+            load_id = load_fingerprint(target.slot, types, [], count)
+            state = self._restart_if_stale(spark, target, state, load_id)
+            if not state.committed:
+                self._new_stage(spark, target, columns)
+            job = StreamJob(
+                postgres_connect_args(self.connection.jdbc_url, self.connection.properties),
+                self._stage(target),
+                [c.name for c in columns],
+                target.slot,
+                load_id,
+                count,
+                target.max_connections,
+            )
+            chunked = chunked_for_streaming(frame, hash_columns, count)
+            batch = batch_rows(row_bytes, self.settings)
 
-        loader = self._loader(spark, stats)
+            def run(chunked: DataFrame = chunked, job: StreamJob = job) -> list[ChunkResult]:
+                return stream_chunks(chunked, job)
+
+            with spark_config_scope(spark, {ARROW_BATCH_ROWS: str(batch)}):
+                results = with_retries(run, self.retry_policy, self._count_retry)
+            seen = {r.chunk for r in results}
+            stale = [r.chunk for r in results if r.status == "stale"]
+            stale += sorted(state.committed - seen)  # committed chunks the new input lacks
+            if not stale:
+                break
+            if attempt == "restart":
+                raise DdzWriteError(f"{where}: chunks {stale} changed while loading")
+            log.warning("%s: chunks %s differ from the interrupted load; restarting", where, stale)
+            self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
+            state = _LoadState([])
+        rows = sum(r.rows for r in results)
+        if rows != source_rows:
+            raise DdzWriteError(
+                f"{where}: {rows} rows reached the stage, the source has {source_rows} (is the "
+                "transformation deterministic?); nothing was published"
+            )
+        self._check_ledger(spark, target, rows)
+        self._publish(spark, target, self._stage(target), columns)
+        loaded = [r for r in results if r.status == "loaded"]
+        sent = sum(r.bytes for r in loaded)
+        sent_rows = sum(r.rows for r in loaded)
+        return _LoadOutcome(
+            chunks=count,
+            loaded=len(loaded),
+            resumed=sum(1 for r in results if r.status == "resumed"),
+            rows=rows,
+            row_bytes=math.ceil(sent / sent_rows) if sent_rows else row_bytes,
+            batch_rows=batch,
+        )
+
+    def _check_ledger(self, spark: SparkSession, target: DdzTarget, rows: int) -> None:
+        total = int(str(self._query(spark, self.dialect.ledger_total_rows(), [target.slot])[0][0]))
+        if total != rows:
+            raise DdzWriteError(
+                f"DDZ table {target.table}: the ledger holds {total} rows for this load, the "
+                f"source {rows}; nothing was published"
+            )
+
+    def _load_spooled(
+        self,
+        spark: SparkSession,
+        frame: DataFrame,
+        target: DdzTarget,
+        columns: list[Column],
+        hash_columns: list[str],
+        state: _LoadState,
+    ) -> _LoadOutcome:
+        """H2 and SQL Server: measure, spool once, load chunk tables through Spark's JDBC writer."""
+        stats = collect_stats(frame, hash_columns)
+        types = [(c.name, c.data_type.simpleString()) for c in columns]
+        planned = stats.chunk_count(self.settings, target.max_connections)
+        count = state.chunk_count or planned
+        load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
+        state = self._restart_if_stale(spark, target, state, load_id)
+        if not state.committed:
+            count = planned
+            load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
+            self._new_stage(spark, target, columns)
+        chunks = stats.chunks(count)
+
+        rows_per_batch = batch_rows(stats.row_bytes, self.settings)
+        loader = JdbcChunkLoader(
+            spark,
+            self.dialect,
+            self.connection.jdbc_url,
+            self.connection.properties,
+            rows_per_batch,
+        )
         spool = self.spool_root / target.slot_hash[:16]
         pending = [c for c in chunks if c.rows > 0 and c.id not in state.committed]
         if pending and not is_complete(spool, load_id):
             chunked = frame.withColumn(CHUNK_COLUMN, chunk_expression(hash_columns, count))
-            write_spool(chunked, spool, loader.spool_format, load_id)
+            write_spool(chunked, spool, load_id)
+        stage = self._stage(target)
         jobs = [ChunkJob(c, count, target.slot, load_id, stage, columns, spool) for c in pending]
-        self._load_chunks(loader, jobs, target, where)
-
-        total = int(str(self._query(spark, d.ledger_total_rows(), [target.slot])[0][0]))
-        if total != stats.rows:
-            raise DdzWriteError(
-                f"{where}: the ledger holds {total} rows for this load, the source {stats.rows}; "
-                "nothing was published"
-            )
+        self._load_chunks(loader, jobs, target, f"DDZ table {target.table}")
+        self._check_ledger(spark, target, stats.rows)
         self._publish(spark, target, stage, columns)
         remove_spool(spool)
-        return count, len(pending), len(state.committed)
-
-    def _loader(self, spark: SparkSession, stats: DataStats) -> ChunkLoader:
-        url, properties = self.connection.jdbc_url, self.connection.properties
-        if isinstance(self.dialect, PostgresDialect):
-            return CopyChunkLoader(self.dialect, url, properties)
-        rows = batch_rows(stats.row_bytes, self.settings)
-        return JdbcChunkLoader(spark, self.dialect, url, properties, rows)
+        return _LoadOutcome(
+            chunks=count,
+            loaded=len(pending),
+            resumed=len(state.committed),
+            rows=stats.rows,
+            row_bytes=stats.row_bytes,
+            batch_rows=rows_per_batch,
+        )
 
     def _load_chunks(
         self, loader: ChunkLoader, jobs: list[ChunkJob], target: DdzTarget, where: str
@@ -419,4 +535,12 @@ def describe_error(error: BaseException) -> str:
         except Exception:  # the gateway may be gone; fall back to the Python text
             pass
     text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    lines = text.splitlines()
+    if "Python worker" in lines[0]:
+        # A task's Python traceback: its last exception line says what went wrong.
+        raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        if raised:
+            return f"{lines[0].rstrip(':')}: {raised[-1].strip()}"
+    return lines[0]

@@ -28,10 +28,10 @@ from data_mesh.resources.ddz_io_manager import (
     WRITE_MODE,
 )
 from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY
+from data_mesh.spark_conf import spark_config_scope
 from data_mesh.transforms.execute import (
     register_cdz_dataset,
     run_transformation,
-    spark_config_scope,
 )
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 

@@ -26,7 +26,7 @@ from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
-from data_mesh.transforms.execute import spark_config_scope
+from data_mesh.spark_conf import spark_config_scope
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
 TARGET_TABLE = "data_mesh/target_table"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from dagster_pyspark import LazyPySparkResource
@@ -29,12 +31,22 @@ def spark_config(settings: Settings) -> dict[str, str]:
     return config
 
 
+def use_this_python_for_workers() -> None:
+    """Python workers (the DDZ writer's COPY tasks) must see this interpreter's packages.
+
+    PySpark reads only the PYSPARK_PYTHON variable for that (not `spark.pyspark.python`).
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def spark_resource(settings: Settings) -> LazyPySparkResource:
+    use_this_python_for_workers()
     return LazyPySparkResource(spark_config=spark_config(settings))
 
 
 def spark_session(settings: Settings) -> SparkSession:
     """A session with the environment's settings, outside Dagster (CLI commands)."""
+    use_this_python_for_workers()
     builder = SparkSession.builder
     for key, value in spark_config(settings).items():
         builder = builder.config(key, value)

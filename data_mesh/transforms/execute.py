@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -34,23 +33,6 @@ CDZ_FORMAT_OPTIONS: dict[str, dict[str, str]] = {
 
 class TransformationError(DataMeshError):
     """A transformation that cannot run; the message names the transformation and the cause."""
-
-
-@contextmanager
-def spark_config_scope(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
-    """Apply session settings for one asset and restore the previous values afterwards."""
-    previous: dict[str, str | None] = {}
-    for key, value in settings.items():
-        previous[key] = spark.conf.get(key, None)
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
 
 
 def register_cdz_dataset(spark: SparkSession, dataset: DataSetModel, uri: str) -> DataFrame:

@@ -1,0 +1,231 @@
+"""PostgreSQL: rows stream from Spark's tasks straight into COPY, one pass over the data.
+
+Each task gets one whole chunk (rows hashed to chunks, partition i = chunk i) as Arrow
+batches, turns them into CSV in C++ (pyarrow) and streams them through `COPY ... FROM STDIN`
+into the staging table; each chunk commits together with its ledger row. A chunk the ledger
+already holds is only re-hashed: the same checksum means it is skipped (a resumed load), a
+different one marks the load as stale. At most `max_connections` tasks write at once (slots
+taken as advisory locks).
+
+Only a row count and a sample of row widths are taken first (cheap: Parquet answers a count
+from file footers), so chunks are bounded by rows exactly and by bytes as sampled; the bytes
+each chunk really sent are reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from data_mesh.ddz.chunks import CHUNK_COLUMN, chunk_expression
+from data_mesh.ddz.dialects import PostgresDialect, TableName
+
+HASH_COLUMN = "__dm_row_hash"
+PARTITION_KEY = "__dm_partition_key"
+SLOT_WAIT_S = 0.2
+RESULT_SCHEMA = "chunk int, rows long, checksum long, bytes long, status string"
+_MODULUS = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class StreamJob:
+    """Everything a task needs, pickled to the executors (credentials included, as Spark's
+    own JDBC options are; never logged)."""
+
+    connect_args: dict[str, Any]
+    stage: TableName
+    columns: list[str]
+    slot: str
+    load_id: str
+    chunk_count: int
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    chunk: int
+    rows: int
+    checksum: int
+    bytes: int
+    status: str  # loaded | resumed | stale
+
+
+def partition_keys(spark: SparkSession, count: int) -> list[int]:
+    """For each chunk c, a value that Spark's hash partitioning sends to partition c.
+
+    `repartition(count, key)` puts a row in partition pmod(murmur3(key, 42), count), exactly
+    what SQL's `pmod(hash(key), count)` computes; looking the values up once on a small range
+    makes partition i hold chunk i and nothing else, with no sort.
+    """
+    found: dict[int, int] = {}
+    span = 64 * count
+    while len(found) < count:
+        rows = (
+            spark.range(span)
+            .select("id", F.expr(f"pmod(hash(id), {count})").alias("p"))
+            .groupBy("p")
+            .agg(F.min("id").alias("id"))
+            .collect()
+        )
+        found = {int(r.p): int(r.id) for r in rows}
+        span *= 4
+    return [found[c] for c in range(count)]
+
+
+def chunked_for_streaming(frame: DataFrame, hash_columns: list[str], count: int) -> DataFrame:
+    """Rows tagged with their chunk and row hash; partition i holds exactly chunk i."""
+    # COPY reads bytea as '\\x' + hex; the row hash is taken from the original values.
+    binary = {
+        f.name: F.concat(F.lit("\\x"), F.lower(F.hex(F.col(f.name))))
+        for f in frame.schema.fields
+        if isinstance(f.dataType, T.BinaryType)
+    }
+    keys = partition_keys(frame.sparkSession, count)
+    chunk = chunk_expression(hash_columns, count)
+    tagged = frame.withColumns(
+        {
+            HASH_COLUMN: F.xxhash64(*[F.col(c) for c in frame.columns]),
+            CHUNK_COLUMN: chunk,
+            # bigint literals: the keys were found by hashing bigints, and hash depends on type.
+            PARTITION_KEY: F.element_at(
+                F.array(*[F.lit(k).cast("bigint") for k in keys]), chunk + 1
+            ),
+        }
+    )
+    if binary:
+        tagged = tagged.withColumns(binary)
+    return tagged.repartition(count, F.col(PARTITION_KEY)).drop(PARTITION_KEY)
+
+
+def stream_chunks(frame: DataFrame, job: StreamJob) -> list[ChunkResult]:
+    """Run the load's one Spark job; returns what happened to every non-empty chunk."""
+    rows = frame.mapInArrow(lambda batches: _copy_task(batches, job), RESULT_SCHEMA).collect()
+    return [
+        ChunkResult(int(r.chunk), int(r.rows), int(r.checksum), int(r.bytes), str(r.status))
+        for r in rows
+    ]
+
+
+def _take_connection_slot(connection: Any, job: StreamJob) -> None:
+    """Wait for one of `max_connections` slots (session advisory locks, released when the
+    connection closes): at most that many tasks write to the table at once, whatever the
+    cluster's size. Azure SQL and PostgreSQL throttle on log rate, not on Spark's cores."""
+    import time
+
+    while True:
+        for slot in range(job.max_connections):
+            taken = connection.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s), %s)", [job.slot, slot]
+            ).fetchone()
+            if taken and taken[0]:
+                connection.commit()
+                return
+        connection.rollback()
+        time.sleep(SLOT_WAIT_S)
+
+
+def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
+    """Runs inside a Spark task (Python worker)."""
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pa_csv
+
+    dialect = PostgresDialect()
+    copy_sql = (
+        f"COPY {dialect.qualified(job.stage)} ({dialect.column_list(job.columns)}) "
+        "FROM STDIN (FORMAT csv)"
+    )
+    options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
+    connection = psycopg.connect(**job.connect_args)
+    results: list[dict[str, Any]] = []
+    _take_connection_slot(connection, job)
+
+    class _Chunk:
+        def __init__(self, chunk_id: int) -> None:
+            self.id, self.rows, self.checksum, self.bytes = chunk_id, 0, 0, 0
+            found = connection.execute(
+                dialect.ledger_checksum().replace("?", "%s"), [job.slot, chunk_id]
+            ).fetchone()
+            self.expected = None if found is None else int(found[0])
+            self.cursor = connection.cursor()
+            self.copying = contextlib.ExitStack()
+            self.copy: Any = None
+            if found is None:
+                self.copy = self.copying.enter_context(self.cursor.copy(copy_sql))
+
+        def add(self, part: Any) -> None:
+            self.rows += part.num_rows
+            hashes = part.column(HASH_COLUMN)
+            high = pc.sum(pc.shift_right(hashes, 32)).as_py() or 0
+            low = pc.sum(pc.bit_wise_and(hashes, 0xFFFFFFFF)).as_py() or 0
+            self.checksum = (self.checksum + (high << 32) + low) % _MODULUS
+            if self.copy is not None:
+                buffer = io.BytesIO()
+                pa_csv.write_csv(part.select(job.columns), buffer, options)
+                self.bytes += buffer.tell()
+                self.copy.write(buffer.getvalue())
+
+        def finish(self) -> None:
+            if self.copy is None:
+                connection.rollback()
+                status = "resumed" if self.checksum == self.expected else "stale"
+            else:
+                self.copying.close()  # ends the COPY
+                self.cursor.execute(
+                    dialect.ledger_insert().replace("?", "%s"),
+                    [job.slot, job.load_id, self.id, job.chunk_count, self.rows, self.checksum],
+                )
+                connection.commit()
+                status = "loaded"
+            self.cursor.close()
+            results.append(
+                {
+                    "chunk": self.id,
+                    "rows": self.rows,
+                    "checksum": self.checksum,
+                    "bytes": self.bytes,
+                    "status": status,
+                }
+            )
+
+    current: _Chunk | None = None
+    done: set[int] = set()
+    try:
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            chunk_ids = table.column(CHUNK_COLUMN)
+            present = pc.unique(chunk_ids).to_pylist()
+            for chunk_id in present:  # one, unless hash partitioning changed under us
+                part = table if len(present) == 1 else table.filter(pc.equal(chunk_ids, chunk_id))
+                if current is None or current.id != chunk_id:
+                    if current is not None:
+                        current.finish()
+                        done.add(current.id)
+                    if chunk_id in done:
+                        raise RuntimeError(f"rows of chunk {chunk_id} are not contiguous")
+                    current = _Chunk(int(chunk_id))
+                current.add(part)
+        if current is not None:
+            current.finish()
+    finally:
+        connection.close()
+    yield pa.RecordBatch.from_pylist(
+        results,
+        schema=pa.schema(
+            [
+                ("chunk", pa.int32()),
+                ("rows", pa.int64()),
+                ("checksum", pa.int64()),
+                ("bytes", pa.int64()),
+                ("status", pa.string()),
+            ]
+        ),
+    )
