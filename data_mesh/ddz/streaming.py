@@ -1,8 +1,9 @@
 """PostgreSQL: rows stream from Spark's tasks straight into COPY, one pass over the data.
 
 Each task gets one whole chunk (rows hashed to chunks, partition i = chunk i) as Arrow
-batches, turns them into CSV in C++ (pyarrow) and streams them through `COPY ... FROM STDIN`
-into the staging table; each chunk commits together with its ledger row. A chunk the ledger
+batches, encodes them natively (pgpq: PostgreSQL's binary COPY format; pyarrow's CSV writer
+where a type needs it) and streams them through `COPY ... FROM STDIN` into the staging
+table; each chunk commits together with its ledger row. A chunk the ledger
 already holds is only re-hashed: the same checksum means it is skipped (a resumed load), a
 different one marks the load as stale. At most `max_connections` tasks write at once (slots
 taken as advisory locks).
@@ -28,7 +29,6 @@ from data_mesh.ddz.chunks import CHUNK_COLUMN, chunk_expression
 from data_mesh.ddz.dialects import PostgresDialect, TableName
 
 HASH_COLUMN = "__dm_row_hash"
-PARTITION_KEY = "__dm_partition_key"
 SLOT_WAIT_S = 0.2
 RESULT_SCHEMA = "chunk int, rows long, checksum long, bytes long, status string"
 _MODULUS = 2**63 - 1
@@ -46,6 +46,7 @@ class StreamJob:
     load_id: str
     chunk_count: int
     max_connections: int
+    copy_format: str = "binary"  # binary (pgpq) or csv
 
 
 @dataclass(frozen=True)
@@ -79,29 +80,40 @@ def partition_keys(spark: SparkSession, count: int) -> list[int]:
     return [found[c] for c in range(count)]
 
 
-def chunked_for_streaming(frame: DataFrame, hash_columns: list[str], count: int) -> DataFrame:
+def binary_copy_supported(frame: DataFrame) -> bool:
+    """Whether pgpq can encode every column for COPY (FORMAT binary), PostgreSQL's fastest."""
+    try:
+        import pgpq
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        pgpq.ArrowToPostgresBinaryEncoder(to_arrow_schema(frame.schema))
+        return True
+    except Exception:  # pgpq missing or a type it cannot encode: CSV works for all
+        return False
+
+
+def chunked_for_streaming(
+    frame: DataFrame, hash_columns: list[str], count: int, copy_format: str = "binary"
+) -> DataFrame:
     """Rows tagged with their chunk and row hash; partition i holds exactly chunk i."""
-    # COPY reads bytea as '\\x' + hex; the row hash is taken from the original values.
+    # COPY in CSV reads bytea as '\\x' + hex; the row hash is taken from the original values.
     binary = {
         f.name: F.concat(F.lit("\\x"), F.lower(F.hex(F.col(f.name))))
         for f in frame.schema.fields
-        if isinstance(f.dataType, T.BinaryType)
+        if isinstance(f.dataType, T.BinaryType) and copy_format == "csv"
     }
     keys = partition_keys(frame.sparkSession, count)
     chunk = chunk_expression(hash_columns, count)
-    tagged = frame.withColumns(
+    # bigint literals: the keys were found by hashing bigints, and hash depends on the type.
+    partition_key = F.element_at(F.array(*[F.lit(k).cast("bigint") for k in keys]), chunk + 1)
+    # Only the data crosses the shuffle; chunk and row hash are computed on the other side.
+    tagged = frame.repartition(count, partition_key).withColumns(
         {
             HASH_COLUMN: F.xxhash64(*[F.col(c) for c in frame.columns]),
             CHUNK_COLUMN: chunk,
-            # bigint literals: the keys were found by hashing bigints, and hash depends on type.
-            PARTITION_KEY: F.element_at(
-                F.array(*[F.lit(k).cast("bigint") for k in keys]), chunk + 1
-            ),
         }
     )
-    if binary:
-        tagged = tagged.withColumns(binary)
-    return tagged.repartition(count, F.col(PARTITION_KEY)).drop(PARTITION_KEY)
+    return tagged.withColumns(binary) if binary else tagged
 
 
 def stream_chunks(frame: DataFrame, job: StreamJob) -> list[ChunkResult]:
@@ -133,6 +145,7 @@ def _take_connection_slot(connection: Any, job: StreamJob) -> None:
 
 def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
     """Runs inside a Spark task (Python worker)."""
+    import pgpq
     import psycopg
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -141,7 +154,7 @@ def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
     dialect = PostgresDialect()
     copy_sql = (
         f"COPY {dialect.qualified(job.stage)} ({dialect.column_list(job.columns)}) "
-        "FROM STDIN (FORMAT csv)"
+        f"FROM STDIN (FORMAT {job.copy_format})"
     )
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
     connection = psycopg.connect(**job.connect_args)
@@ -158,6 +171,7 @@ def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
             self.cursor = connection.cursor()
             self.copying = contextlib.ExitStack()
             self.copy: Any = None
+            self.encoder: Any = None
             if found is None:
                 self.copy = self.copying.enter_context(self.cursor.copy(copy_sql))
 
@@ -168,16 +182,30 @@ def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
             low = pc.sum(pc.bit_wise_and(hashes, 0xFFFFFFFF)).as_py() or 0
             self.checksum = (self.checksum + (high << 32) + low) % _MODULUS
             if self.copy is not None:
-                buffer = io.BytesIO()
-                pa_csv.write_csv(part.select(job.columns), buffer, options)
-                self.bytes += buffer.tell()
-                self.copy.write(buffer.getvalue())
+                rows = part.select(job.columns)
+                if job.copy_format == "binary":
+                    if self.encoder is None:
+                        self.encoder = pgpq.ArrowToPostgresBinaryEncoder(rows.schema)
+                        self._send(self.encoder.write_header())
+                    for batch in rows.to_batches():
+                        self._send(self.encoder.write_batch(batch))
+                else:
+                    buffer = io.BytesIO()
+                    pa_csv.write_csv(rows, buffer, options)
+                    self._send(buffer.getvalue())
+
+        def _send(self, data: bytes) -> None:
+            if data:
+                self.bytes += len(data)
+                self.copy.write(data)
 
         def finish(self) -> None:
             if self.copy is None:
                 connection.rollback()
                 status = "resumed" if self.checksum == self.expected else "stale"
             else:
+                if self.encoder is not None:
+                    self._send(self.encoder.finish())
                 self.copying.close()  # ends the COPY
                 self.cursor.execute(
                     dialect.ledger_insert().replace("?", "%s"),

@@ -48,6 +48,7 @@ from data_mesh.ddz.spool import is_complete, remove_spool, write_spool
 from data_mesh.ddz.streaming import (
     ChunkResult,
     StreamJob,
+    binary_copy_supported,
     chunked_for_streaming,
     stream_chunks,
 )
@@ -330,6 +331,7 @@ class DdzWriter:
         source_rows = frame.count()
         row_bytes = sampled_row_bytes(frame)
         planned = chunk_count(source_rows, row_bytes, self.settings, target.max_connections)
+        copy_format = "binary" if binary_copy_supported(frame) else "csv"
         for attempt in ("resume", "restart"):
             count = state.chunk_count or planned
             load_id = load_fingerprint(target.slot, types, [], count)
@@ -344,8 +346,9 @@ class DdzWriter:
                 load_id,
                 count,
                 target.max_connections,
+                copy_format,
             )
-            chunked = chunked_for_streaming(frame, hash_columns, count)
+            chunked = chunked_for_streaming(frame, hash_columns, count, copy_format)
             batch = batch_rows(row_bytes, self.settings)
 
             def run(chunked: DataFrame = chunked, job: StreamJob = job) -> list[ChunkResult]:
