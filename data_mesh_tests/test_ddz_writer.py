@@ -130,17 +130,46 @@ def test_partitioned_replace_touches_only_its_slice(
     assert [r for r in result if r[1] == "2026-11-21"] == [(99, "2026-11-21", 2.0)]
 
 
+@pytest.mark.parametrize("copy_format", ["binary", "csv"])
 def test_types_unicode_nulls_and_awkward_strings(
-    spark: SparkSession, ddz: DdzConnection, tmp_path: Path
+    spark: SparkSession, ddz: DdzConnection, tmp_path: Path, copy_format: str, monkeypatch
 ) -> None:
-    schema = "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double"
+    if copy_format == "csv":
+        if not ddz.url.startswith("jdbc:postgresql:"):
+            pytest.skip("the COPY format only matters on PostgreSQL")
+        # The CSV path is PostgreSQL's fallback for types pgpq cannot encode.
+        monkeypatch.setattr("data_mesh.ddz.writer.binary_copy_supported", lambda frame: False)
+    schema = (
+        "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double, "
+        "BIN binary, SM smallint"
+    )
     ts = dt.datetime(2026, 11, 21, 13, 14, 15, 123456)
     rows = [
-        (1, "Zoë \u2013 東京 🚀", Decimal("12.34"), dt.date(2026, 1, 31), ts, True, 1.5e10),
-        (2, None, None, None, None, None, None),
-        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0),
-        (4, 'a "quoted", comma\nand newline\\ backslash', Decimal("0"), None, None, True, 3.25),
-        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None),
+        (
+            1,
+            "Zoë \u2013 東京 🚀",
+            Decimal("12.34"),
+            dt.date(2026, 1, 31),
+            ts,
+            True,
+            1.5e10,
+            bytearray(b"\x00\xffab"),
+            7,
+        ),
+        (2, None, None, None, None, None, None, None, None),
+        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0, bytearray(b""), -1),
+        (
+            4,
+            'a "quoted", comma\nand newline\\ backslash',
+            Decimal("0"),
+            None,
+            None,
+            True,
+            3.25,
+            None,
+            0,
+        ),
+        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None, None, None),
     ]
     w = writer(ddz, tmp_path)
     w.write(frame(spark, rows, schema), DdzTarget(TableName("ddz", "TYPED")))
