@@ -56,6 +56,8 @@ class Dialect:
     url_separator = ";"
     # Whether DDL joins the surrounding transaction (PostgreSQL, SQL Server) or commits (H2).
     transactional_ddl = True
+    # Whether `replace_from` renames the stage into place (it is then gone) or copies its rows.
+    replace_swaps_tables = False
 
     # -- names ------------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -308,6 +310,7 @@ class SqlServerDialect(Dialect):
     }
     text_type = "NVARCHAR(MAX)"
     binary_type = "VARBINARY(MAX)"
+    replace_swaps_tables = True
     # A table lock on bulk-copy batches: faster loads into a chunk table nobody else reads.
     table_lock_setting = "bulkCopyForBatchInsertTableLock"
 

@@ -496,7 +496,7 @@ class DdzWriter:
         elif target.write_mode == "replace" and target.partition is None:
             replace = d.replace_from(target.table, stage, names)
             statements += [(sql, []) for sql in replace]
-            stage_consumed = any("sp_rename" in sql or "RENAME" in sql for sql in replace)
+            stage_consumed = d.replace_swaps_tables
         elif target.write_mode == "replace":
             column, value = target.partition  # type: ignore[misc]
             statements += [
