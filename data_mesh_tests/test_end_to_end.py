@@ -173,3 +173,49 @@ def test_materialization_metadata_in_the_ui(loaded: Settings, spark: SparkSessio
         ("LOAD_DATE", "date"),
         ("SOR_SYS_CD", "string"),
     ]
+
+
+def test_a_failed_run_is_resumed_by_the_next_run(
+    loaded: Settings, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What re-executing a failed run does: the asset's step runs again, and its DDZ write
+    continues from the chunks the failed run committed."""
+    from dagster import AssetKey
+
+    from data_mesh.ddz.loaders import JdbcChunkLoader
+    from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
+    from data_mesh.loading import load_catalog
+    from data_mesh.resources.ddz_io_manager import DdzIOManager
+    from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, resources_for
+
+    write_sample_data(spark, lake_storage(loaded), 1000)
+    resources = resources_for(loaded)
+    resources[DDZ_IO_MANAGER_KEY] = DdzIOManager(
+        spark=resources["spark"],
+        jdbc_url=loaded.resolved_ddz_jdbc_url,
+        spool_dir=str(loaded.home_dir / "spool"),
+        max_chunk_rows=100,
+    )
+    job = build_definitions(load_catalog(loaded), resources).resolve_job_def(ALL_PRODUCTS_JOB)
+    key = AssetKey(["payments", "ddz", "sor1_payments"])
+    instance = DagsterInstance.ephemeral()
+
+    real_load = JdbcChunkLoader.load
+
+    def fail_on_chunk_7(self, chunk_job):
+        if chunk_job.chunk.id == 7:
+            raise RuntimeError("database went away")
+        real_load(self, chunk_job)
+
+    monkeypatch.setattr(JdbcChunkLoader, "load", fail_on_chunk_7)
+    failed = job.execute_in_process(instance=instance, asset_selection=[key], raise_on_error=False)
+    assert not failed.success
+    monkeypatch.undo()
+
+    rerun = job.execute_in_process(instance=instance, asset_selection=[key])
+    assert rerun.success
+    metadata = instance.get_latest_materialization_event(key).asset_materialization.metadata
+    assert metadata["chunks"].value == 10
+    assert metadata["resumed_chunks"].value >= 1
+    assert metadata["resumed_chunks"].value + metadata["loaded_chunks"].value == 10
+    assert _table(spark, loaded, "ddz.SOR1_PAYMENTS").count() == 1000
