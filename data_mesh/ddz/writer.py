@@ -21,10 +21,11 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -57,6 +58,7 @@ from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
 from data_mesh.spark_conf import spark_config_scope
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Violation|Shutdown)\b.*: ")
@@ -191,44 +193,35 @@ class DdzWriter:
         self._lock = threading.Lock()
 
     # -- sessions ----------------------------------------------------------------------------
-    def _session(self, spark: SparkSession) -> DdzSession:
-        return with_retries(
-            lambda: open_session(spark, self.connection.jdbc_url, self.connection.properties),
-            self.retry_policy,
-            self._count_retry,
-        )
-
     def _count_retry(self, attempt: int, error: BaseException) -> None:
         with self._lock:
             self._retries += 1
         log.warning("transient error (attempt %d), retrying: %s", attempt, describe_error(error))
 
-    def _run(self, spark: SparkSession, statements: list[tuple[str, list[object]]]) -> None:
-        """Statements in one transaction on a fresh session, retried as a whole."""
+    def _transact(self, spark: SparkSession, work: Callable[[DdzSession], Result]) -> Result:
+        """`work` in one transaction on a fresh session, retried as a whole on transient errors."""
 
-        def attempt() -> None:
+        def attempt() -> Result:
             session = open_session(spark, self.connection.jdbc_url, self.connection.properties)
             try:
                 with transaction(session):
-                    for sql, params in statements:
-                        session.execute(sql, params)
-            finally:
-                session.close()
-
-        with_retries(attempt, self.retry_policy, self._count_retry)
-
-    def _query(
-        self, spark: SparkSession, sql: str, params: list[object]
-    ) -> list[tuple[object, ...]]:
-        def attempt() -> list[tuple[object, ...]]:
-            session = open_session(spark, self.connection.jdbc_url, self.connection.properties)
-            try:
-                with transaction(session):
-                    return session.query(sql, params)
+                    return work(session)
             finally:
                 session.close()
 
         return with_retries(attempt, self.retry_policy, self._count_retry)
+
+    def _run(self, spark: SparkSession, statements: list[tuple[str, list[object]]]) -> None:
+        def run_all(session: DdzSession) -> None:
+            for sql, params in statements:
+                session.execute(sql, params)
+
+        self._transact(spark, run_all)
+
+    def _query(
+        self, spark: SparkSession, sql: str, params: list[object]
+    ) -> list[tuple[object, ...]]:
+        return self._transact(spark, lambda session: session.query(sql, params))
 
     def _table_columns(self, spark: SparkSession, table: TableName) -> list[str]:
         sql, params = self.dialect.columns_of(table)
@@ -256,7 +249,10 @@ class DdzWriter:
                 f"{where}: partition column {target.partition[0]!r} is not in the data"
             )
         for column in columns:
-            d.column_type(column.data_type)  # fail before any work on an unmappable type
+            try:  # fail before any work on a type the DDZ cannot store
+                d.column_type(column.data_type)
+            except ValueError as error:
+                raise DdzWriteError(f"{where}: column {column.name!r}: {error}") from error
 
         hash_columns = list(target.key_columns) or names
         try:
