@@ -146,3 +146,32 @@ def test_killed_process_resumes_with_exact_rows(spark: SparkSession, pg, tmp_pat
     assert report.resumed_chunks + report.loaded_chunks == ROWS // CHUNK_ROWS
     assert _fingerprint(observer) == _expected(observer, ROWS)
     assert reader.seen <= {1000, ROWS} and ROWS in reader.seen
+
+
+def test_connection_cap_holds_with_more_tasks_than_slots(
+    spark: SparkSession, pg, tmp_path: Path
+) -> None:
+    url, properties = pg
+    writer = make_writer(url, properties["user"], properties["password"], str(tmp_path), CHUNK_ROWS)
+    observer = _connect(url, properties)
+    seen: list[int] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            row = observer.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = "
+                "'data_mesh_ddz_writer' AND query LIKE 'COPY%%' AND state = 'active'"
+            ).fetchone()
+            seen.append(int(row[0]) if row else 0)
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    # local[2] runs two chunk tasks at once; one slot lets only one of them write.
+    report = writer.write(source_rows(spark, ROWS), DdzTarget(TABLE, max_connections=1))
+    stop.set()
+    watcher.join(timeout=5)
+    assert report.chunks >= 2
+    assert max(seen) == 1
+    assert _fingerprint(observer) == _expected(observer, ROWS)

@@ -5,8 +5,8 @@ batches, encodes them natively (pgpq: PostgreSQL's binary COPY format; pyarrow's
 where a type needs it) and streams them through `COPY ... FROM STDIN` into the staging
 table; each chunk commits together with its ledger row. A chunk the ledger
 already holds is only re-hashed: the same checksum means it is skipped (a resumed load), a
-different one marks the load as stale. At most `max_connections` tasks write at once (slots
-taken as advisory locks).
+different one marks the load as stale. At most `max_connections` tasks hold a connection and
+write at once (slots taken as advisory locks).
 
 Only a row count and a sample of row widths are taken first (cheap: Parquet answers a count
 from file footers), so chunks are bounded by rows exactly and by bytes as sampled; the bytes
@@ -125,28 +125,32 @@ def stream_chunks(frame: DataFrame, job: StreamJob) -> list[ChunkResult]:
     ]
 
 
-def _take_connection_slot(connection: Any, job: StreamJob) -> None:
-    """Wait for one of `max_connections` slots (session advisory locks, released when the
-    connection closes): at most that many tasks write to the table at once, whatever the
-    cluster's size. Azure SQL and PostgreSQL throttle on log rate, not on Spark's cores."""
+def _connect_with_slot(job: StreamJob) -> Any:
+    """A connection holding one of `max_connections` slots (a session advisory lock, released
+    when the connection closes): at most that many tasks write at once, whatever the cluster's
+    size; Azure SQL and PostgreSQL throttle on log rate, not on Spark's cores. A task that finds
+    no free slot disconnects while it waits, so waiting tasks hold no connections."""
+    import random
     import time
 
+    import psycopg
+
     while True:
+        connection = psycopg.connect(**job.connect_args)
         for slot in range(job.max_connections):
             taken = connection.execute(
                 "SELECT pg_try_advisory_lock(hashtext(%s), %s)", [job.slot, slot]
             ).fetchone()
             if taken and taken[0]:
                 connection.commit()
-                return
-        connection.rollback()
-        time.sleep(SLOT_WAIT_S)
+                return connection
+        connection.close()
+        time.sleep(random.uniform(SLOT_WAIT_S, 2 * SLOT_WAIT_S))
 
 
 def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
     """Runs inside a Spark task (Python worker)."""
     import pgpq
-    import psycopg
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
@@ -157,9 +161,8 @@ def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
         f"FROM STDIN (FORMAT {job.copy_format})"
     )
     options = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
-    connection = psycopg.connect(**job.connect_args)
+    connection = _connect_with_slot(job)
     results: list[dict[str, Any]] = []
-    _take_connection_slot(connection, job)
 
     class _Chunk:
         def __init__(self, chunk_id: int) -> None:
