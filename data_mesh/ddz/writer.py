@@ -133,7 +133,7 @@ class WriteReport:
         return self.rows / self.duration_s if self.duration_s > 0 else 0.0
 
 
-def prepare_for_jdbc(frame: DataFrame, where: str) -> DataFrame:
+def prepare_for_ddz(frame: DataFrame, where: str) -> DataFrame:
     """Check column names are safe identifiers; make types the DDZ can store."""
     for column in frame.schema.fields:
         try:
@@ -236,7 +236,7 @@ class DdzWriter:
         where = f"DDZ table {target.table}"
         if target.write_mode not in WRITE_MODES:
             raise DdzWriteError(f"{where}: unknown write mode {target.write_mode!r}")
-        frame = prepare_for_jdbc(frame, where)
+        frame = prepare_for_ddz(frame, where)
         columns = [Column(f.name, f.dataType) for f in frame.schema.fields]
         names = [c.name for c in columns]
         for key in target.key_columns:
@@ -511,18 +511,6 @@ class DdzWriter:
         self._run(spark, statements)
         if not stage_consumed and not d.transactional_ddl:
             self._run(spark, [(d.drop_table(stage), [])])
-
-
-def write_to_ddz(
-    frame: DataFrame,
-    target: DdzTarget,
-    connection: DdzConnection,
-    settings: ChunkSettings | None = None,
-    spool_root: Path | None = None,
-    retry_policy: RetryPolicy | None = None,
-) -> WriteReport:
-    """Write `frame` into the target table in bounded chunks; the target changes all at once."""
-    return DdzWriter(connection, settings, spool_root, retry_policy).write(frame, target)
 
 
 def describe_error(error: BaseException) -> str:

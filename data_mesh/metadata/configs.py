@@ -127,15 +127,6 @@ class AggregateConfig(OutputShaping):
     )
 
 
-TransformationConfig = (
-    PropertiesSequenceConfig
-    | SqlConfig
-    | FilterConfig
-    | SelectConfig
-    | JoinConfig
-    | AggregateConfig
-)
-
 CONFIG_MODELS: dict[str, type[OutputShaping]] = {
     "properties_sequence": PropertiesSequenceConfig,
     "sql": SqlConfig,
