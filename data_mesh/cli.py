@@ -59,6 +59,7 @@ def load(
     from data_mesh.loading import lake_storage
     from data_mesh.metadata.product_files import load_product_files
     from data_mesh.metadata.store import make_engine
+    from data_mesh.transforms.query_files import publish_query_files
 
     settings = _settings(url)
     storage = lake_storage(settings)
@@ -67,11 +68,7 @@ def load(
     except DataMeshError as error:
         _fail(str(error))
     for product in loaded:
-        queries = product.path.parent / "queries"
-        for file in product.query_files:
-            storage.write_bytes(
-                f"queries/{file.relative_to(queries).as_posix()}", file.read_bytes()
-            )
+        publish_query_files(storage, product)
         console.print(
             f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
         )

@@ -40,7 +40,6 @@ def _dataset(
         write_mode=None if layer == "CDZ" else "replace",
         key_columns=(),
         description=None,
-        schema_json="[]",
     )
 
 

@@ -6,9 +6,11 @@ A broken product (bad row, bad Configuration, cycle, unsafe identifier ...) is r
 
 from __future__ import annotations
 
+import dataclasses
 import graphlib
+import json
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from data_mesh.errors import MetadataError
@@ -24,15 +26,31 @@ from data_mesh.metadata.configs import (
 )
 from data_mesh.metadata.rows import (
     DataProductRow,
+    DataQualityRuleRow,
     DataSetRow,
     DataSourceRow,
     StoreSnapshot,
     TransformationRow,
 )
+from data_mesh.metadata.rule_configs import (
+    ReferentialIntegrityRule,
+    RuleSettings,
+    parse_rule_config,
+    rule_columns,
+)
 
 LAYERS = ("CDZ", "DDZ")
 WRITE_MODES = ("replace", "append", "merge")
 DEFAULT_TARGET_SCHEMA = "ddz"
+
+
+@dataclass(frozen=True)
+class DeclaredColumn:
+    """A column listed in DataSets.Schema; `pii` columns are masked wherever samples are shown."""
+
+    name: str
+    type: str | None = None
+    pii: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,7 +69,11 @@ class DataSetModel:
     write_mode: str | None
     key_columns: tuple[str, ...]
     description: str | None
-    schema_json: str
+    columns: tuple[DeclaredColumn, ...] = ()
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.pii)
 
     @property
     def sql_name(self) -> str:
@@ -66,6 +88,20 @@ class DataSetModel:
 
 
 @dataclass(frozen=True)
+class QualityRuleModel:
+    """A DataQualityRules row: a check on the DataSet it names, enforced where it is produced."""
+
+    id: int
+    name: str
+    description: str | None
+    type: str
+    config: RuleSettings
+    dataset: DataSetModel
+    # The DataSet a referential_integrity rule looks values up in.
+    reference: DataSetModel | None = None
+
+
+@dataclass(frozen=True)
 class TransformationModel:
     id: int
     name: str
@@ -76,6 +112,8 @@ class TransformationModel:
     inputs: tuple[DataSetModel, ...]
     output: DataSetModel
     depends_on: tuple[str, ...]
+    # Quality rules on `output`, evaluated on the result before it is written.
+    rules: tuple[QualityRuleModel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,7 +202,31 @@ def _resolve_dataset(
         write_mode=write_mode,
         key_columns=keys,
         description=row.Description,
-        schema_json=row.Schema,
+        columns=_declared_columns(row.Schema, where),
+    )
+
+
+def _declared_columns(text: str | None, where: str) -> tuple[DeclaredColumn, ...]:
+    """DataSets.Schema: a JSON list of {name, type, pii} objects, or an object name -> type."""
+    if not text or not text.strip():
+        return ()
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise MetadataError(f"{where}: Schema is not valid JSON: {error}") from error
+    if isinstance(raw, dict):
+        raw = [{"name": name, "type": type_} for name, type_ in raw.items()]
+    if not isinstance(raw, list) or not all(isinstance(c, dict) and "name" in c for c in raw):
+        raise MetadataError(
+            f'{where}: Schema must be a JSON list of {{"name", "type", "pii"}} objects'
+        )
+    return tuple(
+        DeclaredColumn(
+            name=_identifier(str(c["name"]), where, "Schema column"),
+            type=str(c["type"]) if c.get("type") else None,
+            pii=bool(c.get("pii", False)),
+        )
+        for c in raw
     )
 
 
@@ -277,6 +339,23 @@ def build_catalog(snapshot: StoreSnapshot) -> Catalog:
         except MetadataError as error:
             fail(product_name, str(error))
 
+    rules_by_producer: dict[int, list[QualityRuleModel]] = defaultdict(list)
+    for rule_row in snapshot.data_quality_rules:
+        dataset = datasets.get(rule_row.DataSetID)
+        if dataset is None:
+            continue  # the DataSet's own problem is reported already
+        try:
+            rule = _resolve_rule(rule_row, dataset, datasets.values(), producer_of)
+        except MetadataError as error:
+            fail(dataset.product, str(error))
+            continue
+        rules_by_producer[producer_of[dataset.id]].append(rule)
+    for transformation_id, rules in rules_by_producer.items():
+        if transformation_id in resolved:
+            resolved[transformation_id] = _with_rules(
+                resolved[transformation_id], rules, producer_of, transformation_rows
+            )
+
     _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
 
     candidates = [
@@ -373,6 +452,87 @@ def _resolve_transformation(
     )
 
 
+def _resolve_rule(
+    row: DataQualityRuleRow,
+    dataset: DataSetModel,
+    all_datasets: Iterable[DataSetModel],
+    producer_of: dict[int, int],
+) -> QualityRuleModel:
+    where = f"DataQualityRules row {row.RuleID} ({row.Name})"
+    # The name becomes the Dagster check name: letters, digits and '_' only.
+    _identifier(row.Name, where, "Name")
+    config = parse_rule_config(row.RuleID, row.Name, row.Type, row.Configuration)
+    if dataset.layer != "DDZ" or dataset.id not in producer_of:
+        raise MetadataError(
+            f"{where}: DataSet {dataset.name!r} is not produced by a transformation; rules "
+            "are checked where their DataSet is computed, so put them on a DDZ DataSet"
+        )
+    _check_declared_columns(where, dataset, rule_columns(config))
+    reference = None
+    if isinstance(config, ReferentialIntegrityRule):
+        matches = [
+            d
+            for d in all_datasets
+            if config.reference_dataset in (d.name, d.sql_name, f"{d.source_name}.{d.name}")
+        ]
+        if len(matches) != 1:
+            found = "no DataSet" if not matches else f"{len(matches)} DataSets"
+            raise MetadataError(
+                f"{where}: reference_dataset {config.reference_dataset!r} matches {found}"
+                + (" (write it as '<source>.<dataset>')" if matches else "")
+            )
+        reference = matches[0]
+        if reference.layer == "DDZ" and reference.id not in producer_of:
+            raise MetadataError(
+                f"{where}: reference DataSet {reference.name!r} is not produced by any "
+                "transformation"
+            )
+        _check_declared_columns(where, reference, [config.reference_column])
+    return QualityRuleModel(
+        id=row.RuleID,
+        name=row.Name,
+        description=row.Description,
+        type=row.Type,
+        config=config,
+        dataset=dataset,
+        reference=reference,
+    )
+
+
+def _check_declared_columns(where: str, dataset: DataSetModel, columns: list[str]) -> None:
+    """Columns a rule names must exist when the DataSet's Schema lists its columns."""
+    declared = {c.name.lower() for c in dataset.columns}
+    if not declared:
+        return  # checked against the computed DataFrame at run time
+    missing = [c for c in columns if c.lower() not in declared]
+    if missing:
+        raise MetadataError(
+            f"{where}: column {', '.join(map(repr, missing))} is not in DataSet "
+            f"{dataset.name!r} (columns: {', '.join(c.name for c in dataset.columns)})"
+        )
+
+
+def _with_rules(
+    transformation: TransformationModel,
+    rules: list[QualityRuleModel],
+    producer_of: dict[int, int],
+    rows: dict[int, TransformationRow],
+) -> TransformationModel:
+    """Attach rules; a referential_integrity rule on a DDZ reference runs after its producer."""
+    depends = list(transformation.depends_on)
+    for rule in rules:
+        if rule.reference is None or rule.reference.id not in producer_of:
+            continue
+        upstream = rows[producer_of[rule.reference.id]].Name
+        if upstream not in depends and upstream != transformation.name:
+            depends.append(upstream)
+    return dataclasses.replace(
+        transformation,
+        rules=tuple(sorted(rules, key=lambda r: r.id)),
+        depends_on=tuple(depends),
+    )
+
+
 def _report_cycles(
     resolved: dict[int, TransformationModel],
     product_of: dict[int, str],
@@ -412,10 +572,11 @@ def drop_broken_products(
             if product.name in broken:
                 continue
             for transformation in product.transformations:
+                references = [r.reference for r in transformation.rules if r.reference]
                 upstream = next(
                     (
                         producer_product[d.id]
-                        for d in transformation.inputs
+                        for d in [*transformation.inputs, *references]
                         if producer_product.get(d.id, product.name) != product.name
                         and producer_product[d.id] in broken
                     ),

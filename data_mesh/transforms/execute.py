@@ -18,6 +18,7 @@ from data_mesh.metadata.configs import (
     SelectConfig,
     SqlConfig,
 )
+from data_mesh.spark_sql import string_literal
 from data_mesh.storage import Storage
 from data_mesh.transforms.query_files import load_query_plan
 
@@ -58,13 +59,9 @@ def register_cdz_dataset(spark: SparkSession, dataset: DataSetModel, uri: str) -
             )
         spark.sql(f"DROP TABLE {table}")
     options = {"path": uri, **CDZ_FORMAT_OPTIONS[fmt]}
-    rendered = ", ".join(f"'{k}' '{_sql_string(v)}'" for k, v in options.items())
+    rendered = ", ".join(f"'{k}' {string_literal(v)}" for k, v in options.items())
     spark.sql(f"CREATE TABLE {table} USING {fmt} OPTIONS ({rendered})")
     return spark.table(f"{dataset.source_name}.{dataset.name}")
-
-
-def _sql_string(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def run_transformation(

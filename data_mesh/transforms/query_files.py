@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.metadata.product_files import LoadedProduct
 from data_mesh.storage import Storage, StorageError
 from data_mesh.transforms.properties import QueryPlan, plan_sequence
 
@@ -31,3 +32,12 @@ def load_query_plan(storage: Storage, config: PropertiesSequenceConfig) -> Query
         except StorageError as error:
             raise StorageError(f"query file missing: {error}") from error
     return plan_sequence(texts[query_path], query_path, texts[sequence_path], sequence_path)
+
+
+def publish_query_files(storage: Storage, product: LoadedProduct) -> None:
+    """Copy a product's `queries/` folder into the lake's `queries` container."""
+    queries = product.path.parent / "queries"
+    for file in product.query_files:
+        storage.write_bytes(
+            f"{QUERY_CONTAINER}/{file.relative_to(queries).as_posix()}", file.read_bytes()
+        )

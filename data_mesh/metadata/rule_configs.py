@@ -1,0 +1,284 @@
+"""Typed models of the JSON in DataQualityRules.Configuration, validated per rule type.
+
+Every rule shares `RuleSettings` (severity, action, blocking, threshold); the rest depends on
+its Type. Rules are compiled to Spark SQL by `data_mesh.quality`; this module only validates.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import sqlglot
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from sqlglot.errors import ParseError
+
+from data_mesh.errors import MetadataError
+from data_mesh.metadata.configs import (
+    CastType,
+    ColumnName,
+    describe_validation_error,
+    parse_json_object,
+)
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _java_compatible_regex(pattern: str) -> str:
+    # Spark uses Java regexes; Python's `re` accepts nearly the same syntax, so a pattern it
+    # rejects is reported here instead of failing the first run.
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
+    return pattern
+
+
+def _spark_boolean_expression(text: str) -> str:
+    try:
+        parsed = sqlglot.parse(f"SELECT {text}", read="spark")
+    except ParseError as error:
+        raise ValueError(f"not a Spark SQL expression: {text!r} ({error})") from error
+    if len(parsed) != 1:
+        raise ValueError(f"one expression expected, got {text!r}")
+    return text
+
+
+def _spark_query(text: str) -> str:
+    try:
+        statements = sqlglot.parse(text, read="spark")
+    except ParseError as error:
+        raise ValueError(f"not a Spark SQL query: {error}") from error
+    if len(statements) != 1 or not isinstance(statements[0], sqlglot.exp.Query):
+        raise ValueError("must be exactly one SELECT query (no DDL, DML or several statements)")
+    return text
+
+
+Severity = Annotated[Literal["WARN", "ERROR"], BeforeValidator(_upper)]
+Action = Annotated[Literal["warn", "drop", "fail"], BeforeValidator(_lower)]
+Literal_ = str | int | float | bool
+
+
+class RuleSettings(BaseModel):
+    """What every rule has: how bad a failure is and what happens to the failing rows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severity: Severity = Field(default="ERROR", description="WARN or ERROR.")
+    action: Action = Field(
+        default="warn",
+        description="warn: keep rows; drop: quarantine failing rows and load the rest; "
+        "fail: a failed rule stops the load (like DLT's expect_or_fail).",
+    )
+    blocking: bool = Field(
+        default=False,
+        description="A failed ERROR rule stops the DDZ write and skips downstream assets.",
+    )
+    max_failing_rows: int | None = Field(default=None, ge=0)
+    max_failing_percent: float | None = Field(default=None, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RuleSettings:
+        if self.max_failing_rows is not None and self.max_failing_percent is not None:
+            raise ValueError("give at most one of 'max_failing_rows' and 'max_failing_percent'")
+        if self.blocking and self.severity != "ERROR":
+            raise ValueError("'blocking' applies to severity ERROR only")
+        if self.action == "fail" and self.severity != "ERROR":
+            raise ValueError("action 'fail' needs severity ERROR")
+        return self
+
+    @property
+    def stops_load(self) -> bool:
+        """Whether a failure of this rule keeps the load out of the DDZ table."""
+        return self.blocking or self.action == "fail"
+
+    @property
+    def threshold(self) -> str:
+        if self.max_failing_percent is not None:
+            return f"<= {self.max_failing_percent:g}% failing rows"
+        return f"<= {self.max_failing_rows or 0} failing rows"
+
+
+class _RowRule(RuleSettings):
+    """A rule that judges each row on its own (evaluated in the dataset's single pass)."""
+
+
+class _WholeDatasetRule(RuleSettings):
+    """A rule on the dataset as a whole: pass or fail, no failing rows to drop or threshold."""
+
+    @model_validator(mode="after")
+    def _no_row_options(self) -> _WholeDatasetRule:
+        if self.action == "drop":
+            raise ValueError("action 'drop' applies to rules that judge single rows only")
+        if self.max_failing_rows is not None or self.max_failing_percent is not None:
+            raise ValueError("a failing-rows threshold does not apply to this rule type")
+        return self
+
+
+class NotNullRule(_RowRule):
+    column: ColumnName
+
+
+class UniqueRule(_RowRule):
+    columns: list[ColumnName] = Field(min_length=1)
+
+
+class AcceptedValuesRule(_RowRule):
+    column: ColumnName
+    values: list[Literal_] = Field(min_length=1)
+
+
+class RangeRule(_RowRule):
+    column: ColumnName
+    min: int | float | str | None = None
+    max: int | float | str | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RangeRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        if (
+            isinstance(self.min, int | float)
+            and isinstance(self.max, int | float)
+            and self.min > self.max
+        ):
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        return self
+
+
+class RegexRule(_RowRule):
+    column: ColumnName
+    pattern: Annotated[str, AfterValidator(_java_compatible_regex)] = Field(min_length=1)
+    full_match: bool = Field(default=True, description="Anchor the pattern to the whole value.")
+
+
+class LengthRule(_RowRule):
+    column: ColumnName
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LengthRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        return self
+
+
+class ExpressionRule(_RowRule):
+    expression: Annotated[str, AfterValidator(_spark_boolean_expression)] = Field(
+        min_length=1, description="Spark SQL boolean; rows where it is false fail (NULL passes)."
+    )
+
+
+class ReferentialIntegrityRule(_RowRule):
+    column: ColumnName
+    reference_dataset: str = Field(
+        min_length=1, description="A DataSet name, or `<source>.<dataset>` when ambiguous."
+    )
+    reference_column: ColumnName
+
+
+class RowCountRule(_WholeDatasetRule):
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RowCountRule:
+        if self.min is None and self.max is None:
+            raise ValueError("give 'min', 'max' or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        return self
+
+
+class FreshnessRule(_WholeDatasetRule):
+    column: ColumnName
+    max_age_hours: float = Field(gt=0)
+
+
+class SchemaRule(_WholeDatasetRule):
+    columns: dict[ColumnName, CastType] = Field(
+        min_length=1, description="Expected column -> Spark SQL type."
+    )
+    allow_extra_columns: bool = False
+
+
+class CustomSqlRule(RuleSettings):
+    """A query over the dataset (by its DataSet name) that must return no rows."""
+
+    query: Annotated[str, AfterValidator(_spark_query)] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _no_drop(self) -> CustomSqlRule:
+        if self.action == "drop":
+            raise ValueError("action 'drop' applies to rules that judge single rows only")
+        return self
+
+
+RULE_MODELS: dict[str, type[RuleSettings]] = {
+    "not_null": NotNullRule,
+    "unique": UniqueRule,
+    "accepted_values": AcceptedValuesRule,
+    "range": RangeRule,
+    "regex": RegexRule,
+    "length": LengthRule,
+    "expression": ExpressionRule,
+    "referential_integrity": ReferentialIntegrityRule,
+    "row_count": RowCountRule,
+    "freshness": FreshnessRule,
+    "schema": SchemaRule,
+    "custom_sql": CustomSqlRule,
+}
+
+
+def rule_columns(config: RuleSettings) -> list[str]:
+    """Columns of the checked dataset a rule reads (to check they exist)."""
+    match config:
+        case UniqueRule():
+            return list(config.columns)
+        case (
+            NotNullRule()
+            | AcceptedValuesRule()
+            | RangeRule()
+            | RegexRule()
+            | LengthRule()
+            | ReferentialIntegrityRule()
+            | FreshnessRule()
+        ):
+            return [config.column]
+        case _:
+            return []
+
+
+def parse_rule_config(rule_id: int, name: str, rule_type: str, configuration: str) -> RuleSettings:
+    """Validate DataQualityRules.Configuration of one row against its type's model."""
+    where = f"DataQualityRules row {rule_id} ({name})"
+    model = RULE_MODELS.get(rule_type)
+    if model is None:
+        known = ", ".join(sorted(RULE_MODELS))
+        raise MetadataError(f"{where}: unknown rule Type {rule_type!r} (known: {known})")
+    raw = parse_json_object(configuration, f"{where}: Configuration")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise MetadataError(
+            f"{where}: Configuration ({rule_type}) is invalid: {describe_validation_error(error)}"
+        ) from error
