@@ -132,6 +132,18 @@ def materialize(
     for row in outcome.materializations:
         table.add_row(row.asset, row.table, f"{row.rows:,}", str(row.chunks), f"{row.seconds:.1f}")
     console.print(table)
+    if outcome.checks:
+        checks = Table(title="quality checks")
+        for column in ("asset", "check", "result", "observed"):
+            checks.add_column(column)
+        for check in outcome.checks:
+            result = (
+                "[green]passed[/]"
+                if check.passed
+                else ("[yellow]WARN[/]" if check.severity == "WARN" else "[red]FAILED[/]")
+            )
+            checks.add_row(check.asset, check.check, result, check.observed)
+        console.print(checks)
     for problem in outcome.skipped:
         console.print(f"[yellow]skipped[/] {problem}", highlight=False)
     if not outcome.success:

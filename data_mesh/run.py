@@ -24,11 +24,21 @@ class Materialization:
     seconds: float
 
 
+@dataclass(frozen=True)
+class CheckOutcome:
+    asset: str
+    check: str
+    passed: bool
+    severity: str
+    observed: str
+
+
 @dataclass
 class RunOutcome:
     run_id: str
     success: bool
     materializations: list[Materialization] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failure: str = ""
 
@@ -81,6 +91,16 @@ def materialize_products(
                 rows=int(_metadata_value(metadata, "dagster/row_count", 0)),  # type: ignore[call-overload]
                 chunks=int(_metadata_value(metadata, "chunks", 0)),  # type: ignore[call-overload]
                 seconds=float(_metadata_value(metadata, "duration_s", 0.0)),  # type: ignore[arg-type]
+            )
+        )
+    for evaluation in result.get_asset_check_evaluations():
+        outcome.checks.append(
+            CheckOutcome(
+                asset=evaluation.asset_key.to_user_string(),
+                check=evaluation.check_name,
+                passed=evaluation.passed,
+                severity=evaluation.severity.value,
+                observed=evaluation.description or "",
             )
         )
     if not result.success:

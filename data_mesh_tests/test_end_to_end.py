@@ -16,7 +16,9 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
 from data_mesh.loading import lake_storage
-from data_mesh.run import materialize_products
+from data_mesh.metadata.quality_results import latest_quality_results
+from data_mesh.metadata.store import make_engine
+from data_mesh.run import RunOutcome, materialize_products
 from data_mesh.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
 from data_mesh.settings import Settings
 
@@ -37,12 +39,30 @@ def _money(value: float) -> Decimal:
 
 
 @pytest.fixture
-def materialized(loaded: Settings, spark: SparkSession) -> Settings:
+def materialized_run(loaded: Settings, spark: SparkSession) -> tuple[Settings, RunOutcome]:
     write_sample_data(spark, lake_storage(loaded), ROWS)
     outcome = materialize_products(loaded, instance=DagsterInstance.ephemeral())
     assert outcome.success, outcome.failure
     assert {m.table: m.rows for m in outcome.materializations}["ddz.SOR1_PAYMENTS"] == ROWS
-    return loaded
+    return loaded, outcome
+
+
+@pytest.fixture
+def materialized(materialized_run: tuple[Settings, RunOutcome]) -> Settings:
+    return materialized_run[0]
+
+
+def _completed_orders() -> list[int]:
+    return [
+        i
+        for i in range(1, ROWS + 1)
+        if STATUSES[(i * 17) % len(STATUSES)] == "COMPLETED" and (i * 104_729 % 50_000) > 0
+    ]
+
+
+def _before_go_live(order_id: int) -> bool:
+    """Sample orders are dated 2026-01-01 + (id % 300) days; go-live is 2026-02-01."""
+    return order_id % 300 < 31
 
 
 def test_seed_000_payments_land_in_the_ddz(materialized: Settings, spark: SparkSession) -> None:
@@ -70,16 +90,15 @@ def test_seed_000_payments_land_in_the_ddz(materialized: Settings, spark: SparkS
 
 
 def test_seed_004_chain_lands_in_the_ddz(materialized: Settings, spark: SparkSession) -> None:
-    completed = [
-        i
-        for i in range(1, ROWS + 1)
-        if STATUSES[(i * 17) % len(STATUSES)] == "COMPLETED" and (i * 104_729 % 50_000) > 0
-    ]
+    completed = _completed_orders()
     assert _table(spark, materialized, "ddz.COMPLETED_ORDERS").count() == len(completed)
+    # The `ordered_after_go_live` rule (action drop) quarantines older orders.
+    loaded_orders = [i for i in completed if not _before_go_live(i)]
+    assert _table(spark, materialized, "ddz.CUSTOMER_ORDERS").count() == len(loaded_orders)
 
     revenue: dict[str, float] = defaultdict(float)
     orders: Counter[str] = Counter()
-    for i in completed:
+    for i in loaded_orders:
         customer = i * 13 % USERS + 1
         country = COUNTRIES[(customer * 7) % len(COUNTRIES)]
         revenue[country] += (i * 104_729 % 50_000) / 100.0
@@ -95,6 +114,36 @@ def test_seed_004_chain_lands_in_the_ddz(materialized: Settings, spark: SparkSes
     directory = _table(spark, materialized, "ddz.CUSTOMER_DIRECTORY").collect()
     assert len(directory) == USERS
     assert {r.name for r in directory} == {f"CUSTOMER {i}" for i in range(1, USERS + 1)}
+
+
+def test_sample_rules_run_as_checks_with_one_warning(
+    materialized_run: tuple[Settings, RunOutcome], spark: SparkSession
+) -> None:
+    settings, outcome = materialized_run
+    results = {(c.asset, c.check): c for c in outcome.checks}
+    warning = results[("payments/ddz/sor1_payments", "payment_below_review_limit")]
+    assert (warning.passed, warning.severity) == (False, "WARN")
+    # Payments are (i * 7919 % 100000) / 100: those of 900 or more fail the review limit.
+    over_limit = sum(1 for i in range(1, ROWS + 1) if i * 7919 % 100_000 >= 90_000)
+    assert warning.observed.startswith(f"{over_limit:,} of {ROWS:,} rows fail")
+    assert [c.check for c in outcome.checks if not c.passed] == ["payment_below_review_limit"]
+    assert len(outcome.checks) == 16
+
+    history = latest_quality_results(make_engine(settings.resolved_metadata_url), limit=100)
+    assert len(history) == 16 and {h.RunID for h in history} == {outcome.run_id}
+    assert {h.RuleName for h in history if not h.Passed} == {"payment_below_review_limit"}
+
+
+def test_dropped_rows_are_quarantined_with_rule_reason_and_load_id(
+    materialized_run: tuple[Settings, RunOutcome], spark: SparkSession
+) -> None:
+    settings, outcome = materialized_run
+    path = f"quarantine/sales/customer_orders/load_id={outcome.run_id}"
+    rows = spark.read.parquet(lake_storage(settings).spark_uri(path)).collect()
+    expected = sorted(i for i in _completed_orders() if _before_go_live(i))
+    assert sorted(r.order_id for r in rows) == expected
+    assert {(r.dq_rule, r.dq_load_id) for r in rows} == {("ordered_after_go_live", outcome.run_id)}
+    assert all("order_date >= DATE'2026-02-01'" in r.dq_reason for r in rows)
 
 
 def test_rerun_gives_the_same_tables(materialized: Settings, spark: SparkSession) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from sqlalchemy import Engine, select
 
+from data_mesh.errors import MetadataError
 from data_mesh.metadata.catalog import build_catalog
 from data_mesh.metadata.product_files import load_product_files
 from data_mesh.metadata.rows import SNAPSHOT_TABLES, StoreSnapshot, read_store
@@ -41,6 +43,10 @@ def test_rows_dropped_from_a_file_are_removed(store: Engine, tmp_path: Path) -> 
         t for t in source["transformations"] if t["name"] != "rank_top_customers"
     ]
     source["datasets"] = [d for d in source["datasets"] if d["name"] != "top_customers"]
+    (folder / "product.yaml").write_text(yaml.safe_dump(source))
+    with pytest.raises(MetadataError, match="rule 'no_empty_top_customers' names dataset"):
+        load_product_files(store, folder)
+    source["quality_rules"] = [r for r in source["quality_rules"] if r["dataset"] != "top_customers"]
     (folder / "product.yaml").write_text(yaml.safe_dump(source))
     load_product_files(store, folder)
     snapshot = read_store(store)

@@ -5,30 +5,46 @@ annotations (the `context` type).
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from dagster import (
+    AssetCheckKey,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     AssetKey,
+    AssetOut,
     AssetsDefinition,
     AssetSpec,
     MetadataValue,
-    asset,
+    Output,
+    multi_asset,
 )
 from pyspark.sql import DataFrame
 
-from data_mesh.metadata.catalog import DataProductModel, DataSetModel, TransformationModel
+from data_mesh.ddz.dialects import TableName
+from data_mesh.metadata.catalog import (
+    DataProductModel,
+    DataSetModel,
+    QualityRuleModel,
+    TransformationModel,
+)
 from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.quality.evaluate import RuleOutcome, evaluate_rules
+from data_mesh.quality.quarantine import quarantine_path, write_quarantine
+from data_mesh.quality.rule_sql import rule_sql
 from data_mesh.resources.ddz_io_manager import (
     KEY_COLUMNS,
     SPARK_CONFIG,
     TARGET_TABLE,
     WRITE_MODE,
 )
-from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY
+from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, QUALITY_HISTORY_KEY
 from data_mesh.spark_conf import spark_config_scope
+from data_mesh.storage import Storage
 from data_mesh.transforms.execute import (
     register_cdz_dataset,
     run_transformation,
@@ -86,17 +102,76 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
     return metadata
 
 
+def quality_check_spec(rule: QualityRuleModel) -> AssetCheckSpec:
+    """A DataQualityRules row: a check on the asset that produces its DataSet."""
+    key = dataset_asset_key(rule.dataset)
+    reference = rule.reference
+    config = rule.config
+    return AssetCheckSpec(
+        name=rule.name,
+        asset=key,
+        description=rule.description or f"{rule.type} rule ({config.severity}, {config.action})",
+        # Dagster blocks on failed ERROR results of blocking checks: the write is stopped
+        # before it starts (see `transformation_asset`) and downstream assets are skipped.
+        blocking=config.stops_load,
+        additional_deps=(
+            [dataset_asset_key(reference)]
+            if reference is not None and reference != rule.dataset
+            else []
+        ),
+        metadata={
+            "data_mesh/rule_id": rule.id,
+            "data_mesh/rule_type": rule.type,
+            "data_mesh/severity": config.severity,
+            "data_mesh/action": config.action,
+            "data_mesh/threshold": config.threshold,
+            "data_mesh/rule_sql": rule_sql(rule).shown,
+        },
+    )
+
+
+def check_result(key: AssetKey, outcome: RuleOutcome) -> AssetCheckResult:
+    """What the UI shows for one evaluated rule; samples have PII columns masked already."""
+    config = outcome.rule.config
+    metadata: dict[str, Any] = {
+        "rule_id": outcome.rule.id,
+        "total_rows": outcome.total_rows,
+        "threshold": config.threshold,
+        "action": config.action,
+        "observed": outcome.observed,
+        "rule_sql": MetadataValue.md(f"```sql\n{outcome.sql}\n```"),
+    }
+    if outcome.failing_rows is not None:
+        metadata["failing_rows"] = outcome.failing_rows
+        metadata["failing_percent"] = round(outcome.failing_percent or 0.0, 4)
+        metadata["sample_failing_rows"] = MetadataValue.json(list(outcome.samples))
+    for name, value in outcome.details.items():
+        metadata[name] = MetadataValue.json(value) if isinstance(value, list | dict) else value
+    return AssetCheckResult(
+        asset_key=key,
+        check_name=outcome.rule.name,
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.WARN if config.severity == "WARN" else AssetCheckSeverity.ERROR,
+        description=outcome.observed,
+        metadata={k: v for k, v in metadata.items() if v is not None},
+    )
+
+
 def transformation_asset(
     transformation: TransformationModel,
     product: DataProductModel,
     upstream_outputs: Mapping[str, DataSetModel],
 ) -> AssetsDefinition:
-    """A Transformations row: an asset for its output DataSet, computed by Spark.
+    """A Transformations row: an asset for its output DataSet, computed by Spark, with one
+    check per quality rule on that DataSet.
 
     `upstream_outputs` maps transformation names to their output DataSets, so explicit
-    TransformationDependencies rows become lineage edges too.
+    TransformationDependencies rows become lineage edges too. The rules are evaluated on the
+    computed DataFrame before the IO manager writes it, so a blocking failure keeps the load out
+    of the DDZ table; checks selected alone (a rerun from the UI) compute and check, no write.
     """
     output = transformation.output
+    key = dataset_asset_key(output)
     cdz_inputs = [d for d in transformation.inputs if d.layer == "CDZ"]
     ddz_inputs = [d for d in transformation.inputs if d.layer == "DDZ"]
     order_only = [
@@ -105,24 +180,35 @@ def transformation_asset(
         if upstream_outputs[name] not in transformation.inputs
     ]
 
-    @asset(
-        key=dataset_asset_key(output),
+    @multi_asset(
+        name=key.to_python_identifier(),
+        outs={
+            "result": AssetOut(
+                key=key,
+                description=transformation.description or output.description,
+                group_name=output.domain,
+                owners=_owners(product),
+                kinds={"spark", "azure-sql"},
+                tags={
+                    "data_mesh/layer": "ddz",
+                    "data_mesh/product": product.name,
+                    "data_mesh/transformation_type": transformation.type,
+                },
+                metadata=transformation_metadata(transformation),
+                io_manager_key=DDZ_IO_MANAGER_KEY,
+                # Not yielded when a blocking rule fails or only checks were selected.
+                is_required=False,
+            )
+        },
         ins={_input_name(d): AssetIn(key=dataset_asset_key(d)) for d in ddz_inputs},
         deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
-        description=transformation.description or output.description,
-        group_name=output.domain,
-        owners=_owners(product),
-        kinds={"spark", "azure-sql"},
-        tags={
-            "data_mesh/layer": "ddz",
-            "data_mesh/product": product.name,
-            "data_mesh/transformation_type": transformation.type,
-        },
-        metadata=transformation_metadata(transformation),
-        io_manager_key=DDZ_IO_MANAGER_KEY,
-        required_resource_keys={"spark", "lake"},
+        check_specs=[quality_check_spec(rule) for rule in transformation.rules],
+        can_subset=True,
+        required_resource_keys={"spark", "lake", QUALITY_HISTORY_KEY, DDZ_IO_MANAGER_KEY},
     )
-    def _compute(context: AssetExecutionContext, **upstream: DataFrame) -> DataFrame:
+    def _compute(
+        context: AssetExecutionContext, **upstream: DataFrame
+    ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
         spark = context.resources.spark.spark_session
         storage = context.resources.lake.storage()
         inputs = {d.name: upstream[_input_name(d)] for d in ddz_inputs}
@@ -131,7 +217,62 @@ def transformation_asset(
             inputs[dataset.name] = register_cdz_dataset(spark, dataset, uri)
         with spark_config_scope(spark, transformation.config.spark_config):
             result = run_transformation(spark, transformation, inputs, storage)
-        context.add_output_metadata({"columns": MetadataValue.text(", ".join(result.columns))})
-        return result
+            rules = [
+                rule
+                for rule in transformation.rules
+                if AssetCheckKey(key, rule.name) in context.selected_asset_check_keys
+            ]
+            write = key in context.selected_asset_keys
+            metadata: dict[str, Any] = {"columns": MetadataValue.text(", ".join(result.columns))}
+            if rules:
+                report = evaluate_rules(
+                    spark,
+                    result,
+                    rules,
+                    _references(context, rules, inputs, result, storage),
+                    load_id=context.run_id,
+                    pii_columns=transformation.pii_columns,
+                )
+                getattr(context.resources, QUALITY_HISTORY_KEY).record(report, context.run_id)
+                yield from (check_result(key, outcome) for outcome in report.outcomes)
+                if not write or report.load_stopped:
+                    return
+                result = report.clean
+                if report.quarantine is not None:
+                    path = quarantine_path(output, context.run_id)
+                    rows = write_quarantine(report.quarantine, storage.spark_uri(path))
+                    metadata["quarantined_rows"] = rows
+                    metadata["quarantine_path"] = path
+        if write:
+            yield Output(result, output_name="result", metadata=metadata)
 
     return _compute
+
+
+def _references(
+    context: AssetExecutionContext,
+    rules: list[QualityRuleModel],
+    inputs: Mapping[str, DataFrame],
+    result: DataFrame,
+    storage: Storage,
+) -> dict[int, DataFrame]:
+    """The DataFrame of each DataSet a referential_integrity rule looks values up in."""
+    references: dict[int, DataFrame] = {}
+    for rule in rules:
+        reference = rule.reference
+        if reference is None or reference.id in references:
+            continue
+        if reference == rule.dataset:
+            references[reference.id] = result
+        elif reference.name in inputs:
+            references[reference.id] = inputs[reference.name]
+        elif reference.layer == "CDZ":
+            spark = context.resources.spark.spark_session
+            uri = storage.spark_uri(reference.location or "")
+            references[reference.id] = register_cdz_dataset(spark, reference, uri)
+        else:
+            ddz = getattr(context.resources, DDZ_IO_MANAGER_KEY)
+            assert reference.target_schema and reference.target_table
+            table = TableName(reference.target_schema, reference.target_table)
+            references[reference.id] = ddz.read_table(table)
+    return references

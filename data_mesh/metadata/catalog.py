@@ -114,6 +114,8 @@ class TransformationModel:
     depends_on: tuple[str, ...]
     # Quality rules on `output`, evaluated on the result before it is written.
     rules: tuple[QualityRuleModel, ...] = ()
+    # Columns of `output` holding personal data: declared on it or on any DataSet upstream.
+    pii_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -357,6 +359,7 @@ def build_catalog(snapshot: StoreSnapshot) -> Catalog:
             )
 
     _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
+    _propagate_pii(resolved, producer_of)
 
     candidates = [
         DataProductModel(
@@ -531,6 +534,26 @@ def _with_rules(
         rules=tuple(sorted(rules, key=lambda r: r.id)),
         depends_on=tuple(depends),
     )
+
+
+def _propagate_pii(resolved: dict[int, TransformationModel], producer_of: dict[int, int]) -> None:
+    """A column flagged PII on a DataSet stays PII in every DataSet computed from it (by name),
+    so samples of downstream checks are masked too."""
+    pii: dict[int, set[str]] = {
+        tid: {c.lower() for c in t.output.pii_columns} for tid, t in resolved.items()
+    }
+    changed = True
+    while changed:
+        changed = False
+        for tid, transformation in resolved.items():
+            for dataset in transformation.inputs:
+                inherited = {c.lower() for c in dataset.pii_columns}
+                inherited |= pii.get(producer_of.get(dataset.id, -1), set())
+                if not inherited <= pii[tid]:
+                    pii[tid] |= inherited
+                    changed = True
+    for tid, transformation in resolved.items():
+        resolved[tid] = dataclasses.replace(transformation, pii_columns=tuple(sorted(pii[tid])))
 
 
 def _report_cycles(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.dialects import mssql
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from data_mesh.metadata.schema import metadata_obj
 
@@ -17,8 +17,9 @@ HEADER = (
 def render_tsql_ddl() -> str:
     """CREATE TABLE statements for every metadata-store table, in foreign-key order."""
     dialect = mssql.dialect()
-    statements = [
-        str(CreateTable(table).compile(dialect=dialect)).strip() + ";"
-        for table in metadata_obj.sorted_tables
-    ]
+    statements = []
+    for table in metadata_obj.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip() + ";")
+        for index in sorted(table.indexes, key=lambda i: str(i.name)):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip() + ";")
     return HEADER + "\n" + "\n\n".join(statements) + "\n"

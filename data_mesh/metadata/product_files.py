@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, delete, select, update
 from data_mesh.errors import MetadataError
 from data_mesh.metadata import schema
 from data_mesh.metadata.configs import describe_validation_error, parse_transformation_config
+from data_mesh.metadata.rule_configs import parse_rule_config
 
 PRODUCT_FILE = "product.yaml"
 
@@ -35,7 +36,8 @@ class SourceFile(_FileModel):
 
 class ColumnFile(_FileModel):
     name: str
-    type: str
+    type: str | None = None
+    pii: bool = Field(default=False, description="Masked in sample rows shown in the UI.")
 
 
 class DataSetFile(_FileModel):
@@ -119,6 +121,12 @@ def read_product_file(path: Path) -> ProductFile:
                 f"Transformations row {index}", f"transformation {transformation.name!r}"
             )
             raise MetadataError(f"{path}: {message}") from error
+    for index, rule in enumerate(product.quality_rules):
+        try:
+            parse_rule_config(index, rule.name, rule.type, json.dumps(rule.configuration))
+        except MetadataError as error:
+            message = str(error).replace(f"DataQualityRules row {index} ", "")
+            raise MetadataError(f"{path}: rule {message}") from error
     return product
 
 
@@ -202,7 +210,9 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
             {"DataSourceID": source_id(dataset.source, where), "Name": dataset.name},
             {
                 "DataProductID": product_id,
-                "Schema": json.dumps([c.model_dump() for c in dataset.schema_]),
+                "Schema": json.dumps(
+                    [c.model_dump(exclude_defaults=True) for c in dataset.schema_]
+                ),
                 "Layer": dataset.layer.upper(),
                 "Location": dataset.location,
                 "TargetSchema": dataset.target_schema,
@@ -272,16 +282,17 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
                 )
             )
 
+    for rule in product.quality_rules:
+        if rule.dataset not in dataset_ids:
+            raise MetadataError(
+                f"{path}: rule {rule.name!r} names dataset {rule.dataset!r}, which is not one "
+                f"of this product's datasets ({', '.join(sorted(dataset_ids)) or 'none'})"
+            )
     rule_ids = [
         _upsert(
             connection,
             schema.data_quality_rules,
-            {
-                "DataSetID": _dataset_id(
-                    connection, dataset_ids, rule.dataset, f"{path}: rule {rule.name!r}"
-                ),
-                "Name": rule.name,
-            },
+            {"DataSetID": dataset_ids[rule.dataset], "Name": rule.name},
             {
                 "Description": rule.description,
                 "Type": rule.type,

@@ -9,9 +9,13 @@ migrations under `data_mesh/metadata/migrations/` evolve deployed stores.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Table,
@@ -152,4 +156,27 @@ configuration_version = Table(
     Column("EffectiveDate", TIMESTAMP, nullable=False),
     Column("ExpirationDate", TIMESTAMP, nullable=True),
     UniqueConstraint("ItemID", "VersionNumber", name="UQ_ConfigurationVersion_Item_Number"),
+)
+
+# Results of quality rules, one row per rule per run, for trends. No foreign key to
+# DataQualityRules: history outlives a rule that is changed or removed (its name is kept).
+data_quality_results = Table(
+    "DataQualityResults",
+    metadata_obj,
+    Column("ResultID", Integer, primary_key=True, autoincrement=True),
+    Column("RuleID", Integer, nullable=False),
+    Column("RuleName", NAME, nullable=False),
+    Column("DataSetID", Integer, nullable=False),
+    Column("DataSetName", NAME, nullable=False),
+    Column("RunID", Unicode(64), nullable=False),
+    Column("EvaluatedAt", TIMESTAMP, nullable=False),
+    Column("Passed", Boolean, nullable=False),
+    Column("Severity", Unicode(8), nullable=False),
+    Column("TotalRows", BigInteger, nullable=False),
+    Column("FailingRows", BigInteger, nullable=True),
+    Column("FailingPercent", Float, nullable=True),
+    Column("Threshold", Unicode(64), nullable=False),
+    Column("Observed", TEXT, nullable=False),
+    UniqueConstraint("RuleID", "RunID", name="UQ_DataQualityResults_Rule_Run"),
+    Index("IX_DataQualityResults_Rule_Time", "RuleID", "EvaluatedAt"),
 )

@@ -203,6 +203,7 @@ class _Evaluation:
         references: Mapping[int, DataFrame],
         now: dt.datetime | None,
         sample_size: int,
+        pii_columns: Sequence[str],
     ) -> None:
         self.spark = spark
         self.frame = frame
@@ -210,6 +211,7 @@ class _Evaluation:
         self.rules = list(rules)
         self.now = now
         self.sample_size = sample_size
+        self.pii_columns = tuple(pii_columns)
         self.references = references
         self.row_rules = [r for r in self.rules if isinstance(r.config, ROW_RULES)]
         # The first `unique` rule is folded into the single pass; others group on their own.
@@ -225,7 +227,8 @@ class _Evaluation:
             self.predicates[rule.id] = predicate
 
     def _pii(self) -> tuple[str, ...]:
-        return self.rules[0].dataset.pii_columns if self.rules else ()
+        declared = self.rules[0].dataset.pii_columns if self.rules else ()
+        return (*declared, *self.pii_columns)
 
     def _samples(self, frame: DataFrame, columns: Sequence[str]) -> tuple[dict[str, Any], ...]:
         if self.sample_size <= 0:
@@ -324,10 +327,16 @@ class _Evaluation:
         if isinstance(config, CustomSqlRule):
             return self._custom_sql(rule, total, sql)
         if isinstance(config, RowCountRule):
-            low = config.min if config.min is not None else 0
-            high = config.max if config.max is not None else float("inf")
-            passed = low <= total <= high
-            observed = f"{total} rows; expected between {low} and {high}"
+            passed = (config.min is None or total >= config.min) and (
+                config.max is None or total <= config.max
+            )
+            expected = " and ".join(
+                text
+                for text, bound in (("at least", config.min), ("at most", config.max))
+                if bound is not None
+                for text in [f"{text} {bound:,}"]
+            )
+            observed = f"{total:,} rows; expected {expected}"
             return RuleOutcome(rule, passed, total, None, observed, sql, details={"rows": total})
         if isinstance(config, FreshnessRule):
             age = stats[f"__dq_{rule.id}"]
@@ -361,7 +370,9 @@ class _Evaluation:
             passed = percent <= config.max_failing_percent
         else:
             passed = failing <= (config.max_failing_rows or 0)
-        observed = f"{failing} of {total} rows fail ({percent:.2f}%); allowed {config.threshold}"
+        observed = (
+            f"{failing:,} of {total:,} rows fail ({percent:.2f}%); allowed {config.threshold}"
+        )
         return RuleOutcome(rule, passed, total, failing, observed, sql, samples, details or {})
 
     def _unique(self, rule: QualityRuleModel, total: int, sql: str, stats: Row) -> RuleOutcome:
@@ -484,14 +495,16 @@ def evaluate_rules(
     load_id: str = "",
     now: dt.datetime | None = None,
     sample_size: int = 10,
+    pii_columns: Sequence[str] = (),
 ) -> QualityReport:
     """Evaluate `rules` (all on one DataSet) on `frame`, the DataFrame that produces it.
 
     `references` holds the DataFrame of each DataSet referential_integrity rules look values up
     in, by DataSetID. `now` fixes the freshness clock (tests); Spark's query time otherwise.
+    Sample values of `pii_columns` (and of PII columns declared on the DataSet) are masked.
     """
     check_rule_columns(frame, rules)
-    evaluation = _Evaluation(spark, frame, rules, references or {}, now, sample_size)
+    evaluation = _Evaluation(spark, frame, rules, references or {}, now, sample_size, pii_columns)
     stats = evaluation.single_pass()
     samples = evaluation.sample_failing_rows(stats)
     outcomes = tuple(evaluation.outcome(rule, stats, samples) for rule in rules)

@@ -140,15 +140,19 @@ class DdzIOManager(ConfigurableIOManager):
             report = writer.write(obj, target)
         context.add_output_metadata(report_metadata(report))
 
+    def read_table(self, table: TableName, partition_column: str | None = None) -> DataFrame:
+        """A DDZ table as a lazy DataFrame, read by `read_partitions` parallel JDBC reads."""
+        return read_ddz_table(
+            self.spark.spark_session,
+            self._connection(),
+            table,
+            partition_column=partition_column,
+            num_partitions=self.read_partitions,
+        )
+
     def load_input(self, context: InputContext) -> DataFrame:
         upstream = context.upstream_output
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         asset = context.asset_key.to_user_string() if context.has_asset_key else "input"
         target = target_from_metadata(metadata, asset)
-        return read_ddz_table(
-            self.spark.spark_session,
-            self._connection(),
-            target.table,
-            partition_column=target.key_columns[0] if target.key_columns else None,
-            num_partitions=self.read_partitions,
-        )
+        return self.read_table(target.table, target.key_columns[0] if target.key_columns else None)

@@ -6,10 +6,12 @@ from typing import Any
 
 from data_mesh.resources.ddz_io_manager import DdzIOManager
 from data_mesh.resources.lake import LakeResource
+from data_mesh.resources.quality_history import QualityHistoryResource
 from data_mesh.resources.spark import spark_resource
 from data_mesh.settings import Settings
 
 DDZ_IO_MANAGER_KEY = "ddz_io_manager"
+QUALITY_HISTORY_KEY = "quality_history"
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -23,6 +25,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": LakeResource(root=str(settings.resolved_lake_root)),
+        QUALITY_HISTORY_KEY: QualityHistoryResource(metadata_url=settings.resolved_metadata_url),
         DDZ_IO_MANAGER_KEY: DdzIOManager(
             spark=spark,
             jdbc_url=settings.resolved_ddz_jdbc_url,

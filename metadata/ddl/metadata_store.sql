@@ -19,6 +19,27 @@ CREATE TABLE [DataProducts] (
 	UNIQUE ([Name])
 );
 
+CREATE TABLE [DataQualityResults] (
+	[ResultID] INTEGER NOT NULL IDENTITY, 
+	[RuleID] INTEGER NOT NULL, 
+	[RuleName] NVARCHAR(255) NOT NULL, 
+	[DataSetID] INTEGER NOT NULL, 
+	[DataSetName] NVARCHAR(255) NOT NULL, 
+	[RunID] NVARCHAR(64) NOT NULL, 
+	[EvaluatedAt] DATETIME2 NOT NULL, 
+	[Passed] BIT NOT NULL, 
+	[Severity] NVARCHAR(8) NOT NULL, 
+	[TotalRows] BIGINT NOT NULL, 
+	[FailingRows] BIGINT NULL, 
+	[FailingPercent] FLOAT NULL, 
+	[Threshold] NVARCHAR(64) NOT NULL, 
+	[Observed] NVARCHAR(max) NOT NULL, 
+	PRIMARY KEY ([ResultID]), 
+	CONSTRAINT [UQ_DataQualityResults_Rule_Run] UNIQUE ([RuleID], [RunID])
+);
+
+CREATE INDEX [IX_DataQualityResults_Rule_Time] ON [DataQualityResults] ([RuleID], [EvaluatedAt]);
+
 CREATE TABLE [DataSources] (
 	[DataSourceID] INTEGER NOT NULL IDENTITY, 
 	[Name] NVARCHAR(255) NOT NULL, 

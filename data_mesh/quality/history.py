@@ -1,0 +1,33 @@
+"""A quality report as rows of the results history (`DataQualityResults`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from data_mesh.metadata.quality_results import QualityResultRow
+from data_mesh.quality.evaluate import QualityReport
+
+
+def history_rows(
+    report: QualityReport, run_id: str, evaluated_at: dt.datetime | None = None
+) -> list[QualityResultRow]:
+    """One row per evaluated rule; samples are not stored (they may hold personal data)."""
+    when = evaluated_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return [
+        QualityResultRow(
+            RuleID=o.rule.id,
+            RuleName=o.rule.name,
+            DataSetID=o.rule.dataset.id,
+            DataSetName=o.rule.dataset.name,
+            RunID=run_id,
+            EvaluatedAt=when,
+            Passed=o.passed,
+            Severity=o.rule.config.severity,
+            TotalRows=o.total_rows,
+            FailingRows=o.failing_rows,
+            FailingPercent=o.failing_percent,
+            Threshold=o.rule.config.threshold,
+            Observed=o.observed,
+        )
+        for o in report.outcomes
+    ]
