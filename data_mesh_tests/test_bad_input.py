@@ -196,3 +196,37 @@ def test_unknown_product_for_materialize(loaded: Settings) -> None:
     result = CliRunner().invoke(app, ["materialize", "--product", "nope"])
     assert result.exit_code == 1
     assert "unknown data product(s): nope" in result.output
+
+
+def _set_rule(engine: Engine, name: str, **values: str) -> int:
+    table = schema.data_quality_rules
+    with engine.begin() as connection:
+        rule_id = connection.execute(
+            select(table.c.RuleID).where(table.c.Name == name)
+        ).scalar_one()
+        connection.execute(update(table).where(table.c.RuleID == rule_id).values(**values))
+    return int(rule_id)
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"Type": "completeness"}, "unknown rule Type 'completeness'"),
+        ({"Configuration": json.dumps({"column": "AMOUNT"})}, "column 'AMOUNT' is not in DataSet"),
+        (
+            {"Type": "regex", "Configuration": json.dumps({"column": "NAME", "pattern": "(x"})},
+            "invalid regular expression",
+        ),
+        (
+            {"Configuration": json.dumps({"column": "NAME", "max_failing_percent": 101})},
+            "max_failing_percent",
+        ),
+        ({"Name": "bad name; DROP"}, "not a safe identifier"),
+    ],
+)
+def test_bad_quality_rule_skips_its_product_and_names_the_rule(
+    loaded: Settings, values: dict[str, str], fragment: str
+) -> None:
+    rule_id = _set_rule(_engine(loaded), "user_id_present", **values)
+    message = _assert_only_broken(loaded, "sor1_payments", fragment)
+    assert f"DataQualityRules row {rule_id} (" in message

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from dagster import AssetKey, AssetSpec, Definitions
+from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
 from syrupy.assertion import SnapshotAssertion
 
 from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
@@ -42,6 +42,31 @@ def test_generated_specs_snapshot(loaded: Settings, snapshot: SnapshotAssertion)
     defs = _definitions(loaded)
     specs = sorted(defs.resolve_all_asset_specs(), key=lambda s: s.key.to_user_string())
     assert [_spec_view(s) for s in specs] == snapshot
+
+
+def test_generated_check_specs_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
+    defs = _definitions(loaded)
+    specs = sorted(
+        (
+            spec
+            for a in defs.assets or []
+            if isinstance(a, AssetsDefinition)
+            for spec in a.check_specs
+        ),
+        key=lambda s: (s.asset_key.to_user_string(), s.name),
+    )
+    view = [
+        {
+            "asset": spec.asset_key.to_user_string(),
+            "name": spec.name,
+            "blocking": spec.blocking,
+            "description": spec.description,
+            "additional_deps": sorted(d.asset_key.to_user_string() for d in spec.additional_deps),
+            "metadata": {k: _plain(v) for k, v in sorted(spec.metadata.items())},
+        }
+        for spec in specs
+    ]
+    assert view == snapshot
 
 
 def test_lineage_and_checks_of_sample_products(loaded: Settings) -> None:

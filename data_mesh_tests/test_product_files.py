@@ -46,7 +46,9 @@ def test_rows_dropped_from_a_file_are_removed(store: Engine, tmp_path: Path) -> 
     (folder / "product.yaml").write_text(yaml.safe_dump(source))
     with pytest.raises(MetadataError, match="rule 'no_empty_top_customers' names dataset"):
         load_product_files(store, folder)
-    source["quality_rules"] = [r for r in source["quality_rules"] if r["dataset"] != "top_customers"]
+    source["quality_rules"] = [
+        r for r in source["quality_rules"] if r["dataset"] != "top_customers"
+    ]
     (folder / "product.yaml").write_text(yaml.safe_dump(source))
     load_product_files(store, folder)
     snapshot = read_store(store)

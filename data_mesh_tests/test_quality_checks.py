@@ -1,0 +1,96 @@
+"""Quality rules as Dagster asset checks, end to end on the embedded default: a blocking
+failure keeps the load out of the DDZ and skips downstream assets; a check rerun alone from the
+UI computes and checks without writing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+from pyspark.sql import SparkSession
+from sqlalchemy import update
+
+from data_mesh.ddz.dialects import TableName
+from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.ddz.writer import DdzConnection
+from data_mesh.factories.definitions import build_definitions
+from data_mesh.loading import lake_storage, load_catalog
+from data_mesh.metadata import schema
+from data_mesh.metadata.quality_results import latest_quality_results
+from data_mesh.metadata.store import make_engine
+from data_mesh.resources.environments import resources_for
+from data_mesh.run import materialize_products
+from data_mesh.sample_data import write_sample_data
+from data_mesh.settings import Settings
+
+pytestmark = pytest.mark.slow
+COMPLETED = AssetKey(["sales", "ddz", "completed_orders"])
+
+
+def _rows(spark: SparkSession, settings: Settings, table: str) -> int:
+    connection = DdzConnection(settings.resolved_ddz_jdbc_url)
+    return read_ddz_table(spark, connection, TableName("ddz", table)).count()
+
+
+def _set_rule(settings: Settings, name: str, configuration: dict[str, object]) -> None:
+    table = schema.data_quality_rules
+    with make_engine(settings.resolved_metadata_url).begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.Name == name)
+            .values(Configuration=json.dumps(configuration))
+        )
+
+
+def test_blocking_failure_leaves_the_table_untouched_and_skips_downstream(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    storage = lake_storage(loaded)
+    write_sample_data(spark, storage, 200)
+    first = materialize_products(loaded, ["customer_orders"], DagsterInstance.ephemeral())
+    assert first.success, first.failure
+    before = {t: _rows(spark, loaded, t) for t in ("COMPLETED_ORDERS", "CUSTOMER_ORDERS")}
+
+    # New data, and a blocking rule every row fails.
+    write_sample_data(spark, storage, 400)
+    _set_rule(loaded, "positive_amount", {"column": "amount", "min": 10_000, "blocking": True})
+    second = materialize_products(loaded, ["customer_orders"], DagsterInstance.ephemeral())
+
+    assert not second.success
+    assert "blocking asset check" in second.failure and "positive_amount" in second.failure
+    failed = [c for c in second.checks if not c.passed]
+    assert [(c.check, c.severity) for c in failed] == [("positive_amount", "ERROR")]
+    written = {m.asset for m in second.materializations}
+    assert "sales/ddz/completed_orders" not in written
+    # Downstream of the blocked asset did not run: no materialization, no check results.
+    assert "sales/ddz/customer_orders" not in written
+    assert "sales/ddz/country_revenue" not in written
+    assert not [c for c in second.checks if c.asset == "sales/ddz/customer_orders"]
+    # Unrelated assets of the product still ran on the new data.
+    assert "sales/ddz/customer_directory" in written
+    after = {t: _rows(spark, loaded, t) for t in before}
+    assert after == before
+
+
+def test_a_check_rerun_alone_computes_and_checks_without_writing(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    write_sample_data(spark, lake_storage(loaded), 200)
+    defs = build_definitions(load_catalog(loaded), resources_for(loaded))
+    check = AssetCheckKey(COMPLETED, "positive_amount")
+    result = materialize(
+        list(defs.assets or []),
+        selection=AssetSelection.checks(check),
+        resources=resources_for(loaded),
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert [(e.check_name, e.passed) for e in evaluations] == [("positive_amount", True)]
+    assert result.get_asset_materialization_events() == []
+    engine = make_engine(loaded.resolved_metadata_url)
+    history = latest_quality_results(engine, rule="positive_amount")
+    assert [(h.RunID, h.Passed) for h in history] == [(result.run_id, True)]
+    with pytest.raises(Exception, match="COMPLETED_ORDERS"):  # never written
+        _rows(spark, loaded, "COMPLETED_ORDERS")
