@@ -17,6 +17,8 @@ from data_mesh.settings import Settings, load_settings
 app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
 ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
 app.add_typer(ddz_app, name="ddz")
+quality_app = typer.Typer(help="Quality rule results and quarantined rows.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
 console = Console()
 err = Console(stderr=True)
 
@@ -196,6 +198,66 @@ def ddz_show(
     frame = read_ddz_table(spark_session(settings), connection, name)
     rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
     view = Table(title=f"{name}: {frame.count():,} rows")
+    for column in frame.columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
+@quality_app.command("history")
+def quality_history(
+    rule: Annotated[str | None, typer.Option(help="Only this rule (by name).")] = None,
+    last: Annotated[int, typer.Option(help="How many results, newest first.")] = 20,
+    url: UrlOption = None,
+) -> None:
+    """Print the latest quality rule results from the metadata store (one row per rule per run)."""
+    from data_mesh.metadata.quality_results import latest_quality_results
+    from data_mesh.metadata.store import make_engine
+
+    rows = latest_quality_results(make_engine(_settings(url).resolved_metadata_url), last, rule)
+    view = Table(title="quality results")
+    for column in ("evaluated (UTC)", "dataset", "rule", "result", "failing", "observed", "run"):
+        view.add_column(column, justify="right" if column == "failing" else "left")
+    for row in rows:
+        result = "[green]passed[/]" if row.Passed else f"[red]{row.Severity}[/]"
+        failing = "" if row.FailingRows is None else f"{row.FailingRows:,}"
+        view.add_row(
+            f"{row.EvaluatedAt:%Y-%m-%d %H:%M:%S}",
+            row.DataSetName,
+            row.RuleName,
+            result,
+            failing,
+            row.Observed,
+            row.RunID[:8],
+        )
+    console.print(view)
+
+
+@quality_app.command("quarantine")
+def quality_quarantine(
+    dataset: Annotated[str, typer.Argument(help="The DataSet name, e.g. customer_orders.")],
+    load_id: Annotated[str | None, typer.Option(help="One load (run id); default: all.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print quarantined rows of a DataSet, with the rule and the reason that rejected them."""
+    from data_mesh.loading import lake_storage, load_catalog
+    from data_mesh.quality.quarantine import quarantine_folder, quarantine_path
+    from data_mesh.resources.spark import spark_session
+
+    settings = _settings()
+    catalog = load_catalog(settings)
+    found = [d for p in catalog.products for d in p.datasets if d.name == dataset]
+    if len(found) != 1:
+        _fail(f"{dataset!r} matches {len(found)} DataSets")
+    path = quarantine_path(found[0], load_id) if load_id else quarantine_folder(found[0])
+    storage = lake_storage(settings)
+    if not storage.exists(path):
+        _fail(f"nothing quarantined for {dataset} at {path}")
+    frame = spark_session(settings).read.parquet(storage.spark_uri(path))
+    frame = frame.drop("load_id")  # the folder name, read back as a column; dq_load_id has it
+    rows = frame.limit(limit).collect()  # bounded by --limit: a preview
+    view = Table(title=f"{path}: {frame.count():,} quarantined rows")
     for column in frame.columns:
         view.add_column(column)
     for row in rows:

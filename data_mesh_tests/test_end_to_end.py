@@ -146,6 +146,26 @@ def test_dropped_rows_are_quarantined_with_rule_reason_and_load_id(
     assert all("order_date >= DATE'2026-02-01'" in r.dq_reason for r in rows)
 
 
+def test_cli_shows_quality_history_and_quarantine(
+    materialized_run: tuple[Settings, RunOutcome],
+) -> None:
+    _, outcome = materialized_run
+    runner = CliRunner()
+    history = runner.invoke(
+        app, ["quality", "history", "--rule", "payment_below_review_limit"], env={"COLUMNS": "250"}
+    )
+    assert history.exit_code == 0, history.output
+    assert "WARN" in history.output and outcome.run_id[:8] in history.output
+    quarantined = sum(1 for i in _completed_orders() if _before_go_live(i))
+    shown = runner.invoke(
+        app, ["quality", "quarantine", "customer_orders", "--load-id", outcome.run_id]
+    )
+    assert shown.exit_code == 0, shown.output
+    assert f"{quarantined:,} quarantined rows" in shown.output
+    missing = runner.invoke(app, ["quality", "quarantine", "sor1_payments"])
+    assert missing.exit_code == 1 and "nothing quarantined for sor1_payments" in missing.output
+
+
 def test_rerun_gives_the_same_tables(materialized: Settings, spark: SparkSession) -> None:
     before = {
         t: _table(spark, materialized, t).count()

@@ -120,6 +120,10 @@ class _RowRule(RuleSettings):
 class _WholeDatasetRule(RuleSettings):
     """A rule on the dataset as a whole: pass or fail, no failing rows to drop or threshold."""
 
+    @property
+    def threshold(self) -> str:
+        return "the whole dataset passes"
+
     @model_validator(mode="after")
     def _no_row_options(self) -> _WholeDatasetRule:
         if self.action == "drop":

@@ -107,7 +107,7 @@ def rule_sql(rule: QualityRuleModel) -> RuleSql:
         case ExpressionRule():
             # NULL passes, as in a CHECK constraint.
             predicate = f"NOT coalesce(({config.expression}), TRUE)"
-            return RuleSql(predicate, predicate)
+            return RuleSql(predicate, f"NOT ({config.expression})")
         case ReferentialIntegrityRule():
             column = quote_identifier(config.column)
             assert rule.reference is not None, "resolved by the catalog"
