@@ -37,7 +37,7 @@ from data_mesh.quality.rule_sql import (
 )
 
 MASK = "***"
-# Largest referential_integrity reference (distinct keys) looked up by broadcast.
+# Largest referential_integrity reference (rows) looked up by broadcast.
 BROADCAST_MAX_KEYS = 1_000_000
 ROWS = "__dq_rows"
 QUARANTINED = "__dq_quarantined"
@@ -128,7 +128,8 @@ def _with_helper_columns(
                 )
                 # A small reference (the usual dimension) is broadcast, so the checked rows are
                 # not shuffled; a big one is joined by shuffle, never collected to the driver.
-                if keys.count() <= BROADCAST_MAX_KEYS:
+                # Its row count bounds its distinct keys and is cheap (Parquet footers).
+                if reference.count() <= BROADCAST_MAX_KEYS:
                     keys = F.broadcast(keys)
                 frame = frame.join(keys, F.col(config.column) == F.col(key), "left").drop(key)
             except PySparkException as error:
