@@ -161,14 +161,21 @@ def _predicate(rule: QualityRuleModel) -> Column | None:
     return None if predicate is None else F.coalesce(F.expr(predicate), F.lit(False))
 
 
-def _analyzed(frame: DataFrame, rule: QualityRuleModel, column: Column) -> None:
-    """Let Spark analyze one rule's expression now, so an error names the rule."""
+def _analyzed(frame: DataFrame, expressions: Sequence[tuple[QualityRuleModel, Column]]) -> None:
+    """Let Spark analyze the rules' expressions now, so an error names its rule. All at once
+    first (each analysis of a big plan costs); one by one only to find the culprit."""
     try:
-        frame.select(column.alias("x")).schema  # noqa: B018 - schema forces analysis
-    except PySparkException as error:
-        raise QualityRuleError(
-            f"{_where(rule)}: Spark cannot evaluate the rule: {error}"
-        ) from error
+        frame.select(*[c.alias(f"x{i}") for i, (_, c) in enumerate(expressions)]).schema  # noqa: B018
+        return
+    except PySparkException:
+        pass
+    for rule, column in expressions:
+        try:
+            frame.select(column.alias("x")).schema  # noqa: B018 - schema forces analysis
+        except PySparkException as error:
+            raise QualityRuleError(
+                f"{_where(rule)}: Spark cannot evaluate the rule: {error}"
+            ) from error
 
 
 def _json_safe(value: Any) -> Any:
@@ -244,17 +251,19 @@ class _Evaluation:
         after (Deequ's grouping analyzers): still one scan of the data.
         """
         aggregates = [F.count(F.lit(1)).alias(ROWS)]
+        expressions: list[tuple[QualityRuleModel, Column]] = []
         for rule in self.row_rules:
             predicate = self.predicates[rule.id]
-            _analyzed(self.prepared, rule, predicate)
+            expressions.append((rule, predicate))
             aggregates.append(F.count_if(predicate).alias(f"__dq_{rule.id}"))
         newest_columns = []
         for rule in self.rules:
             if isinstance(rule.config, FreshnessRule):
                 newest = F.max(F.col(rule.config.column).cast("timestamp"))
-                _analyzed(self.prepared, rule, newest)
+                expressions.append((rule, F.col(rule.config.column).cast("timestamp")))
                 newest_columns.append((rule, f"__dq_newest_{rule.id}"))
                 aggregates.append(newest.alias(f"__dq_newest_{rule.id}"))
+        _analyzed(self.prepared, expressions)
         grouping = self.grouped_unique
         if grouping is None:
             stats = self.prepared.agg(*aggregates)
