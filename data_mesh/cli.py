@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.table import Table
 
 from data_mesh.errors import DataMeshError
 from data_mesh.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # pyspark loads only in the commands that need it
+    from pyspark.sql import DataFrame
 
 app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
 ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
@@ -173,6 +176,17 @@ def ddl(
     console.print(f"wrote {output}")
 
 
+def _print_preview(frame: DataFrame, title: str, limit: int) -> None:
+    """The first `limit` rows as a table; `title` may use {count} (all rows)."""
+    rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
+    view = Table(title=title.format(count=frame.count()))
+    for column in frame.columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
 @ddz_app.command("show")
 def ddz_show(
     table: Annotated[str, typer.Argument(help="schema.table, e.g. ddz.SOR1_PAYMENTS")],
@@ -196,13 +210,7 @@ def ddz_show(
         settings.resolved_ddz_jdbc_url, settings.ddz_user_env, settings.ddz_password_env
     )
     frame = read_ddz_table(spark_session(settings), connection, name)
-    rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
-    view = Table(title=f"{name}: {frame.count():,} rows")
-    for column in frame.columns:
-        view.add_column(column)
-    for row in rows:
-        view.add_row(*("" if v is None else str(v) for v in row))
-    console.print(view)
+    _print_preview(frame, f"{name}: {{count:,}} rows", limit)
 
 
 @quality_app.command("history")
@@ -256,13 +264,7 @@ def quality_quarantine(
         _fail(f"nothing quarantined for {dataset} at {path}")
     frame = spark_session(settings).read.parquet(storage.spark_uri(path))
     frame = frame.drop("load_id")  # the folder name, read back as a column; dq_load_id has it
-    rows = frame.limit(limit).collect()  # bounded by --limit: a preview
-    view = Table(title=f"{path}: {frame.count():,} quarantined rows")
-    for column in frame.columns:
-        view.add_column(column)
-    for row in rows:
-        view.add_row(*("" if v is None else str(v) for v in row))
-    console.print(view)
+    _print_preview(frame, f"{path}: {{count:,}} quarantined rows", limit)
 
 
 @app.command()

@@ -229,7 +229,7 @@ def transformation_asset(
                     spark,
                     result,
                     rules,
-                    _references(context, rules, inputs, result, storage),
+                    _references(context, rules, transformation, inputs, result, storage),
                     load_id=context.run_id,
                     pii_columns=transformation.pii_columns,
                 )
@@ -252,6 +252,7 @@ def transformation_asset(
 def _references(
     context: AssetExecutionContext,
     rules: list[QualityRuleModel],
+    transformation: TransformationModel,
     inputs: Mapping[str, DataFrame],
     result: DataFrame,
     storage: Storage,
@@ -264,7 +265,7 @@ def _references(
             continue
         if reference == rule.dataset:
             references[reference.id] = result
-        elif reference.name in inputs:
+        elif reference in transformation.inputs:
             references[reference.id] = inputs[reference.name]
         elif reference.layer == "CDZ":
             spark = context.resources.spark.spark_session
