@@ -134,12 +134,13 @@ def check_result(key: AssetKey, outcome: RuleOutcome) -> AssetCheckResult:
     """What the UI shows for one evaluated rule; samples have PII columns masked already."""
     config = outcome.rule.config
     metadata: dict[str, Any] = {
-        "rule_id": outcome.rule.id,
+        # Text, not numbers: the UI would plot a rule id over time.
+        "rule_id": MetadataValue.text(str(outcome.rule.id)),
         "total_rows": outcome.total_rows,
         "threshold": config.threshold,
         "action": config.action,
         "observed": outcome.observed,
-        "rule_sql": MetadataValue.md(f"```sql\n{outcome.sql}\n```"),
+        "rule_sql": MetadataValue.text(outcome.sql),
     }
     if outcome.failing_rows is not None:
         metadata["failing_rows"] = outcome.failing_rows
