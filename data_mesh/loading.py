@@ -6,13 +6,15 @@ from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
 from data_mesh.metadata.rows import read_store
 from data_mesh.metadata.store import current_revision, head_revision, make_engine
+from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
-from data_mesh.storage import LocalStorage, Storage
+from data_mesh.storage import Storage
 from data_mesh.validation import check_query_files
 
 
 def lake_storage(settings: Settings) -> Storage:
-    return LocalStorage(settings.resolved_lake_root)
+    """The lake of `settings.env`: the same storage the assets use."""
+    return lake_resource_for(settings).storage()
 
 
 class StoreNotReadyError(DataMeshError):

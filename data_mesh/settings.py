@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,20 @@ class Settings(BaseSettings):
         default="DATA_MESH_DDZ_PASSWORD",
         description="Name of the env var holding the DDZ password.",
     )
+    lake: Literal["local", "adls"] | None = Field(
+        default=None, description="Where the lake is; default: local in LOCAL, adls elsewhere."
+    )
+    adls_account: str | None = Field(default=None, description="ADLS Gen2 storage account.")
+    adls_credential: Literal["default", "key", "sas"] = Field(
+        default="default",
+        description="DefaultAzureCredential (managed identity), or a key / SAS token from "
+        "DATA_MESH_ADLS_KEY / DATA_MESH_ADLS_SAS.",
+    )
+    adls_endpoint_suffix: str = "core.windows.net"
+    adls_connection_string_env: str | None = Field(
+        default=None,
+        description="Name of an env var holding a storage connection string (Azurite).",
+    )
     spark_master: str = "local[*]"
     spark_driver_memory: str = "2g"
     jdbc_jars: tuple[str, ...] = DEFAULT_JDBC_JARS
@@ -54,6 +69,10 @@ class Settings(BaseSettings):
     @property
     def resolved_lake_root(self) -> Path:
         return (self.lake_root or self.home_dir / "lake").expanduser().resolve()
+
+    @property
+    def resolved_lake_kind(self) -> str:
+        return self.lake or ("local" if self.env == Environment.LOCAL else "adls")
 
     @property
     def resolved_ddz_jdbc_url(self) -> str:

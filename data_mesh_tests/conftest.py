@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +96,60 @@ def jdbc_url_of(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:
     url = make_url(sqlalchemy_url)
     jdbc = f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}"
     return jdbc, {"user": url.username or "", "password": url.password or ""}
+
+
+AZURITE = REPO / ".tools" / "node_modules" / ".bin" / "azurite-blob"
+# Azurite's documented development account (a public, well-known key: not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A connection string to an Azurite blob service on 127.0.0.1 (scripts/setup.sh installs
+    it with DATA_MESH_WITH_AZURITE=1; scripts/test.sh does)."""
+    if not AZURITE.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AZURITE} is missing: run DATA_MESH_WITH_AZURITE=1 scripts/setup.sh")
+        pytest.skip("Azurite is not installed (DATA_MESH_WITH_AZURITE=1 scripts/setup.sh)")
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            str(AZURITE),
+            "--silent",
+            "--inMemoryPersistence",
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+        ],
+        cwd=tmp_path_factory.mktemp("azurite"),  # where Azurite puts its debug files, if any
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"Azurite did not start on port {port}")
+            time.sleep(0.2)
+    yield (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+        f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+    )
+    process.terminate()
+    process.wait(timeout=10)

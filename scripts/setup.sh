@@ -27,4 +27,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+if [ "${DATA_MESH_WITH_AZURITE:-0}" = 1 ] && [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
+  # The Azure Storage emulator for the ADLS tests; 3.35.0 is the last release for Node 20.
+  echo "setup: installing Azurite (npm) into .tools/"
+  npm install --prefix .tools --no-audit --no-fund --silent azurite@3.35.0
+fi
 echo "setup: ready (.venv)"
