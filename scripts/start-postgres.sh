@@ -15,6 +15,8 @@ psql_su() { su postgres -c "psql -v ON_ERROR_STOP=1 -qtA -c \"$1\""; }
 if [ "$(psql_su "SELECT 1 FROM pg_roles WHERE rolname='data_mesh_test'")" != 1 ]; then
   psql_su "CREATE ROLE data_mesh_test LOGIN PASSWORD 'data_mesh_test' CREATEDB"
 fi
+# The secrets test creates (and drops) a role of its own with a one-off password.
+psql_su "ALTER ROLE data_mesh_test CREATEROLE"
 if [ "$(psql_su "SELECT 1 FROM pg_database WHERE datname='data_mesh_test'")" != 1 ]; then
   psql_su "CREATE DATABASE data_mesh_test OWNER data_mesh_test"
 fi

@@ -38,6 +38,7 @@ from data_mesh.metadata.rule_configs import (
     parse_rule_config,
     rule_columns,
 )
+from data_mesh.secrets import literal_secret_in, parse_reference
 
 LAYERS = ("CDZ", "DDZ")
 WRITE_MODES = ("replace", "append", "merge")
@@ -286,6 +287,8 @@ def build_catalog(snapshot: StoreSnapshot) -> Catalog:
             continue
         builder.transformations.append(transformation_row)
 
+    _reject_literal_secrets(snapshot, products, fail)
+
     # DataSets first: transformations of any product may read any product's datasets.
     datasets: dict[int, DataSetModel] = {}
     for builder in products.values():
@@ -453,6 +456,54 @@ def _resolve_transformation(
         output=output,
         depends_on=tuple(depends),
     )
+
+
+def _reject_literal_secrets(
+    snapshot: StoreSnapshot,
+    products: dict[int, _ProductBuilder],
+    fail: Callable[[str, str], None],
+) -> None:
+    """A password, key or token written into a row breaks the product that uses the row: rows
+    hold references (env:NAME, keyvault://vault/secret). Messages never quote the value."""
+    advice = "store a reference instead (env:NAME or keyvault://<vault>/<secret>)"
+    product_name = {pid: b.row.Name for pid, b in products.items()}
+    source_users: dict[int, set[str]] = defaultdict(set)
+    dataset_product: dict[int, str] = {}
+    for dataset in snapshot.data_sets:
+        name = product_name.get(dataset.DataProductID, f"#{dataset.DataProductID}")
+        source_users[dataset.DataSourceID].add(name)
+        dataset_product[dataset.DataSetID] = name
+    for source in snapshot.data_sources:
+        if parse_reference(source.ConnectionString):
+            continue
+        kind = literal_secret_in(source.ConnectionString)
+        if kind:
+            message = (
+                f"DataSources row {source.DataSourceID} ({source.Name}): ConnectionString "
+                f"holds {kind}; {advice}"
+            )
+            for user in sorted(source_users[source.DataSourceID]):
+                fail(user, message)
+    texts: list[tuple[str, str, str | None]] = []
+    for dataset in snapshot.data_sets:
+        where = f"DataSets row {dataset.DataSetID} ({dataset.Name})"
+        for column in ("Location", "Schema", "Description"):
+            texts.append(
+                (dataset_product[dataset.DataSetID], f"{where}: {column}", getattr(dataset, column))
+            )
+    for transformation in snapshot.transformations:
+        name = product_name.get(transformation.DataProductID, "")
+        where = f"Transformations row {transformation.TransformationID} ({transformation.Name})"
+        texts.append((name, f"{where}: Configuration", transformation.Configuration))
+    for rule in snapshot.data_quality_rules:
+        where = f"DataQualityRules row {rule.RuleID} ({rule.Name})"
+        texts.append(
+            (dataset_product.get(rule.DataSetID, ""), f"{where}: Configuration", rule.Configuration)
+        )
+    for product, where, text in texts:
+        kind = literal_secret_in(text or "")
+        if kind and product:
+            fail(product, f"{where} holds {kind}; {advice}")
 
 
 def _resolve_rule(
