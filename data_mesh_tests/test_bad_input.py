@@ -89,15 +89,35 @@ def test_configuration_missing_a_required_field(loaded: Settings) -> None:
     )
 
 
+@pytest.mark.parametrize("column", ["TargetTable", "TargetSchema", "KeyColumns"])
 @pytest.mark.parametrize("bad_name", ["x; DROP TABLE y", "a]b", "o'neil", 'q"t'])
-def test_unsafe_target_table(loaded: Settings, bad_name: str) -> None:
+def test_unsafe_identifiers_in_datasets(loaded: Settings, column: str, bad_name: str) -> None:
     engine = _engine(loaded)
     with engine.begin() as connection:
         table = schema.data_sets
         connection.execute(
-            update(table).where(table.c.Name == "sor1_payments").values(TargetTable=bad_name)
+            update(table).where(table.c.Name == "sor1_payments").values({column: bad_name})
         )
-    _assert_only_broken(loaded, "sor1_payments", "DataSets row", "is not a safe identifier")
+    message = _assert_only_broken(
+        loaded, "sor1_payments", "DataSets row", "is not a safe identifier"
+    )
+    assert column in message
+
+
+@pytest.mark.parametrize("bad_name", ["x; DROP TABLE y", "a]b"])
+def test_unsafe_column_names_in_configuration(loaded: Settings, bad_name: str) -> None:
+    configuration = {
+        "folder": "sor1_payments",
+        "que_name": "sor1_payments_query.properties",
+        "seq_name": "sor1_payments_sequence.properties",
+        "mapping": {"PAYMENT_AMT": bad_name},
+    }
+    row = _set_transformation(
+        _engine(loaded), "build_sor1_payments", Configuration=json.dumps(configuration)
+    )
+    _assert_only_broken(
+        loaded, "sor1_payments", f"Transformations row {row}", "is not a safe identifier"
+    )
 
 
 def test_dependency_cycle(loaded: Settings) -> None:
