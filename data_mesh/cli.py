@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import sys
 from pathlib import Path
@@ -12,14 +13,18 @@ from rich.console import Console
 from rich.table import Table
 
 from data_mesh.errors import DataMeshError
-from data_mesh.settings import Settings, load_settings
+from data_mesh.settings import Environment, Settings, load_settings
 
 if TYPE_CHECKING:  # pyspark loads only in the commands that need it
     from pyspark.sql import DataFrame
 
+    from data_mesh.metadata.catalog import Catalog
+
 app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
 ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
 app.add_typer(ddz_app, name="ddz")
+config_app = typer.Typer(help="The resolved configuration of an environment.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 quality_app = typer.Typer(help="Quality rule results and quarantined rows.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
 console = Console()
@@ -92,7 +97,9 @@ def validate(url: UrlOption = None) -> None:
         console.print(f"[green]ok[/]      {product.name}")
     for problem in catalog.problems:
         console.print(f"[red]broken[/]  {problem.product}: {problem.message}", highlight=False)
-    if catalog.problems:
+    for message in catalog.configuration_problems:
+        console.print(f"[red]config[/]  {message}", highlight=False)
+    if catalog.problems or catalog.configuration_problems:
         raise typer.Exit(1)
 
 
@@ -211,6 +218,59 @@ def ddz_show(
     )
     frame = read_ddz_table(spark_session(settings), connection, name)
     _print_preview(frame, f"{name}: {{count:,}} rows", limit)
+
+
+@config_app.command("show")
+def config_show(
+    env: Annotated[
+        str | None, typer.Option(help="LOCAL, DEV, INT, QA or PROD (default: DATA_MESH_ENV).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Resolve versions valid at this UTC time (ISO 8601).")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Print the settings and the configuration rows that apply in an environment; secrets
+    are masked."""
+    from data_mesh.metadata.configuration import scoped_values
+    from data_mesh.settings_view import settings_rows
+
+    settings = _settings(url)
+    if env is not None:
+        try:
+            settings = settings.model_copy(update={"env": Environment(env.upper())})
+        except ValueError:
+            _fail(f"unknown environment {env!r} (LOCAL, DEV, INT, QA, PROD)")
+    moment = dt.datetime.fromisoformat(at) if at else None
+    catalog = _catalog_at(settings, moment)
+    view = Table(title=f"settings ({settings.env})")
+    for column in ("setting", "value"):
+        view.add_column(column)
+    for name, setting in settings_rows(settings):
+        view.add_row(name, setting)
+    console.print(view)
+    rows = Table(title=f"configuration ({settings.env}, valid {moment or 'now'})")
+    for column in ("scope", "key", "value", "from"):
+        rows.add_column(column)
+    scopes = [None, *sorted({d.name for p in catalog.products for d in p.datasets})]
+    for dataset in scopes:
+        values = scoped_values(catalog.configuration, settings.env, dataset)
+        for key, value in sorted(values.items()):
+            if dataset is not None and value.category.split("@")[0] == "global":
+                continue  # shown once, under global
+            rows.add_row(value.category, key, value.shown, value.source)
+    console.print(rows)
+    for message in catalog.configuration_problems:
+        console.print(f"[red]config[/]  {message}", highlight=False)
+
+
+def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
+    from data_mesh.loading import read_catalog
+
+    try:
+        return read_catalog(settings, at)
+    except DataMeshError as error:
+        _fail(str(error))
 
 
 @quality_app.command("history")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
 from data_mesh.metadata.rows import read_store
@@ -21,7 +23,14 @@ class StoreNotReadyError(DataMeshError):
     """The store has no tables yet, or an older schema than this code."""
 
 
-def load_catalog(settings: Settings) -> Catalog:
+def load_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
+    """The catalog of `settings.env`, with the configuration valid at `at` (default: now) and
+    the query files checked in the lake."""
+    return check_query_files(read_catalog(settings, at), lake_storage(settings))
+
+
+def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
+    """The catalog from the store's rows alone (no lake access)."""
     engine = make_engine(settings.resolved_metadata_url)
     try:
         revision = current_revision(engine)
@@ -34,4 +43,4 @@ def load_catalog(settings: Settings) -> Catalog:
         snapshot = read_store(engine)
     finally:
         engine.dispose()
-    return check_query_files(build_catalog(snapshot), lake_storage(settings))
+    return build_catalog(snapshot, settings.env, at)

@@ -32,4 +32,9 @@ def check_query_files(catalog: Catalog, storage: Storage) -> Catalog:
             broken[product.name] = problem
     producer_product = {t.output.id: p.name for p in catalog.products for t in p.transformations}
     kept, problems = drop_broken_products(catalog.products, broken, producer_product)
-    return Catalog(products=kept, problems=[*catalog.problems, *problems])
+    return Catalog(
+        products=kept,
+        problems=[*catalog.problems, *problems],
+        configuration=catalog.configuration,
+        configuration_problems=catalog.configuration_problems,
+    )

@@ -83,6 +83,11 @@ def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> Asset
     )
 
 
+def effective_spark_config(transformation: TransformationModel) -> dict[str, str]:
+    """The transformation's spark_config, overridden by the configuration rows."""
+    return {**transformation.config.spark_config, **transformation.overrides.spark_config}
+
+
 def transformation_metadata(transformation: TransformationModel) -> dict[str, Any]:
     output = transformation.output
     metadata: dict[str, Any] = {
@@ -92,8 +97,11 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
         TARGET_TABLE: output.target or "",
         WRITE_MODE: output.write_mode or "replace",
         KEY_COLUMNS: ",".join(output.key_columns),
-        SPARK_CONFIG: json.dumps(dict(transformation.config.spark_config), sort_keys=True),
+        SPARK_CONFIG: json.dumps(effective_spark_config(transformation), sort_keys=True),
     }
+    # Per-dataset overrides from the configuration rows (chunk sizes, connections).
+    for name, value in sorted(transformation.overrides.ddz.items()):
+        metadata[f"data_mesh/{name}"] = value
     if isinstance(transformation.config, PropertiesSequenceConfig):
         metadata["data_mesh/query_file"] = query_file_path(transformation.config)
         metadata["data_mesh/sequence_file"] = sequence_file_path(transformation.config)
@@ -216,7 +224,7 @@ def transformation_asset(
         for dataset in cdz_inputs:
             uri = storage.spark_uri(dataset.location or "")
             inputs[dataset.name] = register_cdz_dataset(spark, dataset, uri)
-        with spark_config_scope(spark, transformation.config.spark_config):
+        with spark_config_scope(spark, effective_spark_config(transformation)):
             result = run_transformation(spark, transformation, inputs, storage)
             rules = [
                 rule

@@ -7,6 +7,7 @@ A broken product (bad row, bad Configuration, cycle, unsafe identifier ...) is r
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import graphlib
 import json
 from collections import defaultdict
@@ -23,6 +24,14 @@ from data_mesh.metadata.configs import (
     PropertiesSequenceConfig,
     SelectConfig,
     parse_transformation_config,
+)
+from data_mesh.metadata.configuration import (
+    ConfigValue,
+    DatasetOverrides,
+    check_configuration,
+    dataset_overrides,
+    resolve_configuration,
+    scoped_values,
 )
 from data_mesh.metadata.rows import (
     DataProductRow,
@@ -115,6 +124,8 @@ class TransformationModel:
     depends_on: tuple[str, ...]
     # Quality rules on `output`, evaluated on the result before it is written.
     rules: tuple[QualityRuleModel, ...] = ()
+    # Overrides for `output` from the configuration rows (environment and time resolved).
+    overrides: DatasetOverrides = field(default_factory=lambda: DatasetOverrides({}, {}))
     # Columns of `output` holding personal data: declared on it or on any DataSet upstream.
     pii_columns: tuple[str, ...] = ()
 
@@ -143,6 +154,9 @@ class ProductProblem:
 class Catalog:
     products: list[DataProductModel] = field(default_factory=list)
     problems: list[ProductProblem] = field(default_factory=list)
+    # The configuration rows valid when the catalog was built, and what is wrong with them.
+    configuration: dict[str, dict[str, ConfigValue]] = field(default_factory=dict)
+    configuration_problems: list[str] = field(default_factory=list)
 
     def product(self, name: str) -> DataProductModel:
         return next(p for p in self.products if p.name == name)
@@ -253,9 +267,16 @@ class _ProductBuilder:
         self.transformations: list[TransformationRow] = []
 
 
-def build_catalog(snapshot: StoreSnapshot) -> Catalog:
-    """Typed, validated data products from one snapshot of the store."""
-    catalog = Catalog()
+def build_catalog(
+    snapshot: StoreSnapshot, env: str = "LOCAL", at: dt.datetime | None = None
+) -> Catalog:
+    """Typed, validated data products of environment `env` from one snapshot of the store,
+    with the configuration valid at `at` (default: now, UTC)."""
+    at = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    catalog = Catalog(
+        configuration=resolve_configuration(snapshot, at),
+        configuration_problems=check_configuration(snapshot, at),
+    )
     products = {row.DataProductID: _ProductBuilder(row) for row in snapshot.data_products}
     sources = {row.DataSourceID: row for row in snapshot.data_sources}
     broken: dict[str, str] = {}
@@ -363,6 +384,14 @@ def build_catalog(snapshot: StoreSnapshot) -> Catalog:
 
     _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
     _propagate_pii(resolved, producer_of)
+    for tid, transformation in list(resolved.items()):
+        values = scoped_values(catalog.configuration, env, transformation.output.name)
+        try:
+            overrides = dataset_overrides(values)
+        except MetadataError as error:
+            fail(product_of_transformation[tid], str(error))
+            continue
+        resolved[tid] = dataclasses.replace(transformation, overrides=overrides)
 
     candidates = [
         DataProductModel(

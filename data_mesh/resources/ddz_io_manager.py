@@ -35,11 +35,18 @@ KEY_COLUMNS = "data_mesh/key_columns"
 SPARK_CONFIG = "data_mesh/spark_config"
 PARTITION_COLUMN = "data_mesh/partition_column"
 MAX_CONNECTIONS = "data_mesh/max_connections"
+MAX_CHUNK_ROWS = "data_mesh/max_chunk_rows"
+MAX_CHUNK_BYTES = "data_mesh/max_chunk_bytes"
+BATCH_BYTES = "data_mesh/batch_bytes"
 
 
 def _metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str:
     value = metadata.get(key, default)
     return str(getattr(value, "value", value))
+
+
+def _metadata_int(metadata: dict[str, Any], key: str, default: int) -> int:
+    return int(_metadata_text(metadata, key) or default)
 
 
 def target_from_metadata(
@@ -59,7 +66,7 @@ def target_from_metadata(
         if not partition_column:
             raise ValueError(f"asset {asset} is partitioned but has no '{PARTITION_COLUMN}'")
         partition = (partition_column, partition_key)
-    connections = int(_metadata_text(metadata, MAX_CONNECTIONS) or default_max_connections)
+    connections = _metadata_int(metadata, MAX_CONNECTIONS, default_max_connections)
     return DdzTarget(
         TableName(schema, name),
         _metadata_text(metadata, WRITE_MODE, "replace"),
@@ -129,9 +136,9 @@ class DdzIOManager(ConfigurableIOManager):
         writer = DdzWriter(
             self._connection(),
             ChunkSettings(
-                max_chunk_rows=self.max_chunk_rows,
-                max_chunk_bytes=self.max_chunk_bytes,
-                batch_bytes=self.batch_bytes,
+                max_chunk_rows=_metadata_int(metadata, MAX_CHUNK_ROWS, self.max_chunk_rows),
+                max_chunk_bytes=_metadata_int(metadata, MAX_CHUNK_BYTES, self.max_chunk_bytes),
+                batch_bytes=_metadata_int(metadata, BATCH_BYTES, self.batch_bytes),
             ),
             Path(self.spool_dir) if self.spool_dir else None,
         )

@@ -1,0 +1,35 @@
+"""Settings as `data-mesh config show` prints them: every value, secrets masked."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+from data_mesh.secrets import literal_secret_in
+from data_mesh.settings import Settings
+
+MASK = "***"
+
+
+def _masked(value: str) -> str:
+    if "://" in value and "@" in value and not value.startswith("jdbc:"):
+        try:
+            return make_url(value).render_as_string(hide_password=True)
+        except Exception:  # not a SQLAlchemy URL: mask it whole
+            return MASK
+    return MASK if literal_secret_in(value) else value
+
+
+def settings_rows(settings: Settings) -> list[tuple[str, str]]:
+    """(DATA_MESH_<NAME>, value) for every setting, resolved defaults included."""
+    resolved = {
+        "metadata_url": settings.resolved_metadata_url,
+        "lake": settings.resolved_lake_kind,
+        "lake_root": str(settings.resolved_lake_root),
+        "ddz_jdbc_url": settings.resolved_ddz_jdbc_url,
+    }
+    rows = []
+    for name in type(settings).model_fields:
+        value = resolved.get(name, getattr(settings, name))
+        text = ",".join(value) if isinstance(value, tuple) else str(value)
+        rows.append((f"DATA_MESH_{name.upper()}", _masked(text)))
+    return rows

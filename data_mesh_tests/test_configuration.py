@@ -1,0 +1,169 @@
+"""Configuration rows resolved by effective date and environment; per-dataset overrides reach
+the assets and the DDZ write; `data-mesh config show` masks secrets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from data_mesh.cli import app
+from data_mesh.factories.definitions import build_definitions
+from data_mesh.loading import load_catalog
+from data_mesh.metadata import schema
+from data_mesh.metadata.configuration import resolve_configuration, scoped_values
+from data_mesh.metadata.rows import read_store
+from data_mesh.metadata.store import make_engine
+from data_mesh.resources.ddz_io_manager import MAX_CONNECTIONS, SPARK_CONFIG, target_from_metadata
+from data_mesh.resources.environments import resources_for
+from data_mesh.settings import Settings
+
+NOW = dt.datetime(2026, 6, 1, 12, 0)
+DAY = dt.timedelta(days=1)
+
+
+def _add_item(
+    engine: Engine,
+    category: str,
+    key: str,
+    value: str,
+    versions: list[tuple[int, str, dt.datetime, dt.datetime | None]] = (),  # type: ignore[assignment]
+) -> None:
+    with engine.begin() as connection:
+        found = connection.execute(
+            schema.configuration_category.select().where(
+                schema.configuration_category.c.CategoryName == category
+            )
+        ).first()
+        if found is None:
+            category_id = connection.execute(
+                schema.configuration_category.insert().values(CategoryName=category)
+            ).inserted_primary_key[0]  # type: ignore[index]
+        else:
+            category_id = found.CategoryID
+        item_id = connection.execute(
+            schema.configuration_item.insert().values(
+                CategoryID=category_id, ItemKey=key, ItemValue=value
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        for number, version_value, effective, expires in versions:
+            connection.execute(
+                schema.configuration_version.insert().values(
+                    ItemID=item_id,
+                    VersionNumber=number,
+                    ItemValue=version_value,
+                    EffectiveDate=effective,
+                    ExpirationDate=expires,
+                )
+            )
+
+
+def test_the_version_valid_at_the_time_wins(store: Engine) -> None:
+    _add_item(store, "global", "ddz.max_connections", "4")
+    _add_item(
+        store,
+        "global",
+        "ddz.max_chunk_rows",
+        "1000",
+        [
+            (1, "2000", NOW - 10 * DAY, None),
+            (2, "3000", NOW - DAY, None),  # the highest valid version
+            (3, "9000", NOW + DAY, None),  # future-dated
+            (4, "7000", NOW - 5 * DAY, NOW - 2 * DAY),  # expired
+        ],
+    )
+    _add_item(store, "global", "ddz.batch_bytes", "4096", [(1, "8192", NOW + DAY, None)])
+    resolved = resolve_configuration(read_store(store), NOW)["global"]
+    assert resolved["ddz.max_connections"].value == "4"
+    assert resolved["ddz.max_connections"].source == "item"
+    assert resolved["ddz.max_chunk_rows"].value == "3000"
+    assert resolved["ddz.max_chunk_rows"].source.startswith("version 2")
+    assert resolved["ddz.batch_bytes"].value == "4096"  # its only version is future-dated
+    later = resolve_configuration(read_store(store), NOW + 2 * DAY)["global"]
+    assert later["ddz.max_chunk_rows"].value == "9000"
+    assert later["ddz.batch_bytes"].value == "8192"
+
+
+def test_environment_and_dataset_scopes(store: Engine) -> None:
+    _add_item(store, "global", "spark.sql.shuffle.partitions", "200")
+    _add_item(store, "global@PROD", "spark.sql.shuffle.partitions", "400")
+    _add_item(store, "dataset.sor1_payments", "spark.sql.shuffle.partitions", "16")
+    _add_item(store, "dataset.sor1_payments@DEV", "spark.sql.shuffle.partitions", "2")
+    resolved = resolve_configuration(read_store(store), NOW)
+
+    def partitions(env: str, dataset: str | None) -> str:
+        return scoped_values(resolved, env, dataset)["spark.sql.shuffle.partitions"].value
+
+    assert partitions("LOCAL", None) == "200"
+    assert partitions("PROD", None) == "400"
+    assert partitions("PROD", "sor1_payments") == "16"
+    assert partitions("DEV", "sor1_payments") == "2"
+    assert partitions("DEV", "completed_orders") == "200"
+
+
+def test_overrides_reach_the_asset_and_its_ddz_write(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    _add_item(
+        engine,
+        "dataset.sor1_payments",
+        "ddz.max_connections",
+        "2",
+        [(1, "7", now + 30 * DAY, None)],  # not valid yet
+    )
+    _add_item(engine, "dataset.sor1_payments@LOCAL", "spark.sql.shuffle.partitions", "3")
+    _add_item(engine, "dataset.sor1_payments@PROD", "spark.sql.shuffle.partitions", "300")
+    defs = build_definitions(load_catalog(loaded), resources_for(loaded))
+    spec = next(s for s in defs.resolve_all_asset_specs() if s.key.path[-1] == "sor1_payments")
+    metadata = dict(spec.metadata)
+    assert metadata[MAX_CONNECTIONS] == 2
+    # The product file says 8 partitions; the LOCAL configuration row wins.
+    assert json.loads(metadata[SPARK_CONFIG])["spark.sql.shuffle.partitions"] == "3"
+    assert target_from_metadata(metadata, "payments/ddz/sor1_payments").max_connections == 2
+
+
+def test_bad_override_breaks_only_its_product(loaded: Settings) -> None:
+    _add_item(
+        make_engine(loaded.resolved_metadata_url),
+        "dataset.sor1_payments",
+        "ddz.max_connections",
+        "many",
+    )
+    catalog = load_catalog(loaded)
+    assert [p.product for p in catalog.problems] == ["sor1_payments"]
+    assert "dataset.sor1_payments/ddz.max_connections (item): 'many' is not an integer" in (
+        catalog.problems[0].message
+    )
+
+
+def test_config_show_masks_secrets_and_validate_rejects_them(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    key = "spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net"
+    _add_item(engine, "global", key, "c2VjcmV0LWtleQ==")
+    _add_item(engine, "global", "spark.hadoop.fs.azure.sas.token", "keyvault://kv-dm/lake-sas")
+    _add_item(engine, "global@DEV", "ddz.max_connections", "8")
+    result = CliRunner().invoke(app, ["config", "show", "--env", "DEV"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "c2VjcmV0LWtleQ==" not in result.output and "***" in result.output
+    assert "keyvault://kv-dm/lake-sas" in result.output  # a reference is not a secret
+    assert "global@DEV" in result.output and "DATA_MESH_ENV" in result.output
+    validate = CliRunner().invoke(app, ["validate"], env={"COLUMNS": "250"})
+    assert validate.exit_code == 1
+    assert f"global/{key} (item) holds a literal secret" in validate.output
+    assert "c2VjcmV0LWtleQ==" not in validate.output
+
+
+def test_config_show_rejects_an_unknown_environment(loaded: Settings) -> None:
+    result = CliRunner().invoke(app, ["config", "show", "--env", "STAGING"])
+    assert result.exit_code == 1 and "unknown environment 'STAGING'" in result.output
+
+
+@pytest.mark.parametrize("category", ["datasets.x", "global@TEST", "dataset.a;b"])
+def test_bad_category_names_are_reported(loaded: Settings, category: str) -> None:
+    _add_item(make_engine(loaded.resolved_metadata_url), category, "ddz.max_connections", "2")
+    catalog = load_catalog(loaded)
+    assert any(category in message for message in catalog.configuration_problems)
+    assert CliRunner().invoke(app, ["validate"]).exit_code == 1
