@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         description="Name of an env var holding a storage connection string (Azurite).",
     )
     spark_master: str = "local[*]"
+    spark_remote: str | None = Field(
+        default=None,
+        description="Spark Connect URL (sc://host:port); when set, Spark runs there, not here.",
+    )
     spark_driver_memory: str = "2g"
     jdbc_jars: tuple[str, ...] = DEFAULT_JDBC_JARS
 

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlparse
 
 from pyspark.sql import SparkSession
 
+from data_mesh.errors import DataMeshError
+
 
 class DdzSession(Protocol):
     def execute(self, sql: str, params: Sequence[object] = ()) -> int: ...
@@ -100,9 +102,14 @@ class JvmJdbcSession:
     """A JDBC session opened in the Spark driver's JVM (classic Spark only, not Connect)."""
 
     def __init__(self, spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]) -> None:
-        jvm = spark._jvm  # type: ignore[attr-defined]
+        jvm = getattr(spark, "_jvm", None)
         if jvm is None:
-            raise RuntimeError("JDBC sessions need a classic (non-Connect) Spark session")
+            scheme = jdbc_url.split(":", 2)[1] if jdbc_url.count(":") >= 2 else jdbc_url
+            raise DataMeshError(
+                f"the DDZ ({scheme}) is written through the Spark driver's JVM, which Spark "
+                "Connect does not expose: under Spark Connect, use a PostgreSQL DDZ or a "
+                "classic Spark session (DATA_MESH_SPARK_MASTER)"
+            )
         self._jvm = jvm
         java_properties = jvm.java.util.Properties()
         for key, value in properties.items():

@@ -13,6 +13,9 @@ from data_mesh.settings import Settings
 
 
 def spark_config(settings: Settings) -> dict[str, str]:
+    if settings.spark_remote:
+        # Spark Connect: the server owns master, memory and jars; only session settings here.
+        return {"spark.remote": settings.spark_remote, "spark.sql.session.timeZone": "UTC"}
     jars = ",".join(jar for jar in settings.jdbc_jars if Path(jar).is_file())
     config = {
         "spark.master": settings.spark_master,
