@@ -14,6 +14,7 @@ from rich.table import Table
 
 from data_mesh.errors import DataMeshError
 from data_mesh.settings import Environment, Settings, load_settings
+from data_mesh.store_connection import store_engine
 
 if TYPE_CHECKING:  # pyspark loads only in the commands that need it
     from pyspark.sql import DataFrame
@@ -50,12 +51,12 @@ def _fail(message: str) -> NoReturn:
 @app.command()
 def init(url: UrlOption = None) -> None:
     """Create or upgrade the metadata store (Alembic migrations)."""
-    from data_mesh.metadata.store import make_engine, upgrade_store
+    from data_mesh.metadata.store import upgrade_store
+    from data_mesh.store_connection import describe_store
 
     settings = _settings(url)
-    engine = make_engine(settings.resolved_metadata_url)
-    revision = upgrade_store(engine)
-    console.print(f"metadata store at revision [bold]{revision}[/] ({engine.url!r})")
+    revision = upgrade_store(store_engine(settings))
+    console.print(f"metadata store at revision [bold]{revision}[/] ({describe_store(settings)})")
 
 
 @app.command()
@@ -68,13 +69,12 @@ def load(
     """Upsert data products from product.yaml files and publish their query files to the lake."""
     from data_mesh.loading import lake_storage
     from data_mesh.metadata.product_files import load_product_files
-    from data_mesh.metadata.store import make_engine
     from data_mesh.transforms.query_files import publish_query_files
 
     settings = _settings(url)
     storage = lake_storage(settings)
     try:
-        loaded = load_product_files(make_engine(settings.resolved_metadata_url), path)
+        loaded = load_product_files(store_engine(settings), path)
     except DataMeshError as error:
         _fail(str(error))
     for product in loaded:
@@ -281,9 +281,8 @@ def quality_history(
 ) -> None:
     """Print the latest quality rule results from the metadata store (one row per rule per run)."""
     from data_mesh.metadata.quality_results import latest_quality_results
-    from data_mesh.metadata.store import make_engine
 
-    rows = latest_quality_results(make_engine(_settings(url).resolved_metadata_url), last, rule)
+    rows = latest_quality_results(store_engine(_settings(url)), last, rule)
     view = Table(title="quality results")
     for column in ("evaluated (UTC)", "dataset", "rule", "result", "failing", "observed", "run"):
         view.add_column(column, justify="right" if column == "failing" else "left")

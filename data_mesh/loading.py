@@ -7,10 +7,11 @@ import datetime as dt
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
 from data_mesh.metadata.rows import read_store
-from data_mesh.metadata.store import current_revision, head_revision, make_engine
+from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
 from data_mesh.storage import Storage
+from data_mesh.store_connection import store_engine
 from data_mesh.validation import check_query_files
 
 
@@ -31,7 +32,7 @@ def load_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
 
 def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
     """The catalog from the store's rows alone (no lake access)."""
-    engine = make_engine(settings.resolved_metadata_url)
+    engine = store_engine(settings)
     try:
         revision = current_revision(engine)
         if revision != head_revision():

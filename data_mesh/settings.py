@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     env: Environment = Environment.LOCAL
     home: Path = Field(default=Path(".data_mesh"), description="Folder for LOCAL state.")
     metadata_url: str | None = Field(default=None, description="SQLAlchemy URL of the store.")
+    metadata_azure_server: str | None = Field(
+        default=None,
+        description="Azure SQL server of the store (x.database.windows.net); wins over the URL.",
+    )
+    metadata_azure_database: str = "data_mesh_metadata"
+    metadata_azure_auth: Literal["token", "sql"] = Field(
+        default="token",
+        description="Azure AD token (managed identity), or SQL auth from DATA_MESH_SQL_USER / "
+        "DATA_MESH_SQL_PASSWORD.",
+    )
     lake_root: Path | None = Field(default=None, description="Local folder standing in for ADLS.")
     ddz_jdbc_url: str | None = Field(default=None, description="JDBC URL of the DDZ database.")
     ddz_user_env: str = Field(

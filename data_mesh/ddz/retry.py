@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 Result = TypeVar("Result")
+_SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
+_NATIVE_ERROR = re.compile(r"\((\d+)\)")
 
 # Azure SQL / SQL Server error numbers Microsoft documents as transient (resource limits,
 # failovers, throttling, database not currently available) plus TCP-level resets.
@@ -65,10 +68,16 @@ class RetryPolicy:
 
 
 def error_codes(error: BaseException) -> tuple[str | None, int | None]:
-    """(SQLSTATE, vendor error number) of a psycopg error or a Java SQLException via py4j."""
+    """(SQLSTATE, vendor error number) of a psycopg or pyodbc error, or of a Java SQLException
+    via py4j."""
     sqlstate = getattr(error, "sqlstate", None)
     if sqlstate is not None:
         return str(sqlstate), None
+    # pyodbc: args are (SQLSTATE, "[SQLSTATE] [driver] message (native error number)").
+    args: tuple[Any, ...] = tuple(getattr(error, "args", ()))
+    if len(args) == 2 and isinstance(args[0], str) and _SQLSTATE.fullmatch(args[0]):
+        numbers = _NATIVE_ERROR.findall(str(args[1]))
+        return args[0], int(numbers[-1]) if numbers else None
     java = getattr(error, "java_exception", None)
     while java is not None:
         try:

@@ -25,7 +25,12 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake_resource_for(settings),
-        QUALITY_HISTORY_KEY: QualityHistoryResource(metadata_url=settings.resolved_metadata_url),
+        QUALITY_HISTORY_KEY: QualityHistoryResource(
+            metadata_url=settings.resolved_metadata_url,
+            azure_server=settings.metadata_azure_server,
+            azure_database=settings.metadata_azure_database,
+            azure_auth=settings.metadata_azure_auth,
+        ),
         DDZ_IO_MANAGER_KEY: DdzIOManager(
             spark=spark,
             jdbc_url=settings.resolved_ddz_jdbc_url,

@@ -1,0 +1,113 @@
+"""Azure SQL connections over pyodbc: the access-token attribute, SQL authentication as the
+fallback, retries on transient errors. No SQL Server runs here, so the ODBC driver's connect
+function is replaced by a recorder; what it receives is what msodbcsql would get. The same
+store code runs on SQLite and PostgreSQL in the other tests."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pyodbc
+import pytest
+
+from data_mesh.azure_sql import (
+    SQL_COPT_SS_ACCESS_TOKEN,
+    AzureSqlTarget,
+    access_token_struct,
+    connect,
+)
+from data_mesh.ddz.retry import RetryPolicy, error_codes, is_transient
+from data_mesh.errors import DataMeshError
+from data_mesh.resources.environments import QUALITY_HISTORY_KEY, resources_for
+from data_mesh.settings import Settings
+from data_mesh.store_connection import describe_store, store_target
+
+TARGET = AzureSqlTarget("sql-dm-prod.database.windows.net", "data_mesh_metadata")
+
+
+def _odbc_error(state: str, number: int) -> pyodbc.Error:
+    return pyodbc.OperationalError(
+        state,
+        f"[{state}] [Microsoft][ODBC Driver 18 for SQL Server]Database unavailable ({number})",
+    )
+
+
+class Recorder:
+    """Stands in for pyodbc.connect: fails with the given errors first, then connects."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, connection_string: str, **kwargs: Any) -> str:
+        self.calls.append((connection_string, kwargs))
+        if self.failures:
+            raise self.failures.pop(0)
+        return "connection"
+
+
+def test_access_token_is_packed_as_msodbcsql_expects() -> None:
+    packed = access_token_struct("ab")
+    assert packed == struct.pack("<I", 4) + "ab".encode("utf-16-le")
+
+
+def test_token_authentication_passes_a_fresh_token_and_no_secret_in_the_string() -> None:
+    tokens = iter(["token-1", "token-2"])
+    recorder = Recorder(_odbc_error("08S01", 40613))
+    connection = connect(TARGET, recorder, lambda: next(tokens), sleep=lambda _: None)
+    assert connection == "connection"
+    assert len(recorder.calls) == 2  # the transient 40613 was retried
+    (_, first_kwargs), (string, kwargs) = recorder.calls
+    assert first_kwargs["attrs_before"][SQL_COPT_SS_ACCESS_TOKEN] == access_token_struct("token-1")
+    assert kwargs["attrs_before"][SQL_COPT_SS_ACCESS_TOKEN] == access_token_struct("token-2")
+    assert string.startswith("Driver={ODBC Driver 18 for SQL Server};Server=tcp:sql-dm-prod")
+    assert "Encrypt=yes" in string and "PWD" not in string and "UID" not in string
+
+
+def test_non_transient_errors_fail_at_once() -> None:
+    recorder = Recorder(_odbc_error("42000", 18456))  # login failed
+    with pytest.raises(pyodbc.OperationalError):
+        connect(TARGET, recorder, lambda: "t", sleep=lambda _: None)
+    assert len(recorder.calls) == 1
+
+
+def test_retries_stop_after_the_policy_allows() -> None:
+    recorder = Recorder(*[_odbc_error("08S01", 40501) for _ in range(5)])
+    with pytest.raises(pyodbc.OperationalError):
+        connect(
+            TARGET, recorder, lambda: "t", policy=RetryPolicy(max_attempts=3), sleep=lambda _: None
+        )
+    assert len(recorder.calls) == 3
+
+
+@pytest.mark.parametrize(
+    ("number", "transient"), [(40613, True), (40197, True), (4060, True), (208, False)]
+)
+def test_pyodbc_error_numbers_are_classified(number: int, transient: bool) -> None:
+    error = _odbc_error("42000" if not transient else "HY000", number)
+    assert error_codes(error)[1] == number
+    assert is_transient(error) is transient
+
+
+def test_sql_authentication_reads_credentials_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    target = AzureSqlTarget("s.database.windows.net", "db", authentication="sql")
+    with pytest.raises(DataMeshError, match="set DATA_MESH_SQL_USER and DATA_MESH_SQL_PASSWORD"):
+        connect(target, Recorder(), sleep=lambda _: None)
+    monkeypatch.setenv("DATA_MESH_SQL_USER", "etl")
+    monkeypatch.setenv("DATA_MESH_SQL_PASSWORD", "p;w}d")
+    recorder = Recorder()
+    connect(target, recorder, sleep=lambda _: None)
+    assert recorder.calls[0][0].endswith("UID=etl;PWD={p;w}d};")
+
+
+def test_cloud_settings_select_azure_sql_for_the_store(settings: Settings) -> None:
+    assert store_target(settings) is None
+    cloud = settings.model_copy(
+        update={"env": "PROD", "metadata_azure_server": TARGET.server, "adls_account": "lake"}
+    )
+    assert store_target(cloud) == TARGET
+    assert describe_store(cloud) == f"Azure SQL {TARGET.server}/data_mesh_metadata (token auth)"
+    history = resources_for(cloud)[QUALITY_HISTORY_KEY]
+    assert history.azure_server == TARGET.server
+    assert str(history.engine().url) == "mssql+pyodbc://"
