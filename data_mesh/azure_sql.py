@@ -63,9 +63,11 @@ def connect(
     token_provider: Callable[[], str] = default_token,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    credentials: tuple[str, str] | None = None,
 ) -> Any:
     """A pyodbc connection, retried on transient errors. A fresh token per attempt (tokens
-    expire); SQL credentials are read from env vars only now and never logged."""
+    expire); SQL credentials come from `credentials` (already resolved) or the target's env
+    vars, only now, and are never logged."""
     if connect_fn is None:
         import pyodbc
 
@@ -75,7 +77,10 @@ def connect(
         if target.authentication == "token":
             attrs = {SQL_COPT_SS_ACCESS_TOKEN: access_token_struct(token_provider())}
             return connect_fn(target.connection_string(), attrs_before=attrs)
-        user, password = os.environ.get(target.user_env), os.environ.get(target.password_env)
+        user, password = credentials or (
+            os.environ.get(target.user_env),
+            os.environ.get(target.password_env),
+        )
         if not user or not password:
             raise DataMeshError(
                 f"SQL authentication to {target.server}: set {target.user_env} and "

@@ -214,7 +214,10 @@ def ddz_show(
         _fail(str(error))
     settings = _settings()
     connection = connection_from_env(
-        settings.resolved_ddz_jdbc_url, settings.ddz_user_env, settings.ddz_password_env
+        settings.resolved_ddz_jdbc_url,
+        settings.ddz_user_env,
+        settings.ddz_password_env,
+        settings.ddz_azure_auth,
     )
     frame = read_ddz_table(spark_session(settings), connection, name)
     _print_preview(frame, f"{name}: {{count:,}} rows", limit)

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         default=None,
         description="Name of an env var holding a storage connection string (Azurite).",
     )
+    ddz_azure_auth: Literal["", "token", "sql"] = Field(
+        default="",
+        description="Azure SQL DDZ: 'token' (Azure AD, managed identity) or 'sql' (user and "
+        "password from the env vars above) for pyodbc control statements; empty: JDBC only.",
+    )
     spark_master: str = "local[*]"
     spark_remote: str | None = Field(
         default=None,

@@ -5,11 +5,13 @@ store code runs on SQLite and PostgreSQL in the other tests."""
 
 from __future__ import annotations
 
+import os
 import struct
 from typing import Any
 
 import pyodbc
 import pytest
+from sqlalchemy.engine import make_url
 
 from data_mesh.azure_sql import (
     SQL_COPT_SS_ACCESS_TOKEN,
@@ -18,6 +20,7 @@ from data_mesh.azure_sql import (
     connect,
 )
 from data_mesh.ddz.retry import RetryPolicy, error_codes, is_transient
+from data_mesh.ddz.sessions import PyodbcSession, azure_sql_target_of, transaction
 from data_mesh.errors import DataMeshError
 from data_mesh.resources.environments import QUALITY_HISTORY_KEY, resources_for
 from data_mesh.settings import Settings
@@ -111,3 +114,43 @@ def test_cloud_settings_select_azure_sql_for_the_store(settings: Settings) -> No
     history = resources_for(cloud)[QUALITY_HISTORY_KEY]
     assert history.azure_server == TARGET.server
     assert str(history.engine().url) == "mssql+pyodbc://"
+
+
+def test_ddz_target_from_a_sqlserver_jdbc_url() -> None:
+    target = azure_sql_target_of(
+        "jdbc:sqlserver://sql-dm.database.windows.net:1433;databaseName=ddz;encrypt=true", "token"
+    )
+    assert (target.server, target.database, target.authentication) == (
+        "sql-dm.database.windows.net",
+        "ddz",
+        "token",
+    )
+    with pytest.raises(DataMeshError, match="names no database"):
+        azure_sql_target_of("jdbc:sqlserver://sql-dm.database.windows.net:1433", "sql")
+
+
+def test_pyodbc_session_on_postgresql_through_its_odbc_driver(pg_url: str) -> None:
+    """The session class the cloud uses for Azure SQL, on a real ODBC driver (psqlODBC)."""
+    if "PostgreSQL Unicode" not in pyodbc.drivers():
+        if os.environ.get("CI"):
+            pytest.fail("psqlODBC is missing: scripts/setup.sh installs odbc-postgresql")
+        pytest.skip("psqlODBC (odbc-postgresql) is not installed")
+    url = make_url(pg_url)
+    connection = pyodbc.connect(
+        f"Driver={{PostgreSQL Unicode}};Server={url.host};Port={url.port or 5432};"
+        f"Database={url.database};Uid={url.username};Pwd={{{url.password}}};"
+    )
+    session = PyodbcSession(connection)
+    try:
+        with transaction(session):
+            session.execute("CREATE TABLE odbc_probe (id int, name varchar(20))")
+        with transaction(session):
+            assert session.execute("INSERT INTO odbc_probe VALUES (?, ?)", [1, "a']b"]) == 1
+        with pytest.raises(RuntimeError), transaction(session):
+            session.execute("INSERT INTO odbc_probe VALUES (?, ?)", [2, "rolled back"])
+            raise RuntimeError("fail inside the transaction")
+        assert session.query("SELECT id, name FROM odbc_probe WHERE id >= ?", [0]) == [(1, "a']b")]
+    finally:
+        with transaction(session):
+            session.execute("DROP TABLE IF EXISTS odbc_probe")
+        session.close()

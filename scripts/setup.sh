@@ -10,8 +10,10 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/h2.jar ] || need_apt+=(libh2-java)
 [ -f /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
 ldconfig -p 2>/dev/null | grep -q libodbc.so.2 || need_apt+=(unixodbc)
-if [ "${DATA_MESH_WITH_POSTGRES:-0}" = 1 ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-  need_apt+=(postgresql)
+if [ "${DATA_MESH_WITH_POSTGRES:-0}" = 1 ]; then
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
+  # psqlODBC: the pyodbc session (Azure SQL's in the cloud) is tested on PostgreSQL.
+  odbcinst -q -d 2>/dev/null | grep -q "PostgreSQL Unicode" || need_apt+=(odbc-postgresql)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"

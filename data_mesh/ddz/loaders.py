@@ -16,7 +16,7 @@ from pyspark.sql import SparkSession
 
 from data_mesh.ddz.chunks import Chunk
 from data_mesh.ddz.dialects import Column, Dialect, TableName
-from data_mesh.ddz.sessions import DdzSession, JvmJdbcSession, transaction
+from data_mesh.ddz.sessions import DdzSession, open_session, transaction
 from data_mesh.ddz.spool import chunk_folder
 from data_mesh.errors import DataMeshError
 
@@ -67,8 +67,10 @@ class JdbcChunkLoader:
         jdbc_url: str,
         properties: Mapping[str, str],
         batch_rows: int,
+        odbc_auth: str = "",
     ) -> None:
         self._spark = spark
+        self._odbc_auth = odbc_auth
         self._dialect = dialect
         self._url = jdbc_url
         self._properties = dict(properties)
@@ -78,7 +80,7 @@ class JdbcChunkLoader:
         d = self._dialect
         chunk_table = job.stage.with_suffix(f"_c{job.chunk.id}")
         names = [c.name for c in job.columns]
-        session = JvmJdbcSession(self._spark, self._url, self._properties)
+        session = open_session(self._spark, self._url, self._properties, self._odbc_auth)
         try:
             with transaction(session):
                 if already_loaded(session, d, job):

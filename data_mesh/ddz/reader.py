@@ -36,7 +36,7 @@ def read_ddz_table(
     field = next((f for f in frame.schema.fields if f.name == partition_column), None)
     if field is None or not isinstance(field.dataType, _INTEGRAL):
         return frame  # a non-integer key cannot be split into ranges: read in one query
-    session = open_session(spark, url, connection.properties)
+    session = open_session(spark, url, connection.properties, connection.odbc_auth)
     try:
         with transaction(session):
             low, high = session.query(dialect.key_bounds(table, partition_column))[0]

@@ -16,6 +16,8 @@ from urllib.parse import parse_qsl, urlparse
 
 from pyspark.sql import SparkSession
 
+from data_mesh import azure_sql
+from data_mesh.azure_sql import AzureSqlTarget
 from data_mesh.errors import DataMeshError
 
 
@@ -40,6 +42,55 @@ def transaction(session: DdzSession) -> Iterator[DdzSession]:
     except BaseException:
         session.rollback()
         raise
+
+
+class PyodbcSession:
+    """A session over a pyodbc connection (autocommit off): Azure SQL's control statements in
+    the cloud, with the Azure AD token or SQL auth of `data_mesh.azure_sql.connect`."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._connection.autocommit = False
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> int:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql, *params)
+            return int(cursor.rowcount)
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute(sql, *params)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
+    def commit(self) -> None:
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        self._connection.rollback()
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def azure_sql_target_of(jdbc_url: str, authentication: str) -> AzureSqlTarget:
+    """The Azure SQL server and database of `jdbc:sqlserver://host[:port];database=db;...`."""
+    body = jdbc_url.removeprefix("jdbc:sqlserver://")
+    host, *options = body.split(";")
+    values = {k.strip().lower(): v for k, _, v in (o.partition("=") for o in options if o)}
+    database = values.get("database") or values.get("databasename")
+    if not database:
+        raise DataMeshError("the DDZ's jdbc:sqlserver URL names no database (database=...)")
+    return AzureSqlTarget(
+        server=host.split(":")[0],
+        database=database,
+        authentication="token" if authentication == "token" else "sql",
+    )
 
 
 class PsycopgSession:
@@ -170,8 +221,16 @@ def _python_value(value: Any) -> Any:
 
 
 def open_session(
-    spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]
-) -> PsycopgSession | JvmJdbcSession:
+    spark: SparkSession, jdbc_url: str, properties: Mapping[str, str], odbc_auth: str = ""
+) -> PsycopgSession | JvmJdbcSession | PyodbcSession:
+    """PostgreSQL: psycopg. SQL Server with `odbc_auth` (token or sql): pyodbc, as in the
+    cloud. Otherwise (H2, SQL Server without ODBC): JDBC in the Spark driver's JVM."""
     if jdbc_url.startswith("jdbc:postgresql:"):
         return PsycopgSession(jdbc_url, properties)
+    if jdbc_url.startswith("jdbc:sqlserver:") and odbc_auth:
+        target = azure_sql_target_of(jdbc_url, odbc_auth)
+        credentials = None
+        if odbc_auth == "sql":
+            credentials = (properties.get("user", ""), properties.get("password", ""))
+        return PyodbcSession(azure_sql.connect(target, credentials=credentials))
     return JvmJdbcSession(spark, jdbc_url, properties)

@@ -78,6 +78,9 @@ class DdzConnection:
     url: str
     properties: Mapping[str, str] = field(default_factory=dict, repr=False)
     table_lock: bool = False
+    # SQL Server in the cloud: control statements over pyodbc with "token" (Azure AD) or
+    # "sql" authentication; empty: through JDBC in the Spark driver's JVM.
+    odbc_auth: str = ""
 
     @property
     def dialect(self) -> Dialect:
@@ -202,7 +205,12 @@ class DdzWriter:
         """`work` in one transaction on a fresh session, retried as a whole on transient errors."""
 
         def attempt() -> Result:
-            session = open_session(spark, self.connection.jdbc_url, self.connection.properties)
+            session = open_session(
+                spark,
+                self.connection.jdbc_url,
+                self.connection.properties,
+                self.connection.odbc_auth,
+            )
             try:
                 with transaction(session):
                     return work(session)
@@ -419,6 +427,7 @@ class DdzWriter:
             self.connection.jdbc_url,
             self.connection.properties,
             rows_per_batch,
+            self.connection.odbc_auth,
         )
         spool = self.spool_root / target.slot_hash[:16]
         pending = [c for c in chunks if c.rows > 0 and c.id not in state.committed]

@@ -22,6 +22,7 @@ from dagster import (
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 
+from data_mesh.azure_sql import default_token
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
@@ -76,14 +77,21 @@ def target_from_metadata(
     )
 
 
-def connection_from_env(url: str, user_env: str, password_env: str) -> DdzConnection:
-    """Credentials are looked up by env var *name* at use time: never in config, rows or logs."""
+def connection_from_env(
+    url: str, user_env: str, password_env: str, azure_auth: str = ""
+) -> DdzConnection:
+    """Credentials are looked up by env var *name* at use time: never in config, rows or logs.
+
+    `azure_auth="token"` (Azure SQL): an Azure AD token from the managed identity, for the
+    Spark JDBC writes (mssql-jdbc's accessToken) and the pyodbc control statements alike."""
+    if azure_auth == "token":
+        return DdzConnection(url, {"accessToken": default_token()}, odbc_auth="token")
     properties = {}
     if os.environ.get(user_env):
         properties["user"] = os.environ[user_env]
     if os.environ.get(password_env):
         properties["password"] = os.environ[password_env]
-    return DdzConnection(url, properties)
+    return DdzConnection(url, properties, odbc_auth=azure_auth)
 
 
 def report_metadata(report: WriteReport) -> dict[str, Any]:
@@ -116,6 +124,8 @@ class DdzIOManager(ConfigurableIOManager):
     jdbc_url: str
     user_env: str = "DATA_MESH_DDZ_USER"
     password_env: str = "DATA_MESH_DDZ_PASSWORD"
+    # Azure SQL DDZ: "token" (managed identity) or "sql" for pyodbc control statements.
+    azure_auth: str = ""
     max_chunk_rows: int = ChunkSettings.max_chunk_rows
     max_chunk_bytes: int = ChunkSettings.max_chunk_bytes
     batch_bytes: int = ChunkSettings.batch_bytes
@@ -124,7 +134,7 @@ class DdzIOManager(ConfigurableIOManager):
     read_partitions: int = 4
 
     def _connection(self) -> DdzConnection:
-        return connection_from_env(self.jdbc_url, self.user_env, self.password_env)
+        return connection_from_env(self.jdbc_url, self.user_env, self.password_env, self.azure_auth)
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         metadata = dict(context.definition_metadata or {})

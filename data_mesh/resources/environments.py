@@ -36,6 +36,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             jdbc_url=settings.resolved_ddz_jdbc_url,
             user_env=settings.ddz_user_env,
             password_env=settings.ddz_password_env,
+            azure_auth=settings.ddz_azure_auth,
             spool_dir=str(settings.home_dir / "spool"),
         ),
     }
