@@ -6,6 +6,7 @@ from typing import Any
 
 from data_mesh.resources.ddz_io_manager import DdzIOManager
 from data_mesh.resources.lake import lake_resource_for
+from data_mesh.resources.metadata_store import MetadataStoreResource
 from data_mesh.resources.quality_history import QualityHistoryResource
 from data_mesh.resources.spark import spark_resource
 from data_mesh.settings import Settings
@@ -26,10 +27,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "spark": spark,
         "lake": lake_resource_for(settings),
         QUALITY_HISTORY_KEY: QualityHistoryResource(
-            metadata_url=settings.resolved_metadata_url,
-            azure_server=settings.metadata_azure_server,
-            azure_database=settings.metadata_azure_database,
-            azure_auth=settings.metadata_azure_auth,
+            store=MetadataStoreResource.from_settings(settings)
         ),
         DDZ_IO_MANAGER_KEY: DdzIOManager(
             spark=spark,

@@ -1,0 +1,47 @@
+"""The metadata store as a Dagster resource: Azure SQL over pyodbc in the cloud (Azure AD token
+or SQL auth, retried connects: `data_mesh.azure_sql`), any SQLAlchemy URL otherwise (SQLite in
+LOCAL, PostgreSQL in tests). Its config holds no secret: tokens and passwords are fetched when
+a connection opens."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from dagster import ConfigurableResource
+from sqlalchemy import Engine
+
+from data_mesh import azure_sql
+from data_mesh.azure_sql import AzureSqlTarget
+from data_mesh.settings import Settings
+from data_mesh.store_connection import engine_for_store
+
+
+class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
+    metadata_url: str
+    azure_server: str | None = None
+    azure_database: str = "data_mesh_metadata"
+    azure_auth: Literal["token", "sql"] = "token"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MetadataStoreResource:
+        return cls(
+            metadata_url=settings.resolved_metadata_url,
+            azure_server=settings.metadata_azure_server,
+            azure_database=settings.metadata_azure_database,
+            azure_auth=settings.metadata_azure_auth,
+        )
+
+    def azure_target(self) -> AzureSqlTarget | None:
+        if not self.azure_server:
+            return None
+        return AzureSqlTarget(self.azure_server, self.azure_database, self.azure_auth)
+
+    def engine(self) -> Engine:
+        return engine_for_store(self.metadata_url, self.azure_target())
+
+    def connect(self) -> Any:
+        """A raw pyodbc connection to the Azure SQL store (for statements SQLAlchemy lacks)."""
+        target = self.azure_target()
+        if target is None:
+            raise ValueError("connect() is for the Azure SQL store; use engine() otherwise")
+        return azure_sql.connect(target)
