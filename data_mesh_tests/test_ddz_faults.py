@@ -76,10 +76,11 @@ def test_terminated_connections_are_retried(spark: SparkSession, pg, tmp_path: P
     writer = make_writer(url, properties["user"], properties["password"], str(tmp_path), CHUNK_ROWS)
     observer = _connect(url, properties)
     killed: list[int] = []
+    done = threading.Event()
 
     def terminate_copies() -> None:
         deadline = time.monotonic() + 120
-        while len(killed) < 2 and time.monotonic() < deadline:
+        while len(killed) < 2 and time.monotonic() < deadline and not done.is_set():
             rows = observer.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = "
                 "'data_mesh_ddz_writer' AND state = 'active' AND query LIKE 'COPY%%'"
@@ -92,8 +93,11 @@ def test_terminated_connections_are_retried(spark: SparkSession, pg, tmp_path: P
 
     killer = threading.Thread(target=terminate_copies, daemon=True)
     killer.start()
-    report = writer.write(source_rows(spark, ROWS), DdzTarget(TABLE, max_connections=2))
-    killer.join(timeout=5)
+    try:
+        report = writer.write(source_rows(spark, ROWS), DdzTarget(TABLE, max_connections=2))
+    finally:
+        done.set()  # the killer must not outlive this test and hit the next one's writes
+        killer.join(timeout=30)
     assert killed, "no COPY was caught in flight"
     # Connections killed during one attempt fail that attempt once: at least one retry.
     assert report.retries >= 1
