@@ -112,6 +112,23 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_for_port(
+    process: subprocess.Popen[bytes], port: int, seconds: float, what: str, log: Path | None = None
+) -> None:
+    """Until `process` listens on 127.0.0.1:`port`; fails the test (with its log) otherwise."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                tail = log.read_text()[-2000:] if log and log.exists() else ""
+                pytest.fail(f"{what} did not start on port {port}\n{tail}")
+            time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A connection string to an Azurite blob service on 127.0.0.1 (scripts/setup.sh installs
@@ -137,16 +154,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"Azurite did not start on port {port}")
-            time.sleep(0.2)
+    wait_for_port(process, port, 30, "Azurite")
     yield (
         f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
         f"AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"

@@ -4,10 +4,8 @@ distribution on 127.0.0.1, the CLI as users run it, the DDZ in PostgreSQL."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,13 @@ import pytest
 from sqlalchemy import text
 
 from data_mesh.metadata.store import make_engine
-from data_mesh_tests.conftest import REPO, SAMPLE_PRODUCTS, _free_port, jdbc_url_of
+from data_mesh_tests.conftest import (
+    REPO,
+    SAMPLE_PRODUCTS,
+    _free_port,
+    jdbc_url_of,
+    wait_for_port,
+)
 
 pytestmark = pytest.mark.slow
 ROWS = 300
@@ -55,18 +59,7 @@ def spark_connect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail(
-                    f"Spark Connect server did not start: {(work / 'server.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.5)
+    wait_for_port(server, port, 120, "Spark Connect server", work / "server.log")
     yield f"sc://127.0.0.1:{port}", work
     server.terminate()
     try:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from data_mesh.errors import MetadataError
 from data_mesh.identifiers import validate_identifier
+
+Model = TypeVar("Model", bound=BaseModel)
 
 # Spark SQL types a cast may target; each maps to an explicit DDZ column type.
 _CAST_TYPE = re.compile(
@@ -157,22 +159,31 @@ def parse_json_object(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def parse_transformation_config(
-    transformation_id: int, transformation_type: str, configuration: str
-) -> OutputShaping:
-    """Validate Transformations.Configuration of one row against its type's model."""
-    where = f"Transformations row {transformation_id}"
-    model = CONFIG_MODELS.get(transformation_type)
+def parse_typed_configuration(
+    where: str, kind: str, type_name: str, configuration: str, models: dict[str, type[Model]]
+) -> Model:
+    """Validate a row's JSON Configuration against the model of its Type; errors say `where`."""
+    model = models.get(type_name)
     if model is None:
-        known = ", ".join(sorted(CONFIG_MODELS))
-        raise MetadataError(
-            f"{where}: unknown transformation Type {transformation_type!r} (known: {known})"
-        )
+        known = ", ".join(sorted(models))
+        raise MetadataError(f"{where}: unknown {kind} Type {type_name!r} (known: {known})")
     raw = parse_json_object(configuration, f"{where}: Configuration")
     try:
         return model.model_validate(raw)
     except ValidationError as error:
         raise MetadataError(
-            f"{where}: Configuration ({transformation_type}) is invalid: "
-            f"{describe_validation_error(error)}"
+            f"{where}: Configuration ({type_name}) is invalid: {describe_validation_error(error)}"
         ) from error
+
+
+def parse_transformation_config(
+    transformation_id: int, transformation_type: str, configuration: str
+) -> OutputShaping:
+    """Validate Transformations.Configuration of one row against its type's model."""
+    return parse_typed_configuration(
+        f"Transformations row {transformation_id}",
+        "transformation",
+        transformation_type,
+        configuration,
+        CONFIG_MODELS,
+    )

@@ -16,18 +16,11 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     model_validator,
 )
 from sqlglot.errors import ParseError
 
-from data_mesh.errors import MetadataError
-from data_mesh.metadata.configs import (
-    CastType,
-    ColumnName,
-    describe_validation_error,
-    parse_json_object,
-)
+from data_mesh.metadata.configs import CastType, ColumnName, parse_typed_configuration
 
 
 def _upper(value: Any) -> Any:
@@ -117,6 +110,13 @@ class _RowRule(RuleSettings):
     """A rule that judges each row on its own (evaluated in the dataset's single pass)."""
 
 
+def _check_bounds(low: float | int | None, high: float | int | None) -> None:
+    if low is None and high is None:
+        raise ValueError("give 'min', 'max' or both")
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"'min' ({low}) is greater than 'max' ({high})")
+
+
 class _WholeDatasetRule(RuleSettings):
     """A rule on the dataset as a whole: pass or fail, no failing rows to drop or threshold."""
 
@@ -155,14 +155,11 @@ class RangeRule(_RowRule):
 
     @model_validator(mode="after")
     def _bounded(self) -> RangeRule:
-        if self.min is None and self.max is None:
+        numbers = all(isinstance(b, int | float | None) for b in (self.min, self.max))
+        if numbers:
+            _check_bounds(self.min, self.max)  # type: ignore[arg-type]
+        elif self.min is None and self.max is None:
             raise ValueError("give 'min', 'max' or both")
-        if (
-            isinstance(self.min, int | float)
-            and isinstance(self.max, int | float)
-            and self.min > self.max
-        ):
-            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
         return self
 
 
@@ -179,10 +176,7 @@ class LengthRule(_RowRule):
 
     @model_validator(mode="after")
     def _bounded(self) -> LengthRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give 'min', 'max' or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        _check_bounds(self.min, self.max)
         return self
 
 
@@ -206,10 +200,7 @@ class RowCountRule(_WholeDatasetRule):
 
     @model_validator(mode="after")
     def _bounded(self) -> RowCountRule:
-        if self.min is None and self.max is None:
-            raise ValueError("give 'min', 'max' or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        _check_bounds(self.min, self.max)
         return self
 
 
@@ -274,15 +265,6 @@ def rule_columns(config: RuleSettings) -> list[str]:
 
 def parse_rule_config(rule_id: int, name: str, rule_type: str, configuration: str) -> RuleSettings:
     """Validate DataQualityRules.Configuration of one row against its type's model."""
-    where = f"DataQualityRules row {rule_id} ({name})"
-    model = RULE_MODELS.get(rule_type)
-    if model is None:
-        known = ", ".join(sorted(RULE_MODELS))
-        raise MetadataError(f"{where}: unknown rule Type {rule_type!r} (known: {known})")
-    raw = parse_json_object(configuration, f"{where}: Configuration")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        raise MetadataError(
-            f"{where}: Configuration ({rule_type}) is invalid: {describe_validation_error(error)}"
-        ) from error
+    return parse_typed_configuration(
+        f"DataQualityRules row {rule_id} ({name})", "rule", rule_type, configuration, RULE_MODELS
+    )
