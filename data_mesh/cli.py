@@ -276,6 +276,36 @@ def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
         _fail(str(error))
 
 
+@app.command()
+def runs(
+    last: Annotated[int, typer.Option(help="How many audit rows, newest first.")] = 20,
+    url: UrlOption = None,
+) -> None:
+    """Print the latest rows of the audit log: every materialization and every failure."""
+    from data_mesh.metadata.audit import latest_audit
+
+    rows = latest_audit(store_engine(_settings(url)), last)
+    view = Table(title="audit log")
+    for column in ("loaded (UTC)", "asset", "table", "status", "rows", "seconds", "run", "by"):
+        view.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+    for row in rows:
+        status = {"SUCCESS": "[green]SUCCESS[/]"}.get(row.Status, f"[red]{row.Status}[/]")
+        view.add_row(
+            f"{row.LoadTimestamp:%Y-%m-%d %H:%M:%S}",
+            row.AssetKey,
+            row.SourceTable,
+            status,
+            "" if row.RowCount is None else f"{row.RowCount:,}",
+            f"{row.ProcessingTime:.1f}",
+            row.JobRunID[:8],
+            row.ProcessedBy,
+        )
+    console.print(view)
+    for row in rows:
+        if row.ErrorDetails:
+            console.print(f"[red]{row.AssetKey}[/] ({row.JobRunID[:8]}): {row.ErrorDetails}")
+
+
 @quality_app.command("history")
 def quality_history(
     rule: Annotated[str | None, typer.Option(help="Only this rule (by name).")] = None,

@@ -16,6 +16,7 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
 from data_mesh.loading import lake_storage
+from data_mesh.metadata.audit import latest_audit
 from data_mesh.metadata.quality_results import latest_quality_results
 from data_mesh.metadata.store import make_engine
 from data_mesh.run import RunOutcome, materialize_products
@@ -164,6 +165,21 @@ def test_cli_shows_quality_history_and_quarantine(
     assert f"{quarantined:,} quarantined rows" in shown.output
     missing = runner.invoke(app, ["quality", "quarantine", "sor1_payments"])
     assert missing.exit_code == 1 and "nothing quarantined for sor1_payments" in missing.output
+
+
+def test_every_materialization_is_audited(
+    materialized_run: tuple[Settings, RunOutcome],
+) -> None:
+    settings, outcome = materialized_run
+    rows = latest_audit(make_engine(settings.resolved_metadata_url), limit=50)
+    assert {r.JobRunID for r in rows} == {outcome.run_id}
+    assert {r.Status for r in rows} == {"SUCCESS"}
+    audited = {(r.AssetKey, r.SourceTable, r.RowCount) for r in rows}
+    assert audited == {(m.asset, m.table, m.rows) for m in outcome.materializations}
+    assert all(r.ProcessedBy and r.ProcessingTime >= 0 and r.ErrorDetails is None for r in rows)
+    shown = CliRunner().invoke(app, ["runs", "--last", "3"], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.count("SUCCESS") == 3 and outcome.run_id[:8] in shown.output
 
 
 def test_rerun_gives_the_same_tables(materialized: Settings, spark: SparkSession) -> None:

@@ -17,6 +17,7 @@ from data_mesh.ddz.writer import DdzConnection
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import lake_storage, load_catalog
 from data_mesh.metadata import schema
+from data_mesh.metadata.audit import latest_audit
 from data_mesh.metadata.quality_results import latest_quality_results
 from data_mesh.metadata.store import make_engine
 from data_mesh.resources.environments import resources_for
@@ -71,6 +72,35 @@ def test_blocking_failure_leaves_the_table_untouched_and_skips_downstream(
     assert "sales/ddz/customer_directory" in written
     after = {t: _rows(spark, loaded, t) for t in before}
     assert after == before
+    # The audit log: the blocked load, next to the successful ones of both runs.
+    audit = latest_audit(make_engine(loaded.resolved_metadata_url), limit=100)
+    blocked = [r for r in audit if r.Status == "BLOCKED"]
+    assert [(r.AssetKey, r.SourceTable, r.JobRunID) for r in blocked] == [
+        ("sales/ddz/completed_orders", "ddz.COMPLETED_ORDERS", second.run_id)
+    ]
+    assert "positive_amount" in (blocked[0].ErrorDetails or "")
+
+
+def test_a_failing_transformation_is_audited_as_failed(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    write_sample_data(spark, lake_storage(loaded), 200)
+    table = schema.transformations
+    configuration = {"input_dataset": "orders", "condition": "no_such_column > 1"}
+    with make_engine(loaded.resolved_metadata_url).begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.Name == "filter_completed_orders")
+            .values(Configuration=json.dumps(configuration))
+        )
+    outcome = materialize_products(loaded, ["customer_orders"], DagsterInstance.ephemeral())
+    assert not outcome.success
+    audit = latest_audit(make_engine(loaded.resolved_metadata_url), limit=100)
+    failed = [r for r in audit if r.Status == "FAILED"]
+    assert [(r.AssetKey, r.JobRunID) for r in failed] == [
+        ("sales/ddz/completed_orders", outcome.run_id)
+    ]
+    assert "no_such_column" in (failed[0].ErrorDetails or "")
 
 
 def test_a_check_rerun_alone_computes_and_checks_without_writing(

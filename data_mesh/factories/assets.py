@@ -5,6 +5,7 @@ annotations (the `context` type).
 """
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from dagster import (
 from pyspark.sql import DataFrame
 
 from data_mesh.ddz.dialects import TableName
+from data_mesh.metadata.audit import BLOCKED, FAILED, audit_row
 from data_mesh.metadata.catalog import (
     DataProductModel,
     DataSetModel,
@@ -42,7 +44,11 @@ from data_mesh.resources.ddz_io_manager import (
     TARGET_TABLE,
     WRITE_MODE,
 )
-from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, QUALITY_HISTORY_KEY
+from data_mesh.resources.environments import (
+    AUDIT_LOG_KEY,
+    DDZ_IO_MANAGER_KEY,
+    QUALITY_HISTORY_KEY,
+)
 from data_mesh.spark_conf import spark_config_scope
 from data_mesh.storage import Storage
 from data_mesh.transforms.execute import (
@@ -213,11 +219,40 @@ def transformation_asset(
         deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
         check_specs=[quality_check_spec(rule) for rule in transformation.rules],
         can_subset=True,
-        required_resource_keys={"spark", "lake", QUALITY_HISTORY_KEY, DDZ_IO_MANAGER_KEY},
+        required_resource_keys={
+            "spark",
+            "lake",
+            QUALITY_HISTORY_KEY,
+            AUDIT_LOG_KEY,
+            DDZ_IO_MANAGER_KEY,
+        },
     )
     def _compute(
         context: AssetExecutionContext, **upstream: DataFrame
     ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
+        # The framework, not each asset, audits failures here (the IO manager audits writes).
+        started = time.monotonic()
+        try:
+            yield from _computed(context, upstream)
+        except Exception as error:
+            _audit(context, FAILED, started, f"{type(error).__name__}: {error}")
+            raise
+
+    def _audit(context: AssetExecutionContext, status: str, started: float, detail: str) -> None:
+        row = audit_row(
+            key.to_user_string(),
+            output.target or "",
+            context.run_id,
+            status,
+            time.monotonic() - started,
+            error=detail,
+        )
+        getattr(context.resources, AUDIT_LOG_KEY).record(row)
+
+    def _computed(
+        context: AssetExecutionContext, upstream: Mapping[str, DataFrame]
+    ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
+        started = time.monotonic()
         spark = context.resources.spark.spark_session
         storage = context.resources.lake.storage()
         inputs = {d.name: upstream[_input_name(d)] for d in ddz_inputs}
@@ -244,6 +279,9 @@ def transformation_asset(
                 )
                 getattr(context.resources, QUALITY_HISTORY_KEY).record(report, context.run_id)
                 yield from (check_result(key, outcome) for outcome in report.outcomes)
+                if write and report.load_stopped:
+                    failed = [o.rule.name for o in report.outcomes if o.stops_load]
+                    _audit(context, BLOCKED, started, f"blocking rules failed: {', '.join(failed)}")
                 if not write or report.load_stopped:
                     return
                 result = report.clean

@@ -180,3 +180,22 @@ data_quality_results = Table(
     UniqueConstraint("RuleID", "RunID", name="UQ_DataQualityResults_Rule_Run"),
     Index("IX_DataQualityResults_Rule_Time", "RuleID", "EvaluatedAt"),
 )
+
+# The audit log of seed 001 (Record_ID, Source_Table, Load_Timestamp, Processed_By,
+# Processing_Time, Status, Row_Count, Error_Details, Job_Run_Id), one row per materialization
+# and per failure, written by the framework (factories and the DDZ IO manager).
+audit_log = Table(
+    "AuditLog",
+    metadata_obj,
+    Column("RecordID", Integer, primary_key=True, autoincrement=True),
+    Column("AssetKey", NAME, nullable=False),
+    Column("SourceTable", NAME, nullable=False),
+    Column("LoadTimestamp", TIMESTAMP, nullable=False),
+    Column("ProcessedBy", NAME, nullable=False),
+    Column("ProcessingTime", Float, nullable=False),
+    Column("Status", Unicode(16), nullable=False),
+    Column("RowCount", BigInteger, nullable=True),
+    Column("ErrorDetails", TEXT, nullable=True),
+    Column("JobRunID", Unicode(64), nullable=False),
+    Index("IX_AuditLog_LoadTimestamp", "LoadTimestamp"),
+)

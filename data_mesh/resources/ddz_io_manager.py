@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
+from data_mesh.metadata.audit import FAILED, SUCCESS, audit_row
+from data_mesh.resources.audit import AuditLogResource
 from data_mesh.spark_conf import spark_config_scope
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
@@ -132,6 +135,8 @@ class DdzIOManager(ConfigurableIOManager):
     max_connections: int = 4
     spool_dir: str | None = None
     read_partitions: int = 4
+    # Where each write (and each failed write) is recorded; None: not audited.
+    audit: AuditLogResource | None = None
 
     def _connection(self) -> DdzConnection:
         return connection_from_env(self.jdbc_url, self.user_env, self.password_env, self.azure_auth)
@@ -152,10 +157,32 @@ class DdzIOManager(ConfigurableIOManager):
             ),
             Path(self.spool_dir) if self.spool_dir else None,
         )
-        # The DataFrame is lazy: the asset's Spark settings must hold while it executes here.
-        with spark_config_scope(obj.sparkSession, spark_settings):
-            report = writer.write(obj, target)
+        asset = context.asset_key.to_user_string()
+        started = time.monotonic()
+        try:
+            # The DataFrame is lazy: the asset's Spark settings must hold while it runs here.
+            with spark_config_scope(obj.sparkSession, spark_settings):
+                report = writer.write(obj, target)
+        except Exception as error:
+            self._audit(asset, str(target.table), context.run_id, FAILED, started, error=error)
+            raise
         context.add_output_metadata(report_metadata(report))
+        self._audit(asset, report.table, context.run_id, SUCCESS, started, rows=report.rows)
+
+    def _audit(
+        self,
+        asset: str,
+        table: str,
+        run_id: str,
+        status: str,
+        started: float,
+        rows: int | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        if self.audit is not None:
+            seconds = time.monotonic() - started
+            detail = f"{type(error).__name__}: {error}" if error else None
+            self.audit.record(audit_row(asset, table, run_id, status, seconds, rows, detail))
 
     def read_table(self, table: TableName, partition_column: str | None = None) -> DataFrame:
         """A DDZ table as a lazy DataFrame, read by `read_partitions` parallel JDBC reads."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.ddz_io_manager import DdzIOManager
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.resources.metadata_store import MetadataStoreResource
@@ -13,6 +14,7 @@ from data_mesh.settings import Settings
 
 DDZ_IO_MANAGER_KEY = "ddz_io_manager"
 QUALITY_HISTORY_KEY = "quality_history"
+AUDIT_LOG_KEY = "audit_log"
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -23,12 +25,13 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     pointed elsewhere through `DATA_MESH_*` variables.
     """
     spark = spark_resource(settings)
+    store = MetadataStoreResource.from_settings(settings)
+    audit = AuditLogResource(store=store)
     resources: dict[str, Any] = {
         "spark": spark,
         "lake": lake_resource_for(settings),
-        QUALITY_HISTORY_KEY: QualityHistoryResource(
-            store=MetadataStoreResource.from_settings(settings)
-        ),
+        QUALITY_HISTORY_KEY: QualityHistoryResource(store=store),
+        AUDIT_LOG_KEY: audit,
         DDZ_IO_MANAGER_KEY: DdzIOManager(
             spark=spark,
             jdbc_url=settings.resolved_ddz_jdbc_url,
@@ -36,6 +39,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             password_env=settings.ddz_password_env,
             azure_auth=settings.ddz_azure_auth,
             spool_dir=str(settings.home_dir / "spool"),
+            audit=audit,
         ),
     }
     return resources

@@ -2,6 +2,22 @@
 -- GENERATED from data_mesh/metadata/schema.py by `data-mesh ddl`: do not edit by hand.
 -- Deployed stores are created and upgraded with `data-mesh init --url ...` (Alembic).
 
+CREATE TABLE [AuditLog] (
+	[RecordID] INTEGER NOT NULL IDENTITY, 
+	[AssetKey] NVARCHAR(255) NOT NULL, 
+	[SourceTable] NVARCHAR(255) NOT NULL, 
+	[LoadTimestamp] DATETIME2 NOT NULL, 
+	[ProcessedBy] NVARCHAR(255) NOT NULL, 
+	[ProcessingTime] FLOAT NOT NULL, 
+	[Status] NVARCHAR(16) NOT NULL, 
+	[RowCount] BIGINT NULL, 
+	[ErrorDetails] NVARCHAR(max) NULL, 
+	[JobRunID] NVARCHAR(64) NOT NULL, 
+	PRIMARY KEY ([RecordID])
+);
+
+CREATE INDEX [IX_AuditLog_LoadTimestamp] ON [AuditLog] ([LoadTimestamp]);
+
 CREATE TABLE [ConfigurationCategory] (
 	[CategoryID] INTEGER NOT NULL IDENTITY, 
 	[CategoryName] NVARCHAR(255) NOT NULL, 
