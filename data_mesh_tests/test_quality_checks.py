@@ -24,6 +24,7 @@ from data_mesh.resources.environments import resources_for
 from data_mesh.run import materialize_products
 from data_mesh.sample_data import write_sample_data
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import jdbc_url_of
 
 pytestmark = pytest.mark.slow
 COMPLETED = AssetKey(["sales", "ddz", "completed_orders"])
@@ -124,3 +125,22 @@ def test_a_check_rerun_alone_computes_and_checks_without_writing(
     assert [(h.RunID, h.Passed) for h in history] == [(result.run_id, True)]
     with pytest.raises(Exception, match="COMPLETED_ORDERS"):  # never written
         _rows(spark, loaded, "COMPLETED_ORDERS")
+
+
+def test_a_failed_ddz_write_is_audited_by_the_io_manager(
+    loaded: Settings, spark: SparkSession, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jdbc, credentials = jdbc_url_of(pg_url)
+    monkeypatch.setenv("DATA_MESH_DDZ_JDBC_URL", jdbc)
+    monkeypatch.setenv("DATA_MESH_DDZ_USER", credentials["user"])
+    monkeypatch.setenv("DATA_MESH_DDZ_PASSWORD", "not-the-password-4711")
+    settings = Settings()
+    write_sample_data(spark, lake_storage(settings), 200)
+    outcome = materialize_products(settings, ["sor1_payments"], DagsterInstance.ephemeral())
+    assert not outcome.success
+    audit = latest_audit(make_engine(settings.resolved_metadata_url), limit=20)
+    assert [(r.AssetKey, r.SourceTable, r.Status) for r in audit] == [
+        ("payments/ddz/sor1_payments", "ddz.SOR1_PAYMENTS", "FAILED")
+    ]
+    details = audit[0].ErrorDetails or ""
+    assert "authentication failed" in details and "not-the-password-4711" not in details
