@@ -255,13 +255,14 @@ def config_show(
     rows = Table(title=f"configuration ({settings.env}, valid {moment or 'now'})")
     for column in ("scope", "key", "value", "from"):
         rows.add_column(column)
-    scopes = [None, *sorted({d.name for p in catalog.products for d in p.datasets})]
-    for dataset in scopes:
-        values = scoped_values(catalog.configuration, settings.env, dataset)
+    shown: set[tuple[str, str]] = set()
+    scopes = [(None, None), *sorted((p.name, d.name) for p in catalog.products for d in p.datasets)]
+    for product, dataset in scopes:
+        values = scoped_values(catalog.configuration, settings.env, dataset, product)
         for key, value in sorted(values.items()):
-            if dataset is not None and value.category.split("@")[0] == "global":
-                continue  # shown once, under global
-            rows.add_row(value.category, key, value.shown, value.source)
+            if (value.category, key) not in shown:  # each row once, under its own scope
+                shown.add((value.category, key))
+                rows.add_row(value.category, key, value.shown, value.source)
     console.print(rows)
     for message in catalog.configuration_problems:
         console.print(f"[red]config[/]  {message}", highlight=False)

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import pytest
+from dagster import AssetsDefinition, Backoff, RetryPolicy
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
@@ -167,3 +168,45 @@ def test_bad_category_names_are_reported(loaded: Settings, category: str) -> Non
     catalog = load_catalog(loaded)
     assert any(category in message for message in catalog.configuration_problems)
     assert CliRunner().invoke(app, ["validate"]).exit_code == 1
+
+
+def test_product_scope_sits_between_global_and_dataset(store: Engine) -> None:
+    _add_item(store, "global", "ddz.max_connections", "4")
+    _add_item(store, "product.sor1_payments", "ddz.max_connections", "3")
+    _add_item(store, "product.sor1_payments@PROD", "ddz.max_connections", "6")
+    _add_item(store, "dataset.sor1_payments@PROD", "ddz.batch_bytes", "2048")
+    resolved = resolve_configuration(read_store(store), NOW)
+
+    def value(env: str, product: str | None, dataset: str | None, key: str) -> str:
+        return scoped_values(resolved, env, dataset, product)[key].value
+
+    assert value("DEV", None, None, "ddz.max_connections") == "4"
+    assert value("DEV", "sor1_payments", "sor1_payments", "ddz.max_connections") == "3"
+    assert value("PROD", "sor1_payments", "sor1_payments", "ddz.max_connections") == "6"
+    assert value("PROD", "customer_orders", "completed_orders", "ddz.max_connections") == "4"
+    assert value("PROD", "sor1_payments", "sor1_payments", "ddz.batch_bytes") == "2048"
+
+
+def test_retry_policy_per_data_product(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    _add_item(engine, "product.customer_orders", "dagster.max_retries", "3")
+    _add_item(engine, "product.customer_orders", "dagster.retry_delay_s", "0.5")
+    defs = build_definitions(load_catalog(loaded), resources_for(loaded))
+    policies = {
+        key.to_user_string(): assets.op.retry_policy
+        for assets in defs.assets or []
+        if isinstance(assets, AssetsDefinition)
+        for key in assets.keys
+    }
+    expected = RetryPolicy(max_retries=3, delay=0.5, backoff=Backoff.EXPONENTIAL)
+    assert policies["sales/ddz/completed_orders"] == expected
+    assert policies["sales/ddz/country_revenue"] == expected
+    assert policies["payments/ddz/sor1_payments"] is None
+
+
+def test_bad_retry_setting_breaks_only_its_product(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    _add_item(engine, "product.customer_orders", "dagster.max_retries", "-1")
+    catalog = load_catalog(loaded)
+    assert [p.product for p in catalog.problems] == ["customer_orders"]
+    assert "dagster.max_retries (item): must be at least 0, got -1" in catalog.problems[0].message

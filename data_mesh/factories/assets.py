@@ -20,8 +20,10 @@ from dagster import (
     AssetOut,
     AssetsDefinition,
     AssetSpec,
+    Backoff,
     MetadataValue,
     Output,
+    RetryPolicy,
     multi_asset,
 )
 from pyspark.sql import DataFrame
@@ -86,6 +88,19 @@ def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> Asset
             "data_mesh/location": dataset.location or "",
             "data_mesh/format": dataset.source_format,
         },
+    )
+
+
+def retry_policy(transformation: TransformationModel) -> RetryPolicy | None:
+    """The product's retries from the configuration rows; a retried step resumes its DDZ load
+    at the first chunk not committed."""
+    retry = transformation.overrides.retry
+    if not retry.get("max_retries"):
+        return None
+    return RetryPolicy(
+        max_retries=int(retry["max_retries"]),
+        delay=retry.get("retry_delay_s", 30.0),
+        backoff=Backoff.EXPONENTIAL,
     )
 
 
@@ -219,6 +234,7 @@ def transformation_asset(
         deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
         check_specs=[quality_check_spec(rule) for rule in transformation.rules],
         can_subset=True,
+        retry_policy=retry_policy(transformation),
         required_resource_keys={
             "spark",
             "lake",

@@ -385,7 +385,12 @@ def build_catalog(
     _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
     _propagate_pii(resolved, producer_of)
     for tid, transformation in list(resolved.items()):
-        values = scoped_values(catalog.configuration, env, transformation.output.name)
+        values = scoped_values(
+            catalog.configuration,
+            env,
+            dataset=transformation.output.name,
+            product=product_of_transformation[tid],
+        )
         try:
             overrides = dataset_overrides(values)
         except MetadataError as error:

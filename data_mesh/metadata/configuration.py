@@ -15,18 +15,23 @@ time.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from data_mesh.errors import MetadataError
 from data_mesh.metadata.rows import StoreSnapshot
 from data_mesh.secrets import literal_secret_in, parse_reference
 
 _CATEGORY = re.compile(
-    r"^(global|dataset\.[A-Za-z_][A-Za-z0-9_]*)(@(LOCAL|DEV|INT|QA|PROD))?$", re.IGNORECASE
+    r"^(global|(?:product|dataset)\.[A-Za-z_][A-Za-z0-9_]*)(@(LOCAL|DEV|INT|QA|PROD))?$",
+    re.IGNORECASE,
 )
+# Retries of a product's assets (Dagster RetryPolicy, exponential backoff).
+RETRY_KEYS: dict[str, tuple[type, float]] = {
+    "dagster.max_retries": (int, 0),
+    "dagster.retry_delay_s": (float, 0),
+}
 # Per-dataset settings the DDZ write reads: key -> (type, lowest allowed value).
 DDZ_KEYS: dict[str, tuple[type, int]] = {
     "ddz.max_connections": (int, 1),
@@ -62,20 +67,19 @@ class DatasetOverrides:
 
     spark_config: dict[str, str]
     ddz: dict[str, int]
-
-    def to_json(self) -> str:
-        return json.dumps({"spark_config": self.spark_config, "ddz": self.ddz}, sort_keys=True)
+    # `max_retries` and `retry_delay_s`, when configured.
+    retry: dict[str, float] = field(default_factory=dict)
 
 
 def _scope(category: str) -> tuple[str, str | None]:
     match = _CATEGORY.fullmatch(category)
     if not match:
         raise MetadataError(
-            f"ConfigurationCategory {category!r}: use 'global' or 'dataset.<DataSet name>', "
-            "optionally followed by '@<ENV>' (LOCAL, DEV, INT, QA, PROD)"
+            f"ConfigurationCategory {category!r}: use 'global', 'product.<data product>' or "
+            "'dataset.<DataSet name>', optionally followed by '@<ENV>' (LOCAL, DEV, INT, QA, PROD)"
         )
-    scope = match.group(1)
-    scope = "global" if scope.lower() == "global" else "dataset." + scope.split(".", 1)[1]
+    kind, _, name = match.group(1).partition(".")
+    scope = "global" if kind.lower() == "global" else f"{kind.lower()}.{name}"
     env = match.group(3).upper() if match.group(3) else None
     return scope, env
 
@@ -110,10 +114,16 @@ def resolve_configuration(
 
 
 def scoped_values(
-    resolved: dict[str, dict[str, ConfigValue]], env: str, dataset: str | None = None
+    resolved: dict[str, dict[str, ConfigValue]],
+    env: str,
+    dataset: str | None = None,
+    product: str | None = None,
 ) -> dict[str, ConfigValue]:
-    """The values that apply in `env` (and to `dataset`), the most specific scope winning."""
+    """The values that apply in `env` (and to `product`, `dataset`), the most specific scope
+    winning: global, then the product's, then the DataSet's; each with `@ENV` after it."""
     order = [("global", None), ("global", env)]
+    if product is not None:
+        order += [(f"product.{product}", None), (f"product.{product}", env)]
     if dataset is not None:
         order += [(f"dataset.{dataset}", None), (f"dataset.{dataset}", env)]
     rank = {scope: index for index, scope in enumerate(order)}
@@ -135,20 +145,26 @@ def dataset_overrides(values: dict[str, ConfigValue]) -> DatasetOverrides:
     """Typed overrides for a DataSet; bad values name the category and key."""
     spark: dict[str, str] = {}
     ddz: dict[str, int] = {}
+    retry: dict[str, float] = {}
     for key, value in values.items():
         where = f"ConfigurationItem {value.category}/{key} ({value.source})"
         if key.startswith(SPARK_PREFIX):
             spark[key] = value.value
-        elif key in DDZ_KEYS:
-            kind, lowest = DDZ_KEYS[key]
+        elif key in DDZ_KEYS or key in RETRY_KEYS:
+            kind, lowest = DDZ_KEYS.get(key) or RETRY_KEYS[key]
             try:
                 number = kind(value.value)
             except ValueError as error:
-                raise MetadataError(f"{where}: {value.value!r} is not an integer") from error
+                raise MetadataError(
+                    f"{where}: {value.value!r} is not {'an integer' if kind is int else 'a number'}"
+                ) from error
             if number < lowest:
-                raise MetadataError(f"{where}: must be at least {lowest}, got {number}")
-            ddz[key.removeprefix("ddz.")] = number
-    return DatasetOverrides(spark, ddz)
+                raise MetadataError(f"{where}: must be at least {lowest:g}, got {number}")
+            if key in DDZ_KEYS:
+                ddz[key.removeprefix("ddz.")] = int(number)
+            else:
+                retry[key.removeprefix("dagster.")] = number
+    return DatasetOverrides(spark, ddz, retry)
 
 
 def check_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> list[str]:
@@ -169,11 +185,12 @@ def check_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> list[str]:
                     "literal secret; store a reference instead (env:NAME or "
                     "keyvault://<vault>/<secret>)"
                 )
-    datasets = {c.split("@")[0].split(".", 1)[1] for c in resolved if c.startswith("dataset.")}
-    for dataset in sorted(datasets):
+    named = {c.split("@")[0] for c in resolved if c.startswith(("dataset.", "product."))}
+    for scope in sorted(named):
+        kind, _, name = scope.partition(".")
         for env in ("LOCAL", "DEV", "INT", "QA", "PROD"):
             try:
-                dataset_overrides(scoped_values(resolved, env, dataset))
+                dataset_overrides(scoped_values(resolved, env, **{kind: name}))
             except MetadataError as error:
                 problems.append(str(error))
     return sorted(set(problems))
