@@ -104,39 +104,44 @@ def check_rule_columns(frame: DataFrame, rules: Sequence[QualityRuleModel]) -> N
             )
 
 
+def _reference_keys(rule: QualityRuleModel, references: Mapping[int, DataFrame]) -> DataFrame:
+    """A referential_integrity rule's distinct reference keys, flagged, ready to left-join."""
+    config = rule.config
+    assert isinstance(config, ReferentialIntegrityRule) and rule.reference is not None
+    reference = references.get(rule.reference.id)
+    if reference is None:
+        raise QualityRuleError(f"{_where(rule)}: reference DataSet was not provided")
+    key = f"__dq_key_{rule.id}"
+    try:
+        keys = (
+            reference.select(F.col(config.reference_column).alias(key))
+            .where(F.col(key).isNotNull())
+            .distinct()
+            .withColumn(reference_flag_column(rule), F.lit(True))
+        )
+        # A small reference (the usual dimension) is broadcast, so the checked rows are not
+        # shuffled; a big one is joined by shuffle, never collected to the driver. Its row count
+        # bounds its distinct keys and is cheap (Parquet footers); it is asked once per rule.
+        return F.broadcast(keys) if reference.count() <= BROADCAST_MAX_KEYS else keys
+    except PySparkException as error:
+        raise QualityRuleError(
+            f"{_where(rule)}: cannot look up {config.column!r} in "
+            f"{rule.reference.name}.{config.reference_column}: {error}"
+        ) from error
+
+
 def _with_helper_columns(
-    frame: DataFrame,
-    rules: Sequence[QualityRuleModel],
-    references: Mapping[int, DataFrame],
+    frame: DataFrame, rules: Sequence[QualityRuleModel], lookups: Mapping[int, DataFrame]
 ) -> DataFrame:
-    """Add the columns `rules` need: a lookup flag per referential_integrity rule, a duplicate
-    count per `unique` rule (a window: only for rules that drop rows)."""
+    """Add the columns `rules` need: a lookup flag per referential_integrity rule (its keys in
+    `lookups`), a duplicate count per `unique` rule (a window: only for rules that drop rows)."""
     for rule in rules:
         config = rule.config
         if isinstance(config, ReferentialIntegrityRule):
-            assert rule.reference is not None
-            reference = references.get(rule.reference.id)
-            if reference is None:
-                raise QualityRuleError(f"{_where(rule)}: reference DataSet was not provided")
             key = f"__dq_key_{rule.id}"
-            try:
-                keys = (
-                    reference.select(F.col(config.reference_column).alias(key))
-                    .where(F.col(key).isNotNull())
-                    .distinct()
-                    .withColumn(reference_flag_column(rule), F.lit(True))
-                )
-                # A small reference (the usual dimension) is broadcast, so the checked rows are
-                # not shuffled; a big one is joined by shuffle, never collected to the driver.
-                # Its row count bounds its distinct keys and is cheap (Parquet footers).
-                if reference.count() <= BROADCAST_MAX_KEYS:
-                    keys = F.broadcast(keys)
-                frame = frame.join(keys, F.col(config.column) == F.col(key), "left").drop(key)
-            except PySparkException as error:
-                raise QualityRuleError(
-                    f"{_where(rule)}: cannot look up {config.column!r} in "
-                    f"{rule.reference.name}.{config.reference_column}: {error}"
-                ) from error
+            frame = frame.join(lookups[rule.id], F.col(config.column) == F.col(key), "left").drop(
+                key
+            )
         elif isinstance(config, UniqueRule):
             window = Window.partitionBy(*config.columns)
             frame = frame.withColumn(duplicate_count_column(rule), F.count(F.lit(1)).over(window))
@@ -220,14 +225,20 @@ class _Evaluation:
         self.now = now
         self.sample_size = sample_size
         self.pii_columns = tuple(pii_columns)
-        self.references = references
         self.row_rules = [r for r in self.rules if isinstance(r.config, ROW_RULES)]
         # The first `unique` rule is folded into the single pass; others group on their own.
         self.grouped_unique = next(
             (r for r in self.rules if isinstance(r.config, UniqueRule)), None
         )
         self.drop_rules = [r for r in self.rules if r.config.action == "drop"]
-        self.prepared = _with_helper_columns(frame, self.row_rules, references)
+        self.lookups = {
+            r.id: _reference_keys(r, references)
+            for r in self.rules
+            if isinstance(r.config, ReferentialIntegrityRule)
+        }
+        self.prepared = _with_helper_columns(frame, self.row_rules, self.lookups)
+        # Only the lookups of dropping rules: a warn-only rule must not cost the load a join.
+        self.dropping = _with_helper_columns(frame, self.drop_rules, self.lookups)
         self.predicates = {}
         for rule in [*self.row_rules, *self.drop_rules]:
             predicate = _predicate(rule)
@@ -468,8 +479,9 @@ class _Evaluation:
         )
         originals = [F.col(f"`{c}`") for c in self.columns]
         return (
-            self._dropping_frame()
-            .select(*originals, F.filter(failures, lambda f: f.isNotNull()).alias("__dq_f"))
+            self.dropping.select(
+                *originals, F.filter(failures, lambda f: f.isNotNull()).alias("__dq_f")
+            )
             .where(F.size("__dq_f") > 0)
             .select(*originals, F.explode("__dq_f").alias("__dq_x"))
             .select(
@@ -482,19 +494,13 @@ class _Evaluation:
             )
         )
 
-    def _dropping_frame(self) -> DataFrame:
-        # Only the lookups of dropping rules: a warn-only rule must not cost the load a join.
-        return _with_helper_columns(self.frame, self.drop_rules, self.references)
-
     def clean(self) -> DataFrame:
         if not self.drop_rules:
             return self.frame
         rejected = F.lit(False)
         for rule in self.drop_rules:
             rejected = rejected | self.predicates[rule.id]
-        return (
-            self._dropping_frame().where(~rejected).select(*[F.col(f"`{c}`") for c in self.columns])
-        )
+        return self.dropping.where(~rejected).select(*[F.col(f"`{c}`") for c in self.columns])
 
 
 def evaluate_rules(
