@@ -5,15 +5,20 @@ a connection opens."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any, Literal
 
 from dagster import ConfigurableResource
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from data_mesh import azure_sql
 from data_mesh.azure_sql import AzureSqlTarget
 from data_mesh.settings import Settings
 from data_mesh.store_connection import engine_for_store
+
+log = logging.getLogger(__name__)
 
 
 class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -38,6 +43,19 @@ class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
 
     def engine(self) -> Engine:
         return engine_for_store(self.metadata_url, self.azure_target())
+
+    def write_or_warn(self, write: Callable[[Engine], None], what: str) -> bool:
+        """Run `write` on the store; an outage is logged, not allowed to fail the run (history
+        and audit rows must not stop a load that itself succeeded)."""
+        engine = self.engine()
+        try:
+            write(engine)
+            return True
+        except SQLAlchemyError as error:
+            log.warning("%s not recorded: %s", what, error)
+            return False
+        finally:
+            engine.dispose()
 
     def connect(self) -> Any:
         """A raw pyodbc connection to the Azure SQL store (for statements SQLAlchemy lacks)."""

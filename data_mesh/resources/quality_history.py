@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 from dagster import ConfigurableResource
-from sqlalchemy.exc import SQLAlchemyError
 
 from data_mesh.metadata.quality_results import record_quality_results
 from data_mesh.quality.evaluate import QualityReport
 from data_mesh.quality.history import history_rows
 from data_mesh.resources.metadata_store import MetadataStoreResource
-
-log = logging.getLogger(__name__)
 
 
 class QualityHistoryResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -21,13 +16,7 @@ class QualityHistoryResource(ConfigurableResource):  # type: ignore[type-arg]
     store: MetadataStoreResource
 
     def record(self, report: QualityReport, run_id: str) -> bool:
-        """Store the results; a store outage is logged, not allowed to stop the load."""
-        engine = self.store.engine()
-        try:
-            record_quality_results(engine, history_rows(report, run_id))
-            return True
-        except SQLAlchemyError as error:
-            log.warning("quality results of run %s not recorded: %s", run_id, error)
-            return False
-        finally:
-            engine.dispose()
+        rows = history_rows(report, run_id)
+        return self.store.write_or_warn(
+            lambda engine: record_quality_results(engine, rows), f"quality results of run {run_id}"
+        )
