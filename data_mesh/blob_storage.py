@@ -69,14 +69,19 @@ class BlobStorage:
         return any(True for _ in client.list_blobs(name_starts_with=name.rstrip("/") + "/"))
 
     def list_files(self, prefix: str) -> list[str]:
+        return sorted(self.list_versions(prefix))
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Blob paths with their ETag, which changes on every write of the blob."""
         container, name = self._split(prefix)
         client = self.service.get_container_client(container)
         if not client.exists():
-            return []
+            return {}
         start = name.rstrip("/") + "/" if name else ""
-        return sorted(
-            f"{container}/{blob.name}" for blob in client.list_blobs(name_starts_with=start)
-        )
+        return {
+            f"{container}/{blob.name}": str(blob.etag)
+            for blob in client.list_blobs(name_starts_with=start)
+        }
 
     def spark_uri(self, path: str) -> str:
         container, name = self._split(path)

@@ -31,6 +31,10 @@ class Storage(Protocol):
 
     def list_files(self, prefix: str) -> list[str]: ...
 
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Every file under `prefix` with a version that changes whenever the file does."""
+        ...
+
     def spark_uri(self, path: str) -> str:
         """The URI Spark reads `path` from (a local path, or abfss:// in the cloud)."""
         ...
@@ -70,6 +74,13 @@ class LocalStorage:
         return sorted(
             str(PurePosixPath(p.relative_to(self.root))) for p in base.rglob("*") if p.is_file()
         )
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        versions = {}
+        for path in self.list_files(prefix):
+            stat = (self.root / path).stat()
+            versions[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        return versions
 
     def spark_uri(self, path: str) -> str:
         return str(self._file(path))

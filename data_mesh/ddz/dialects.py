@@ -161,8 +161,31 @@ class Dialect:
     def delete_all(self, name: TableName) -> str:
         return f"DELETE FROM {self.qualified(name)}"
 
-    def delete_slice(self, name: TableName, column: str) -> str:
-        return f"DELETE FROM {self.qualified(name)} WHERE {self.quote(column)} = ?"
+    def delete_slice(self, name: TableName, column: Column) -> str:
+        """Delete one partition's rows; the value is bound as text and cast to the column type."""
+        condition = f"{self.quote(column.name)} = {self._typed(column)}"
+        return f"DELETE FROM {self.qualified(name)} WHERE {condition}"
+
+    def rows_outside_slice(self, name: TableName, column: Column) -> str:
+        """Count the staged rows that do not belong to the partition being loaded."""
+        quoted = self.quote(column.name)
+        return (
+            f"SELECT COUNT(*) FROM {self.qualified(name)} "
+            f"WHERE {quoted} IS NULL OR {quoted} <> {self._typed(column)}"
+        )
+
+    def _typed(self, column: Column) -> str:
+        return f"CAST(? AS {self.column_type(column.data_type)})"
+
+    def days_before(self, days: int, value: str) -> str:
+        return f"DATEADD(DAY, {-int(days)}, {value})"
+
+    def delete_outside_retention(self, name: TableName, column: str, days: int) -> str:
+        """Keep the `days` latest days of a daily-partitioned table, counted from its newest
+        partition: backfills in any order end with the same days kept."""
+        quoted, table = self.quote(column), self.qualified(name)
+        newest = f"(SELECT MAX({quoted}) FROM {table})"
+        return f"DELETE FROM {table} WHERE {quoted} <= {self.days_before(days, newest)}"
 
     def merge_from(
         self, target: TableName, source: TableName, columns: list[str], keys: list[str]
@@ -289,6 +312,9 @@ class PostgresDialect(Dialect):
 
     def create_ledger(self) -> str:
         return super().create_ledger().replace("TIMESTAMP NOT NULL", "TIMESTAMPTZ NOT NULL")
+
+    def days_before(self, days: int, value: str) -> str:
+        return f"({value} - {int(days)})"
 
     def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
         # TRUNCATE is transactional in PostgreSQL and far cheaper than DELETE; readers wait for

@@ -99,6 +99,8 @@ class DdzTarget:
     # (column, value): a partitioned asset replaces only the rows of its partition.
     partition: tuple[str, str] | None = None
     max_connections: int = 4
+    # Days a daily-partitioned table keeps, counted from its newest partition (None: all).
+    retention_days: int | None = None
 
     @property
     def slot(self) -> str:
@@ -256,6 +258,19 @@ class DdzWriter:
             raise DdzWriteError(
                 f"{where}: partition column {target.partition[0]!r} is not in the data"
             )
+        if target.retention_days is not None:
+            partition_type = next(
+                (
+                    c.data_type
+                    for c in columns
+                    if target.partition and c.name == target.partition[0]
+                ),
+                None,
+            )
+            if not isinstance(partition_type, T.DateType):
+                raise DdzWriteError(
+                    f"{where}: retention needs a daily partition column of type date"
+                )
         for column in columns:
             try:  # fail before any work on a type the DDZ cannot store
                 d.column_type(column.data_type)
@@ -477,12 +492,31 @@ class DdzWriter:
         sql, params = self.dialect.table_exists(table)
         return int(str(self._query(spark, sql, params)[0][0])) > 0
 
+    def _check_slice(
+        self, spark: SparkSession, target: DdzTarget, stage: TableName, column: Column
+    ) -> None:
+        """Only the partition's own rows may replace its slice: rows of other days would be
+        duplicated by their own partition's load and never deleted by this one."""
+        assert target.partition is not None
+        value = target.partition[1]
+        outside = self._query(spark, self.dialect.rows_outside_slice(stage, column), [value])
+        count = int(str(outside[0][0]))
+        if count:
+            raise DdzWriteError(
+                f"DDZ table {target.table}: {count} rows have a {column.name} other than the "
+                f"partition {value} being loaded (or none); the table is unchanged"
+            )
+
     def _publish(
         self, spark: SparkSession, target: DdzTarget, stage: TableName, columns: list[Column]
     ) -> None:
         """Move the staged rows into the target, with the ledger cleared, in one transaction."""
         d = self.dialect
         names = [c.name for c in columns]
+        partition_column = None
+        if target.partition is not None:
+            partition_column = next(c for c in columns if c.name == target.partition[0])
+            self._check_slice(spark, target, stage, partition_column)
         existing = self._table_columns(spark, target.table)
         keys = list(target.key_columns)
         statements: list[tuple[str, list[object]]] = []
@@ -503,9 +537,9 @@ class DdzWriter:
             statements += [(sql, []) for sql in replace]
             stage_consumed = d.replace_swaps_tables
         elif target.write_mode == "replace":
-            column, value = target.partition  # type: ignore[misc]
+            assert target.partition is not None and partition_column is not None
             statements += [
-                (d.delete_slice(target.table, column), [value]),
+                (d.delete_slice(target.table, partition_column), [target.partition[1]]),
                 (d.insert_from(target.table, stage, names), []),
             ]
         elif target.write_mode == "append":
@@ -514,6 +548,15 @@ class DdzWriter:
             statements.append((d.merge_from(target.table, stage, names, keys), []))
         if keys:
             statements.append((d.create_key_index(target.table, keys), []))
+        if target.partition is not None and target.retention_days is not None:
+            statements.append(
+                (
+                    d.delete_outside_retention(
+                        target.table, target.partition[0], target.retention_days
+                    ),
+                    [],
+                )
+            )
         statements.append((d.ledger_clear(), [target.slot]))
         if not stage_consumed and d.transactional_ddl:
             statements.append((d.drop_table(stage), []))

@@ -21,12 +21,13 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     Backoff,
+    DailyPartitionsDefinition,
     MetadataValue,
     Output,
     RetryPolicy,
     multi_asset,
 )
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from data_mesh.ddz.dialects import TableName
 from data_mesh.metadata.audit import BLOCKED, FAILED, audit_row
@@ -42,6 +43,8 @@ from data_mesh.quality.quarantine import quarantine_path, write_quarantine
 from data_mesh.quality.rule_sql import rule_sql
 from data_mesh.resources.ddz_io_manager import (
     KEY_COLUMNS,
+    PARTITION_COLUMN,
+    RETENTION_DAYS,
     SPARK_CONFIG,
     TARGET_TABLE,
     WRITE_MODE,
@@ -54,8 +57,10 @@ from data_mesh.resources.environments import (
 from data_mesh.spark_conf import spark_config_scope
 from data_mesh.storage import Storage
 from data_mesh.transforms.execute import (
+    TransformationError,
     register_cdz_dataset,
     run_transformation,
+    with_partition_column,
 )
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 
@@ -73,6 +78,14 @@ def _input_name(dataset: DataSetModel) -> str:
     return f"in_{dataset.name}"
 
 
+def daily_partitions(dataset: DataSetModel) -> DailyPartitionsDefinition | None:
+    """Daily partitions of a DataSet with a PartitionColumn; today's partition exists (a daily
+    export lands during its own day, seed 002)."""
+    if dataset.partition is None:
+        return None
+    return DailyPartitionsDefinition(start_date=dataset.partition.start.isoformat(), end_offset=1)
+
+
 def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> AssetSpec:
     """A CDZ DataSet: an external asset, observed in the lake, not materialized by Dagster."""
     return AssetSpec(
@@ -87,8 +100,16 @@ def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> Asset
             "data_mesh/sql_name": dataset.sql_name,
             "data_mesh/location": dataset.location or "",
             "data_mesh/format": dataset.source_format,
+            **_partition_metadata(dataset),
         },
+        partitions_def=daily_partitions(dataset),
     )
+
+
+def _partition_metadata(dataset: DataSetModel) -> dict[str, Any]:
+    if dataset.partition is None:
+        return {}
+    return {PARTITION_COLUMN: dataset.partition.column}
 
 
 def retry_policy(transformation: TransformationModel) -> RetryPolicy | None:
@@ -128,6 +149,9 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
         metadata["data_mesh/sequence_file"] = sequence_file_path(transformation.config)
     if output.target:
         metadata["dagster/table_name"] = output.target
+    metadata.update(_partition_metadata(output))
+    if output.partition is not None and output.partition.retention_days is not None:
+        metadata.setdefault(RETENTION_DAYS, output.partition.retention_days)
     return metadata
 
 
@@ -156,6 +180,8 @@ def quality_check_spec(rule: QualityRuleModel) -> AssetCheckSpec:
             "data_mesh/threshold": config.threshold,
             "data_mesh/rule_sql": rule_sql(rule).shown,
         },
+        # Evaluated per partition, on the partition's rows.
+        partitions_def=daily_partitions(rule.dataset),
     )
 
 
@@ -233,6 +259,7 @@ def transformation_asset(
         ins={_input_name(d): AssetIn(key=dataset_asset_key(d)) for d in ddz_inputs},
         deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
         check_specs=[quality_check_spec(rule) for rule in transformation.rules],
+        partitions_def=daily_partitions(output),
         can_subset=True,
         retry_policy=retry_policy(transformation),
         required_resource_keys={
@@ -271,12 +298,14 @@ def transformation_asset(
         started = time.monotonic()
         spark = context.resources.spark.spark_session
         storage = context.resources.lake.storage()
+        day = context.partition_key if context.has_partition_key else None
         inputs = {d.name: upstream[_input_name(d)] for d in ddz_inputs}
         for dataset in cdz_inputs:
-            uri = storage.spark_uri(dataset.location or "")
-            inputs[dataset.name] = register_cdz_dataset(spark, dataset, uri)
+            inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
         with spark_config_scope(spark, effective_spark_config(transformation)):
             result = run_transformation(spark, transformation, inputs, storage)
+            if day is not None and output.partition is not None:
+                result = with_partition_column(result, output.partition.column, day)
             rules = [
                 rule
                 for rule in transformation.rules
@@ -310,6 +339,22 @@ def transformation_asset(
             yield Output(result, output_name="result", metadata=metadata)
 
     return _compute
+
+
+def _register_cdz_input(
+    spark: SparkSession, storage: Storage, dataset: DataSetModel, day: str | None
+) -> DataFrame:
+    """A CDZ input; a daily-partitioned one holds only the run's day, which must have landed."""
+    location = dataset.location or ""
+    if dataset.partition is None or day is None:
+        return register_cdz_dataset(spark, dataset, storage.spark_uri(location))
+    folder = f"{location.rstrip('/')}/{dataset.partition.column}={day}"
+    if not storage.exists(folder):
+        raise TransformationError(
+            f"DataSets row {dataset.id} ({dataset.name}): no data for partition {day}: "
+            f"{folder} is not in the lake ({storage.describe()})"
+        )
+    return register_cdz_dataset(spark, dataset, storage.spark_uri(location), day)
 
 
 def _references(

@@ -1,18 +1,34 @@
-"""The whole code location from one catalog: assets, jobs, resources."""
+"""The whole code location from one catalog: assets, jobs, schedules, sensors, resources."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from dagster import AssetsDefinition, AssetSelection, AssetSpec, Definitions, define_asset_job
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    ScheduleDefinition,
+    SensorDefinition,
+)
 
 from data_mesh.factories.assets import source_asset_spec, transformation_asset
+from data_mesh.factories.automation import (
+    ALL_PRODUCTS_JOB,
+    build_jobs,
+    daily_job_names,
+    is_properties_driven,
+    metadata_sensor,
+    product_schedules,
+    run_failure_audit_sensor,
+    storage_sensor,
+)
 from data_mesh.metadata.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
-ALL_PRODUCTS_JOB = "all_data_products"
+__all__ = ["ALL_PRODUCTS_JOB", "build_assets", "build_definitions"]
 
 
 def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
@@ -32,15 +48,22 @@ def build_definitions(catalog: Catalog, resources: dict[str, Any]) -> Definition
     for problem in catalog.problems:
         log.warning("skipped %s", problem)
     skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
+    jobs = build_jobs(catalog)
+    daily_jobs = daily_job_names(catalog)
+    schedules: list[ScheduleDefinition] = []
+    sensors: list[SensorDefinition] = [
+        metadata_sensor(catalog, jobs),
+        run_failure_audit_sensor(catalog),
+    ]
+    for product in catalog.products:
+        schedules += product_schedules(product, daily_jobs)
+        if is_properties_driven(product):
+            sensors.append(storage_sensor(product, daily_jobs, jobs))
     return Definitions(
         assets=build_assets(catalog),
-        jobs=[
-            define_asset_job(
-                ALL_PRODUCTS_JOB,
-                selection=AssetSelection.all().materializable(),
-                description="Materialize every data product's DDZ tables, in dependency order.",
-            )
-        ],
+        jobs=list(jobs.values()),
+        schedules=schedules,
+        sensors=sensors,
         resources=resources,
         metadata={
             "data_mesh/products_loaded": len(catalog.products),

@@ -16,6 +16,12 @@ from dataclasses import dataclass, field
 
 from data_mesh.errors import MetadataError
 from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.metadata.automation import (
+    ProductSchedule,
+    SensorSettings,
+    product_schedule,
+    sensor_settings,
+)
 from data_mesh.metadata.configs import (
     AggregateConfig,
     FilterConfig,
@@ -64,6 +70,18 @@ class DeclaredColumn:
 
 
 @dataclass(frozen=True)
+class Partitioning:
+    """Daily partitions of a DataSet on a date column (seed 002's `load_date`).
+
+    A CDZ DataSet keeps one folder per day (`<location>/<column>=<yyyy-mm-dd>/`); a DDZ DataSet
+    replaces one day's rows per run and keeps `retention_days` days (None: all)."""
+
+    column: str
+    start: dt.date
+    retention_days: int | None = None
+
+
+@dataclass(frozen=True)
 class DataSetModel:
     id: int
     name: str
@@ -80,6 +98,7 @@ class DataSetModel:
     key_columns: tuple[str, ...]
     description: str | None
     columns: tuple[DeclaredColumn, ...] = ()
+    partition: Partitioning | None = None
 
     @property
     def pii_columns(self) -> tuple[str, ...]:
@@ -139,6 +158,9 @@ class DataProductModel:
     description: str | None
     datasets: tuple[DataSetModel, ...]
     transformations: tuple[TransformationModel, ...]
+    # From the configuration rows of the catalog's environment.
+    schedule: ProductSchedule | None = None
+    sensors: SensorSettings = field(default_factory=lambda: SensorSettings(enabled=False))
 
 
 @dataclass(frozen=True)
@@ -153,6 +175,7 @@ class ProductProblem:
 @dataclass
 class Catalog:
     products: list[DataProductModel] = field(default_factory=list)
+    env: str = "LOCAL"
     problems: list[ProductProblem] = field(default_factory=list)
     # The configuration rows valid when the catalog was built, and what is wrong with them.
     configuration: dict[str, dict[str, ConfigValue]] = field(default_factory=dict)
@@ -204,6 +227,7 @@ def _resolve_dataset(
         )
         if write_mode == "merge" and not keys:
             raise MetadataError(f"{where}: WriteMode 'merge' needs KeyColumns")
+    columns = _declared_columns(row.Schema, where)
     return DataSetModel(
         id=row.DataSetID,
         name=row.Name,
@@ -219,8 +243,32 @@ def _resolve_dataset(
         write_mode=write_mode,
         key_columns=keys,
         description=row.Description,
-        columns=_declared_columns(row.Schema, where),
+        columns=columns,
+        partition=_partitioning(row, where, write_mode, columns),
     )
+
+
+def _partitioning(
+    row: DataSetRow, where: str, write_mode: str | None, columns: tuple[DeclaredColumn, ...]
+) -> Partitioning | None:
+    if not row.PartitionColumn:
+        if row.PartitionStart is not None or row.RetentionDays is not None:
+            raise MetadataError(f"{where}: PartitionStart and RetentionDays need a PartitionColumn")
+        return None
+    column = _identifier(row.PartitionColumn, where, "PartitionColumn")
+    if row.PartitionStart is None:
+        raise MetadataError(f"{where}: PartitionColumn {column!r} needs a PartitionStart date")
+    if write_mode not in (None, "replace"):
+        raise MetadataError(
+            f"{where}: a partitioned DataSet replaces one day's rows per run; WriteMode "
+            f"{write_mode!r} is not supported with PartitionColumn"
+        )
+    if row.RetentionDays is not None and row.RetentionDays < 1:
+        raise MetadataError(f"{where}: RetentionDays must be at least 1, got {row.RetentionDays}")
+    declared = {c.name.lower(): c for c in columns}
+    if declared and column.lower() not in declared:
+        raise MetadataError(f"{where}: PartitionColumn {column!r} is not in its Schema")
+    return Partitioning(column, row.PartitionStart, row.RetentionDays)
 
 
 def _declared_columns(text: str | None, where: str) -> tuple[DeclaredColumn, ...]:
@@ -274,6 +322,7 @@ def build_catalog(
     with the configuration valid at `at` (default: now, UTC)."""
     at = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     catalog = Catalog(
+        env=env,
         configuration=resolve_configuration(snapshot, at),
         configuration_problems=check_configuration(snapshot, at),
     )
@@ -398,6 +447,16 @@ def build_catalog(
             continue
         resolved[tid] = dataclasses.replace(transformation, overrides=overrides)
 
+    automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = {}
+    for builder in products.values():
+        values = scoped_values(catalog.configuration, env, product=builder.row.Name)
+        try:
+            automation[builder.row.Name] = (
+                product_schedule(values, env),
+                sensor_settings(values, env),
+            )
+        except MetadataError as error:
+            fail(builder.row.Name, str(error))
     candidates = [
         DataProductModel(
             id=builder.row.DataProductID,
@@ -407,6 +466,8 @@ def build_catalog(
             description=builder.row.Description,
             datasets=tuple(datasets[r.DataSetID] for r in builder.datasets),
             transformations=tuple(resolved[r.TransformationID] for r in builder.transformations),
+            schedule=automation[builder.row.Name][0],
+            sensors=automation[builder.row.Name][1],
         )
         for builder in products.values()
         if builder.row.Name not in broken

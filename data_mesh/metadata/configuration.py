@@ -38,6 +38,8 @@ DDZ_KEYS: dict[str, tuple[type, int]] = {
     "ddz.max_chunk_rows": (int, 1),
     "ddz.max_chunk_bytes": (int, 1024),
     "ddz.batch_bytes": (int, 1024),
+    # Days of a partitioned DDZ table kept (overrides DataSets.RetentionDays).
+    "ddz.retention_days": (int, 1),
 }
 SPARK_PREFIX = "spark."
 _SECRET_KEY = re.compile(r"(?i)(password|secret|key|token|sas|credential)")

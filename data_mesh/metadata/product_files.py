@@ -5,6 +5,7 @@ product that are no longer in its file are removed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from sqlalchemy import Connection, Engine, Table, delete, select, update
 
 from data_mesh.errors import MetadataError
 from data_mesh.metadata import schema
+from data_mesh.metadata.automation import quartz_to_cron, validate_timezone
 from data_mesh.metadata.configs import describe_validation_error, parse_transformation_config
 from data_mesh.metadata.rule_configs import parse_rule_config
 
@@ -40,6 +42,12 @@ class ColumnFile(_FileModel):
     pii: bool = Field(default=False, description="Masked in sample rows shown in the UI.")
 
 
+class PartitionFile(_FileModel):
+    column: str
+    start: dt.date = Field(description="The first daily partition.")
+    retention_days: int | None = Field(default=None, ge=1, description="Days kept in the DDZ.")
+
+
 class DataSetFile(_FileModel):
     name: str
     source: str
@@ -51,6 +59,7 @@ class DataSetFile(_FileModel):
     target_table: str | None = None
     write_mode: str | None = None
     key_columns: list[str] = Field(default_factory=list)
+    partition: PartitionFile | None = None
 
 
 class TransformationFile(_FileModel):
@@ -71,6 +80,11 @@ class QualityRuleFile(_FileModel):
     configuration: dict[str, Any] = Field(default_factory=dict)
 
 
+class ScheduleFile(_FileModel):
+    cron: str = Field(description="Quartz (`0 0 2 * * ?`) or 5-field cron.")
+    timezone: str = "UTC"
+
+
 class ProductFile(_FileModel):
     name: str
     domain: str
@@ -80,6 +94,9 @@ class ProductFile(_FileModel):
     datasets: list[DataSetFile] = Field(default_factory=list)
     transformations: list[TransformationFile] = Field(default_factory=list)
     quality_rules: list[QualityRuleFile] = Field(default_factory=list)
+    schedule: ScheduleFile | None = Field(
+        default=None, description="Stored as configuration rows of scope product.<name>."
+    )
 
 
 @dataclass
@@ -127,6 +144,9 @@ def read_product_file(path: Path) -> ProductFile:
         except MetadataError as error:
             message = str(error).replace(f"DataQualityRules row {index} ", "")
             raise MetadataError(f"{path}: rule {message}") from error
+    if product.schedule is not None:
+        quartz_to_cron(product.schedule.cron, f"{path}: schedule.cron")
+        validate_timezone(product.schedule.timezone, f"{path}: schedule.timezone")
     return product
 
 
@@ -220,6 +240,9 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
                 "WriteMode": dataset.write_mode,
                 "KeyColumns": ",".join(dataset.key_columns) or None,
                 "Description": dataset.description,
+                "PartitionColumn": dataset.partition.column if dataset.partition else None,
+                "PartitionStart": dataset.partition.start if dataset.partition else None,
+                "RetentionDays": dataset.partition.retention_days if dataset.partition else None,
             },
         )
 
@@ -302,6 +325,8 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
         for rule in product.quality_rules
     ]
 
+    _upsert_schedule(connection, product)
+
     # Remove what the file no longer describes, children before parents.
     own_transformations = select(schema.transformations.c.TransformationID).where(
         schema.transformations.c.DataProductID == product_id
@@ -338,6 +363,38 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
         schema.data_sets,
         schema.data_sets.c.DataProductID == product_id,
         dataset_ids.values(),
+    )
+
+
+def _upsert_schedule(connection: Connection, product: ProductFile) -> None:
+    """The file's schedule as `schedule.*` items of category `product.<name>`; other items of
+    that category (retries, `schedule.enabled@ENV` ...) are managed in the store, not here."""
+    category_id = _upsert(
+        connection, schema.configuration_category, {"CategoryName": f"product.{product.name}"}, {}
+    )
+    items = {}
+    if product.schedule is not None:
+        items = {
+            "schedule.cron": product.schedule.cron,
+            "schedule.timezone": product.schedule.timezone,
+        }
+    kept = [
+        _upsert(
+            connection,
+            schema.configuration_item,
+            {"CategoryID": category_id, "ItemKey": key},
+            {"ItemValue": value, "Description": "from product.yaml"},
+        )
+        for key, value in items.items()
+    ]
+    item = schema.configuration_item.c
+    _delete_missing(
+        connection,
+        schema.configuration_item,
+        (item.CategoryID == category_id)
+        & item.ItemKey.in_(["schedule.cron", "schedule.timezone"])
+        & item.ItemID.not_in(select(schema.configuration_version.c.ItemID).scalar_subquery()),
+        kept,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, select
@@ -43,6 +43,9 @@ class DataSetRow:
     WriteMode: str | None
     KeyColumns: str | None
     Description: str | None
+    PartitionColumn: str | None = None
+    PartitionStart: date | None = None
+    RetentionDays: int | None = None
 
 
 @dataclass(frozen=True)

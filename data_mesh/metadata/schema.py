@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -66,6 +67,10 @@ data_sets = Table(
     Column("WriteMode", Unicode(16), nullable=True),
     Column("KeyColumns", Unicode(1024), nullable=True),
     Column("Description", TEXT, nullable=True),
+    # Daily partitions (seed 002's `load_date`): the column, the first day, days kept.
+    Column("PartitionColumn", Unicode(128), nullable=True),
+    Column("PartitionStart", Date, nullable=True),
+    Column("RetentionDays", Integer, nullable=True),
     UniqueConstraint("DataSourceID", "Name", name="UQ_DataSets_Source_Name"),
 )
 
@@ -198,4 +203,16 @@ audit_log = Table(
     Column("ErrorDetails", TEXT, nullable=True),
     Column("JobRunID", Unicode(64), nullable=False),
     Index("IX_AuditLog_LoadTimestamp", "LoadTimestamp"),
+)
+
+# How far incremental ingestion of a DataSet has read (seed 001): the high mark of its watermark
+# column, advanced only after the load that read up to it was written.
+ingestion_watermarks = Table(
+    "IngestionWatermarks",
+    metadata_obj,
+    Column("DataSetID", Integer, primary_key=True, autoincrement=False),
+    Column("WatermarkColumn", Unicode(128), nullable=False),
+    Column("WatermarkValue", Unicode(64), nullable=False),
+    Column("UpdatedAt", TIMESTAMP, nullable=False),
+    Column("RunID", Unicode(64), nullable=False),
 )

@@ -22,6 +22,7 @@ from dagster import (
 )
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from data_mesh.azure_sql import default_token
 from data_mesh.ddz.chunks import ChunkSettings
@@ -42,6 +43,7 @@ MAX_CONNECTIONS = "data_mesh/max_connections"
 MAX_CHUNK_ROWS = "data_mesh/max_chunk_rows"
 MAX_CHUNK_BYTES = "data_mesh/max_chunk_bytes"
 BATCH_BYTES = "data_mesh/batch_bytes"
+RETENTION_DAYS = "data_mesh/retention_days"
 
 
 def _metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str:
@@ -71,12 +73,14 @@ def target_from_metadata(
             raise ValueError(f"asset {asset} is partitioned but has no '{PARTITION_COLUMN}'")
         partition = (partition_column, partition_key)
     connections = _metadata_int(metadata, MAX_CONNECTIONS, default_max_connections)
+    retention = _metadata_text(metadata, RETENTION_DAYS)
     return DdzTarget(
         TableName(schema, name),
         _metadata_text(metadata, WRITE_MODE, "replace"),
         keys,
         partition,
         connections,
+        retention_days=int(retention) if retention and partition else None,
     )
 
 
@@ -199,4 +203,11 @@ class DdzIOManager(ConfigurableIOManager):
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         asset = context.asset_key.to_user_string() if context.has_asset_key else "input"
         target = target_from_metadata(metadata, asset)
-        return self.read_table(target.table, target.key_columns[0] if target.key_columns else None)
+        frame = self.read_table(target.table, target.key_columns[0] if target.key_columns else None)
+        partition_column = _metadata_text(metadata, PARTITION_COLUMN)
+        if partition_column and context.has_asset_partitions:
+            # A partitioned asset reads its upstream's slices of the same days (pushed down to
+            # the database as a WHERE clause).
+            days = [F.lit(key).cast("date") for key in context.asset_partition_keys]
+            frame = frame.where(F.col(partition_column).isin(days))
+        return frame

@@ -15,6 +15,7 @@ from data_mesh.settings import Settings
 DDZ_IO_MANAGER_KEY = "ddz_io_manager"
 QUALITY_HISTORY_KEY = "quality_history"
 AUDIT_LOG_KEY = "audit_log"
+METADATA_STORE_KEY = "metadata_store"
 
 
 def resources_for(settings: Settings) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def resources_for(settings: Settings) -> dict[str, Any]:
         "lake": lake_resource_for(settings),
         QUALITY_HISTORY_KEY: QualityHistoryResource(store=store),
         AUDIT_LOG_KEY: audit,
+        METADATA_STORE_KEY: store,
         DDZ_IO_MANAGER_KEY: DdzIOManager(
             spark=spark,
             jdbc_url=settings.resolved_ddz_jdbc_url,

@@ -36,11 +36,15 @@ class TransformationError(DataMeshError):
     """A transformation that cannot run; the message names the transformation and the cause."""
 
 
-def register_cdz_dataset(spark: SparkSession, dataset: DataSetModel, uri: str) -> DataFrame:
+def register_cdz_dataset(
+    spark: SparkSession, dataset: DataSetModel, uri: str, day: str | None = None
+) -> DataFrame:
     """Expose a lake dataset to Spark SQL as `<source>.<dataset>` (seed 000's table names).
 
     It is registered as an external table over the lake path, like a Synapse lake database. An
-    existing managed table of that name is never dropped.
+    existing managed table of that name is never dropped. A daily-partitioned dataset
+    (`<path>/<column>=<day>/`) holds only `day`'s folder when `day` is given, so every query of
+    a partition's run reads that day alone; otherwise all its days.
     """
     fmt = dataset.source_format.lower()
     if fmt not in CDZ_FORMAT_OPTIONS:
@@ -61,6 +65,12 @@ def register_cdz_dataset(spark: SparkSession, dataset: DataSetModel, uri: str) -
     options = {"path": uri, **CDZ_FORMAT_OPTIONS[fmt]}
     rendered = ", ".join(f"'{k}' {string_literal(v)}" for k, v in options.items())
     spark.sql(f"CREATE TABLE {table} USING {fmt} OPTIONS ({rendered})")
+    if dataset.partition is not None:
+        column = f"`{dataset.partition.column}`"
+        if day is None:
+            spark.sql(f"ALTER TABLE {table} RECOVER PARTITIONS")
+        else:
+            spark.sql(f"ALTER TABLE {table} ADD PARTITION ({column} = {string_literal(day)})")
     return spark.table(f"{dataset.source_name}.{dataset.name}")
 
 
@@ -141,3 +151,11 @@ def apply_output_shaping(frame: DataFrame, config: OutputShaping, where: str) ->
             {name: F.col(name).cast(type_name) for name, type_name in config.casts.items()}
         )
     return frame
+
+
+def with_partition_column(frame: DataFrame, column: str, day: str) -> DataFrame:
+    """The result of a daily partition's run: its partition column is added when the query does
+    not produce it (rows of other days are refused by the DDZ write)."""
+    if column in frame.columns:
+        return frame
+    return frame.withColumn(column, F.lit(day).cast("date"))

@@ -66,6 +66,15 @@ CREATE TABLE [DataSources] (
 	UNIQUE ([Name])
 );
 
+CREATE TABLE [IngestionWatermarks] (
+	[DataSetID] INTEGER NOT NULL, 
+	[WatermarkColumn] NVARCHAR(128) NOT NULL, 
+	[WatermarkValue] NVARCHAR(64) NOT NULL, 
+	[UpdatedAt] DATETIME2 NOT NULL, 
+	[RunID] NVARCHAR(64) NOT NULL, 
+	PRIMARY KEY ([DataSetID])
+);
+
 CREATE TABLE [ConfigurationItem] (
 	[ItemID] INTEGER NOT NULL IDENTITY, 
 	[CategoryID] INTEGER NOT NULL, 
@@ -90,6 +99,9 @@ CREATE TABLE [DataSets] (
 	[WriteMode] NVARCHAR(16) NULL, 
 	[KeyColumns] NVARCHAR(1024) NULL, 
 	[Description] NVARCHAR(max) NULL, 
+	[PartitionColumn] NVARCHAR(128) NULL, 
+	[PartitionStart] DATETIME NULL, 
+	[RetentionDays] INTEGER NULL, 
 	PRIMARY KEY ([DataSetID]), 
 	CONSTRAINT [UQ_DataSets_Source_Name] UNIQUE ([DataSourceID], [Name]), 
 	FOREIGN KEY([DataSourceID]) REFERENCES [DataSources] ([DataSourceID]), 

@@ -1,0 +1,376 @@
+"""Jobs, schedules and sensors from the catalog.
+
+Jobs stay few whatever the number of products: one for unpartitioned assets and one per daily
+partitioning (Dagster runs one partitions definition per job). Schedules and sensors target
+those jobs with the asset selection of their product.
+
+No `from __future__ import annotations`: Dagster reads the sensors' real annotations to inject
+resources.
+"""
+
+import datetime as dt
+import json
+import logging
+import urllib.request
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    run_failure_sensor,
+    sensor,
+)
+
+from data_mesh.factories.assets import dataset_asset_key
+from data_mesh.lake_changes import WatchedFolder, changed_keys, day_of, folder_digests
+from data_mesh.metadata.audit import FAILED, audit_row
+from data_mesh.metadata.automation import SensorSettings, sensor_settings
+from data_mesh.metadata.catalog import Catalog, DataProductModel, TransformationModel
+from data_mesh.metadata.changes import compare_digests, product_digests
+from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.metadata.configuration import scoped_values
+from data_mesh.metadata.rows import read_store
+from data_mesh.resources.audit import AuditLogResource
+from data_mesh.resources.environments import METADATA_STORE_KEY
+from data_mesh.secrets import parse_reference, resolve_secret
+from data_mesh.transforms.query_files import query_file_path
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+
+log = logging.getLogger(__name__)
+
+ALL_PRODUCTS_JOB = "all_data_products"
+DAILY_PRODUCTS_JOB = "daily_data_products"
+METADATA_SENSOR = "metadata_store_sensor"
+RUN_FAILURE_SENSOR = "run_failure_sensor"
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """The job that runs a set of a product's assets, and whether it takes a day."""
+
+    job: str
+    keys: tuple[AssetKey, ...]
+    daily: bool
+
+
+def _job_name(transformation: TransformationModel, daily_jobs: dict[dt.date, str]) -> str:
+    partition = transformation.output.partition
+    return ALL_PRODUCTS_JOB if partition is None else daily_jobs[partition.start]
+
+
+def daily_job_names(catalog: Catalog) -> dict[dt.date, str]:
+    """One job per distinct daily partitioning (its start date)."""
+    starts = sorted(
+        {
+            t.output.partition.start
+            for p in catalog.products
+            for t in p.transformations
+            if t.output.partition is not None
+        }
+    )
+    if len(starts) == 1:
+        return {starts[0]: DAILY_PRODUCTS_JOB}
+    return {start: f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}" for start in starts}
+
+
+def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
+    daily_jobs = daily_job_names(catalog)
+    keys: dict[str, list[AssetKey]] = defaultdict(list)
+    for product in catalog.products:
+        for transformation in product.transformations:
+            keys[_job_name(transformation, daily_jobs)].append(
+                dataset_asset_key(transformation.output)
+            )
+    partitioned = [k for name, ks in keys.items() if name != ALL_PRODUCTS_JOB for k in ks]
+    jobs = {
+        ALL_PRODUCTS_JOB: define_asset_job(
+            ALL_PRODUCTS_JOB,
+            selection=AssetSelection.all().materializable() - AssetSelection.assets(*partitioned),
+            description="Materialize every unpartitioned data product's DDZ tables, in "
+            "dependency order.",
+        )
+    }
+    for start, name in daily_jobs.items():
+        jobs[name] = define_asset_job(
+            name,
+            selection=AssetSelection.assets(*keys[name]),
+            description=f"Materialize one day of the daily-partitioned DDZ tables (from "
+            f"{start}); backfills run it once per day.",
+        )
+    return jobs
+
+
+def product_targets(product: DataProductModel, daily_jobs: dict[dt.date, str]) -> list[JobTarget]:
+    """The product's assets grouped by the job that runs them."""
+    keys: dict[str, list[AssetKey]] = defaultdict(list)
+    for transformation in product.transformations:
+        keys[_job_name(transformation, daily_jobs)].append(dataset_asset_key(transformation.output))
+    return [JobTarget(job, tuple(ks), job != ALL_PRODUCTS_JOB) for job, ks in sorted(keys.items())]
+
+
+def _schedule_status(enabled: bool) -> DefaultScheduleStatus:
+    return DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
+
+
+def _sensor_status(enabled: bool) -> DefaultSensorStatus:
+    return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
+
+
+def _suffixed(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str:
+    return base if len(targets) == 1 else f"{base}_{'daily' if target.daily else 'full'}"
+
+
+def product_schedules(
+    product: DataProductModel, daily_jobs: dict[dt.date, str]
+) -> list[ScheduleDefinition]:
+    """The product's schedule from its configuration rows, one per job its assets run in; a
+    daily-partitioned run takes the day of the tick in the schedule's time zone."""
+    schedule = product.schedule
+    if schedule is None:
+        return []
+    targets = product_targets(product, daily_jobs)
+    definitions = []
+    for target in targets:
+
+        def requests(
+            context: ScheduleEvaluationContext, target: JobTarget = target
+        ) -> Iterator[RunRequest]:
+            tick = context.scheduled_execution_time.astimezone(zoneinfo.ZoneInfo(schedule.timezone))
+            yield RunRequest(
+                asset_selection=list(target.keys),
+                partition_key=tick.date().isoformat() if target.daily else None,
+                tags={"data_mesh/product": product.name, "data_mesh/trigger": "schedule"},
+            )
+
+        definitions.append(
+            ScheduleDefinition(
+                name=_suffixed(f"{product.name}_schedule", target, targets),
+                cron_schedule=schedule.cron,
+                execution_timezone=schedule.timezone,
+                job_name=target.job,
+                execution_fn=requests,
+                default_status=_schedule_status(schedule.enabled),
+                description=f"{product.name}: {schedule.written} ({schedule.timezone}) from the "
+                "configuration rows",
+            )
+        )
+    return definitions
+
+
+def watched_folders(product: DataProductModel) -> list[WatchedFolder]:
+    """The product's query-file folders and the CDZ folders its transformations read."""
+    folders: dict[str, WatchedFolder] = {}
+    for transformation in product.transformations:
+        if isinstance(transformation.config, PropertiesSequenceConfig):
+            folder = query_file_path(transformation.config).rsplit("/", 1)[0]
+            folders[folder] = WatchedFolder(folder)
+        for dataset in transformation.inputs:
+            if dataset.layer == "CDZ" and dataset.location:
+                column = dataset.partition.column if dataset.partition else None
+                folders[dataset.location] = WatchedFolder(dataset.location, column)
+    return list(folders.values())
+
+
+def is_properties_driven(product: DataProductModel) -> bool:
+    return any(isinstance(t.config, PropertiesSequenceConfig) for t in product.transformations)
+
+
+def storage_sensor(
+    product: DataProductModel,
+    daily_jobs: dict[dt.date, str],
+    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+) -> SensorDefinition:
+    """Requests a run when the product's query files or CDZ landing data change.
+
+    The cursor holds the folders' digests, so each change triggers one run, also after a restart
+    of the daemon; the run key is derived from the digests, so a re-evaluated tick cannot
+    request the same run twice. The first evaluation only records what is there.
+    """
+    folders = watched_folders(product)
+    targets = product_targets(product, daily_jobs)
+
+    @sensor(
+        name=f"{product.name}_storage_sensor",
+        jobs=[jobs[target.job] for target in targets],
+        minimum_interval_seconds=product.sensors.interval_s,
+        default_status=_sensor_status(product.sensors.enabled),
+        description=f"Runs {product.name} when its .properties files or CDZ data change.",
+        required_resource_keys={"lake"},
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        storage = context.resources.lake.storage()
+        current = folder_digests(storage, folders)
+        if context.cursor is None:
+            return SensorResult(
+                skip_reason=SkipReason(f"recorded {len(current)} watched folders"),
+                cursor=json.dumps(current, sort_keys=True),
+            )
+        previous = json.loads(context.cursor)
+        changed = changed_keys(previous, current)
+        cursor = json.dumps(current, sort_keys=True)
+        if not changed:
+            return SensorResult(skip_reason=SkipReason("no changes"), cursor=cursor)
+        context.log.info("%s: changed %s", product.name, ", ".join(changed))
+        return SensorResult(
+            run_requests=change_requests(product.name, targets, changed, current),
+            cursor=cursor,
+        )
+
+    return _sensor
+
+
+def change_requests(
+    product: str, targets: Sequence[JobTarget], changed: Sequence[str], current: dict[str, str]
+) -> list[RunRequest]:
+    """Run requests for changed folders: each changed day of partitioned data runs that day;
+    any other change runs the unpartitioned assets and the newest day of the partitioned ones."""
+    changed_days = {day for key in changed if (day := day_of(key))}
+    whole = [key for key in changed if day_of(key) is None]
+    known_days = sorted({day for key in current if (day := day_of(key))})
+    digest = "|".join(f"{key}={current[key]}" for key in changed)
+    requests = []
+    for target in targets:
+        days = sorted(changed_days | ({known_days[-1]} if whole and known_days else set()))
+        runs: list[str | None] = list(days) if target.daily else ([None] if changed else [])
+        for day in runs:
+            requests.append(
+                RunRequest(
+                    run_key=f"{product}:{target.job}:{day or '-'}:{digest}",
+                    job_name=target.job,
+                    asset_selection=list(target.keys),
+                    partition_key=day,
+                    tags={"data_mesh/product": product, "data_mesh/trigger": "storage"},
+                )
+            )
+    return requests
+
+
+def metadata_sensor(
+    catalog: Catalog, jobs: dict[str, "UnresolvedAssetJobDefinition"]
+) -> SensorDefinition:
+    """Notices changed rows in the metadata store and says which products changed; with
+    `sensor.metadata.request_runs` it also runs the changed products' assets (as the current
+    definitions know them: reload the code location to apply new rows)."""
+    settings = sensor_settings(scoped_values(catalog.configuration, catalog.env), catalog.env)
+    daily_jobs = daily_job_names(catalog)
+    products = {p.name: p for p in catalog.products}
+
+    @sensor(
+        name=METADATA_SENSOR,
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=max(settings.interval_s, 60),
+        default_status=_sensor_status(settings.enabled),
+        description="Reports data products whose metadata-store rows changed.",
+        required_resource_keys={METADATA_STORE_KEY},
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
+        snapshot = read_store(getattr(context.resources, METADATA_STORE_KEY).engine())
+        current = product_digests(snapshot)
+        cursor = json.dumps(current, sort_keys=True)
+        if context.cursor is None:
+            reason = f"recorded the rows of {len(current)} data products"
+            return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+        changes = compare_digests(json.loads(context.cursor), current)
+        if not changes.any:
+            return SensorResult(skip_reason=SkipReason("no changes"), cursor=cursor)
+        context.log.info("metadata store changed: %s", changes.describe())
+        requests = []
+        if settings.request_runs:
+            for name in [*changes.added, *changes.modified]:
+                if name not in products:
+                    continue  # not in these definitions yet: reload the code location
+                for target in product_targets(products[name], daily_jobs):
+                    if target.daily:
+                        continue  # a changed product's days are backfilled deliberately
+                    requests.append(
+                        RunRequest(
+                            run_key=f"metadata:{name}:{current[name]}",
+                            job_name=target.job,
+                            asset_selection=list(target.keys),
+                            tags={"data_mesh/product": name, "data_mesh/trigger": "metadata"},
+                        )
+                    )
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else SkipReason(f"changed: {changes.describe()}"),
+            cursor=cursor,
+        )
+
+    return _sensor
+
+
+def post_alert(url: str, payload: dict[str, object], timeout_s: float = 10.0) -> None:
+    """POST the failure as JSON (Teams, Slack and Logic Apps webhooks accept it)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        response.read()
+
+
+def webhook_url(reference: str) -> str:
+    """The webhook URL behind a reference, or a literal https URL without credentials."""
+    if parse_reference(reference):
+        return resolve_secret(reference)
+    return reference
+
+
+def run_failure_audit_sensor(
+    catalog: Catalog, send: Callable[[str, dict[str, object]], None] = post_alert
+) -> SensorDefinition:
+    """Writes every failed run to the audit log and, when `alerts.webhook_url` is configured,
+    posts it to the webhook. A failing webhook is logged, never raised."""
+    values = scoped_values(catalog.configuration, catalog.env)
+    settings: SensorSettings = sensor_settings(values, catalog.env)
+    webhook = values.get("alerts.webhook_url")
+
+    @run_failure_sensor(
+        name=RUN_FAILURE_SENSOR,
+        default_status=_sensor_status(settings.enabled),
+        description="Audits failed runs and calls the alert webhook (alerts.webhook_url).",
+    )
+    def _sensor(context: RunFailureSensorContext, audit_log: AuditLogResource) -> None:
+        run = context.dagster_run
+        error = context.failure_event.message or "run failed"
+        record = context.instance.get_run_record_by_id(run.run_id)
+        started = record.start_time if record is not None else None
+        seconds = 0.0 if not started else max(0.0, dt.datetime.now(dt.UTC).timestamp() - started)
+        row = audit_row(f"run:{run.job_name}", "", run.run_id, FAILED, seconds, error=error)
+        audit_log.record(row)
+        if webhook is None or not webhook.value.strip():
+            return
+        payload: dict[str, object] = {
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "status": "FAILURE",
+            "error": row.ErrorDetails,
+            "tags": {k: v for k, v in run.tags.items() if k.startswith("data_mesh/")},
+        }
+        try:
+            send(webhook_url(webhook.value.strip()), payload)
+        except Exception as failure:  # an alert must never fail the sensor
+            context.log.warning("alert webhook failed: %s", type(failure).__name__)
+
+    return _sensor
