@@ -125,18 +125,30 @@ def materialize(
     product: Annotated[
         list[str] | None, typer.Option("--product", "-p", help="Only these products.")
     ] = None,
+    day: Annotated[
+        list[str] | None,
+        typer.Option("--day", help="A day (YYYY-MM-DD) of the daily-partitioned assets."),
+    ] = None,
+    first_day: Annotated[
+        str | None, typer.Option("--from", help="First day of a backfill (YYYY-MM-DD).")
+    ] = None,
+    last_day: Annotated[
+        str | None, typer.Option("--to", help="Last day of a backfill (YYYY-MM-DD).")
+    ] = None,
 ) -> None:
-    """Materialize the data products into the DDZ and print a summary."""
+    """Materialize the data products into the DDZ and print a summary; daily-partitioned
+    assets run once per day given (--day, or --from/--to: a backfill)."""
     from data_mesh.run import materialize_products
 
     settings = _settings()
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     try:
-        outcome = materialize_products(settings, product or None)
+        days = _days(day or [], first_day, last_day)
+        outcome = materialize_products(settings, product or None, days=days or None)
     except (DataMeshError, ValueError) as error:
         _fail(str(error))
-    table = Table(title=f"run {outcome.run_id}")
+    table = Table(title=f"run {', '.join(outcome.run_ids)}")
     for column in ("asset", "DDZ table", "rows", "chunks", "seconds"):
         table.add_column(
             column, justify="right" if column in ("rows", "chunks", "seconds") else "left"
@@ -158,8 +170,31 @@ def materialize(
         console.print(checks)
     for problem in outcome.skipped:
         console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    for note in outcome.notes:
+        console.print(f"[yellow]note[/] {note}", highlight=False)
     if not outcome.success:
         _fail(f"run {outcome.run_id} failed: {outcome.failure}")
+
+
+def _days(days: list[str], first: str | None, last: str | None) -> list[str]:
+    """The days given one by one and the days from `first` to `last`, in order, each once."""
+    import datetime as dt
+
+    def parse(text: str, option: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError as error:
+            raise ValueError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from error
+
+    wanted = {parse(d, "--day") for d in days}
+    if (first is None) != (last is None):
+        raise ValueError("give both --from and --to")
+    if first is not None and last is not None:
+        start, end = parse(first, "--from"), parse(last, "--to")
+        if end < start:
+            raise ValueError(f"--to {last} is before --from {first}")
+        wanted |= {start + dt.timedelta(days=n) for n in range((end - start).days + 1)}
+    return [d.isoformat() for d in sorted(wanted)]
 
 
 @app.command()

@@ -3,13 +3,14 @@ instance so the runs show up in `dagster dev` afterwards."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance
+from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
-from data_mesh.factories.assets import dataset_asset_key
-from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
+from data_mesh.factories.automation import ALL_PRODUCTS_JOB, daily_job_names, product_targets
+from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
@@ -41,6 +42,9 @@ class RunOutcome:
     checks: list[CheckOutcome] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failure: str = ""
+    # Every run's id (one per day of a backfill); `run_id` is the first.
+    run_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def _metadata_value(metadata: Mapping[str, object], key: str, default: object = 0) -> object:
@@ -53,40 +57,67 @@ def materialize_products(
     products: list[str] | None = None,
     instance: DagsterInstance | None = None,
     log_level: str = "INFO",
+    days: list[str] | None = None,
 ) -> RunOutcome:
-    """Materialize all (or the named) products' assets in one run, in dependency order."""
+    """Materialize all (or the named) products' assets, in dependency order: the unpartitioned
+    ones in one run, the daily-partitioned ones in one run per day of `days` (a backfill).
+
+    Without `days` the partitioned assets are left out (and said so in `notes`)."""
     catalog = load_catalog(settings)
     known = {p.name for p in catalog.products}
     unknown = sorted(set(products or []) - known - {p.product for p in catalog.problems})
     if unknown:
         raise ValueError(f"unknown data product(s): {', '.join(unknown)}")
     defs = build_definitions(catalog, resources_for(settings))
-    job = defs.resolve_job_def(ALL_PRODUCTS_JOB)
-    selection = None
-    if products:
-        selection = [
-            dataset_asset_key(t.output)
-            for p in catalog.products
-            if p.name in products
-            for t in p.transformations
-        ]
-    result = job.execute_in_process(
-        instance=instance or DagsterInstance.get(),
-        asset_selection=selection,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
-    outcome = RunOutcome(
-        run_id=result.run_id,
-        success=result.success,
-        skipped=[str(p) for p in catalog.problems],
-    )
+    instance = instance or DagsterInstance.get()
+    daily_jobs = daily_job_names(catalog)
+    selected = [p for p in catalog.products if not products or p.name in products]
+    by_job: dict[str, list[AssetKey]] = defaultdict(list)
+    for product in selected:
+        for target in product_targets(product, daily_jobs):
+            by_job[target.job].extend(target.keys)
+    outcome = RunOutcome(run_id="", success=True, skipped=[str(p) for p in catalog.problems])
+    runs: list[tuple[str, str | None]] = []
+    if ALL_PRODUCTS_JOB in by_job or not by_job:
+        runs.append((ALL_PRODUCTS_JOB, None))
+    for job in sorted(set(by_job) - {ALL_PRODUCTS_JOB}):
+        if days:
+            runs += [(job, day) for day in days]
+        else:
+            outcome.notes.append(
+                f"{len(by_job[job])} daily-partitioned assets ({job}) not run: give the days "
+                "(--day, or --from and --to)"
+            )
+    for job, day in runs:
+        partitions = defs.resolve_job_def(job).partitions_def
+        if day is not None and partitions is not None and not partitions.has_partition_key(day):
+            first = partitions.get_first_partition_key()
+            raise ValueError(
+                f"{day} is not a day of {job} (its days run from {first} to today); nothing run"
+            )
+    for job, day in runs:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance,
+            asset_selection=by_job.get(job) if products or job != ALL_PRODUCTS_JOB else None,
+            partition_key=day,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
+        _add_result(outcome, result, day)
+    return outcome
+
+
+def _add_result(outcome: RunOutcome, result: ExecuteInProcessResult, day: str | None) -> None:
+    outcome.run_id = outcome.run_id or result.run_id
+    outcome.run_ids.append(result.run_id)
+    outcome.success = outcome.success and result.success
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
         metadata = materialization.metadata
+        asset = materialization.asset_key.to_user_string()
         outcome.materializations.append(
             Materialization(
-                asset=materialization.asset_key.to_user_string(),
+                asset=f"{asset} [{day}]" if day else asset,
                 table=str(_metadata_value(metadata, "target_table", "")),
                 rows=int(_metadata_value(metadata, "dagster/row_count", 0)),  # type: ignore[call-overload]
                 chunks=int(_metadata_value(metadata, "chunks", 0)),  # type: ignore[call-overload]
@@ -94,9 +125,10 @@ def materialize_products(
             )
         )
     for evaluation in result.get_asset_check_evaluations():
+        asset = evaluation.asset_key.to_user_string()
         outcome.checks.append(
             CheckOutcome(
-                asset=evaluation.asset_key.to_user_string(),
+                asset=f"{asset} [{day}]" if day else asset,
                 check=evaluation.check_name,
                 passed=evaluation.passed,
                 severity=evaluation.severity.value,
@@ -109,5 +141,5 @@ def materialize_products(
             for e in result.all_events
             if e.is_step_failure
         ]
-        outcome.failure = "; ".join(failures) or "see the run's logs"
-    return outcome
+        failure = "; ".join(failures) or "see the run's logs"
+        outcome.failure = "; ".join(filter(None, [outcome.failure, failure]))

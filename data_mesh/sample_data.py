@@ -65,6 +65,30 @@ def _orders(spark: SparkSession, rows: int, customers: int) -> DataFrame:
     )
 
 
+# Seed 002's daily exports: 7 load dates, the full account table in each.
+EXPORT_DAYS = [f"2026-11-{day}" for day in range(14, 21)]
+SOURCE_SYSTEMS = ["crm", "core_banking", "cards"]
+
+
+def _accounts(spark: SparkSession, rows: int) -> DataFrame:
+    """Every account in every export; an account is inactive on some days, so counts differ."""
+    ids = spark.range(1, rows + 1)
+    days = spark.createDataFrame([(d,) for d in EXPORT_DAYS], "load_date string")
+    day_number = F.dayofmonth(F.col("load_date"))
+    return ids.crossJoin(days).select(
+        F.col("load_date").cast("date").alias("load_date"),
+        F.col("id").alias("account_id"),
+        F.when((F.col("id") + day_number) % 4 == 0, "N").otherwise("Y").alias("active_ind"),
+        _pick(SOURCE_SYSTEMS, F.col("id")).alias("source_sys"),
+        _pick(COUNTRIES, F.col("id") * 3).alias("country"),
+        F.concat(F.lit("TAX"), F.lpad(F.col("id").cast("string"), 9, "0")).alias("tax_id"),
+    )
+
+
+# Lake paths written as one folder per `load_date` (Hive style).
+PARTITIONED_BY = {"cdz/mdm_cdz/accounts": "load_date"}
+
+
 def sample_tables(rows: int) -> dict[str, Callable[[SparkSession], DataFrame]]:
     """Lake path -> builder of its DataFrame. `rows` is the size of the fact tables."""
     dimension = max(1, rows // 10)
@@ -73,6 +97,7 @@ def sample_tables(rows: int) -> dict[str, Callable[[SparkSession], DataFrame]]:
         "cdz/analytics_sor1_cdz/sor1_payments_table": lambda s: _payments(s, rows, dimension),
         "cdz/analytics_sales_cdz/customers": lambda s: _customers(s, dimension),
         "cdz/analytics_sales_cdz/orders": lambda s: _orders(s, rows, dimension),
+        "cdz/mdm_cdz/accounts": lambda s: _accounts(s, dimension),
     }
 
 
@@ -82,7 +107,9 @@ def write_sample_data(spark: SparkSession, storage: Storage, rows: int) -> dict[
         raise ValueError("rows must be at least 1")
     written = {}
     for path, build in sample_tables(rows).items():
-        frame = build(spark)
-        frame.write.mode("overwrite").parquet(storage.spark_uri(path))
+        writer = build(spark).write.mode("overwrite")
+        if path in PARTITIONED_BY:
+            writer = writer.partitionBy(PARTITIONED_BY[path])
+        writer.parquet(storage.spark_uri(path))
         written[path] = spark.read.parquet(storage.spark_uri(path)).count()
     return written

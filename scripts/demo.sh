@@ -10,7 +10,7 @@ data-mesh init
 data-mesh load metadata/products
 data-mesh validate
 data-mesh generate-sample-data --rows "${ROWS:-100000}"
-data-mesh materialize
+data-mesh materialize --from 2026-11-14 --to 2026-11-20
 echo
 echo "Look at a DDZ table:   .venv/bin/data-mesh ddz show ddz.SOR1_PAYMENTS"
 echo "Open the Dagster UI:   .venv/bin/data-mesh dev   (then http://127.0.0.1:3000)"
