@@ -80,7 +80,7 @@ def _accounts(spark: SparkSession, rows: int) -> DataFrame:
         F.col("id").alias("account_id"),
         F.when((F.col("id") + day_number) % 4 == 0, "N").otherwise("Y").alias("active_ind"),
         _pick(SOURCE_SYSTEMS, F.col("id")).alias("source_sys"),
-        _pick(COUNTRIES, F.col("id") * 3).alias("country"),
+        _pick(COUNTRIES, F.col("id") * 5).alias("country"),
         F.concat(F.lit("TAX"), F.lpad(F.col("id").cast("string"), 9, "0")).alias("tax_id"),
     )
 

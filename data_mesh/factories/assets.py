@@ -79,11 +79,15 @@ def _input_name(dataset: DataSetModel) -> str:
 
 
 def daily_partitions(dataset: DataSetModel) -> DailyPartitionsDefinition | None:
-    """Daily partitions of a DataSet with a PartitionColumn; today's partition exists (a daily
-    export lands during its own day, seed 002)."""
+    """Daily partitions of a DataSet with a PartitionColumn, in its product's time zone; today's
+    partition exists (a daily export lands during its own day, seed 002)."""
     if dataset.partition is None:
         return None
-    return DailyPartitionsDefinition(start_date=dataset.partition.start.isoformat(), end_offset=1)
+    return DailyPartitionsDefinition(
+        start_date=dataset.partition.start.isoformat(),
+        timezone=dataset.partition.timezone,
+        end_offset=1,
+    )
 
 
 def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> AssetSpec:

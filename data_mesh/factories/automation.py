@@ -11,6 +11,7 @@ resources.
 import datetime as dt
 import json
 import logging
+import re
 import urllib.request
 import zoneinfo
 from collections import defaultdict
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from dagster import (
     AssetKey,
     AssetSelection,
+    DagsterEventType,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -72,24 +74,34 @@ class JobTarget:
     daily: bool
 
 
-def _job_name(transformation: TransformationModel, daily_jobs: dict[dt.date, str]) -> str:
+# A daily partitioning: its first day and its time zone.
+Daily = tuple[dt.date, str]
+
+
+def _job_name(transformation: TransformationModel, daily_jobs: dict[Daily, str]) -> str:
     partition = transformation.output.partition
-    return ALL_PRODUCTS_JOB if partition is None else daily_jobs[partition.start]
+    if partition is None:
+        return ALL_PRODUCTS_JOB
+    return daily_jobs[(partition.start, partition.timezone)]
 
 
-def daily_job_names(catalog: Catalog) -> dict[dt.date, str]:
-    """One job per distinct daily partitioning (its start date)."""
-    starts = sorted(
+def daily_job_names(catalog: Catalog) -> dict[Daily, str]:
+    """One job per distinct daily partitioning (first day and time zone)."""
+    dailies = sorted(
         {
-            t.output.partition.start
+            (t.output.partition.start, t.output.partition.timezone)
             for p in catalog.products
             for t in p.transformations
             if t.output.partition is not None
         }
     )
-    if len(starts) == 1:
-        return {starts[0]: DAILY_PRODUCTS_JOB}
-    return {start: f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}" for start in starts}
+    if len(dailies) == 1:
+        return {dailies[0]: DAILY_PRODUCTS_JOB}
+    return {
+        (start, zone): f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}_"
+        + re.sub(r"[^a-z0-9]+", "_", zone.lower())
+        for start, zone in dailies
+    }
 
 
 def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
@@ -109,17 +121,17 @@ def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
             "dependency order.",
         )
     }
-    for start, name in daily_jobs.items():
+    for (start, zone), name in daily_jobs.items():
         jobs[name] = define_asset_job(
             name,
             selection=AssetSelection.assets(*keys[name]),
             description=f"Materialize one day of the daily-partitioned DDZ tables (from "
-            f"{start}); backfills run it once per day.",
+            f"{start}, days in {zone}); backfills run it once per day.",
         )
     return jobs
 
 
-def product_targets(product: DataProductModel, daily_jobs: dict[dt.date, str]) -> list[JobTarget]:
+def product_targets(product: DataProductModel, daily_jobs: dict[Daily, str]) -> list[JobTarget]:
     """The product's assets grouped by the job that runs them."""
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for transformation in product.transformations:
@@ -140,7 +152,7 @@ def _suffixed(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str
 
 
 def product_schedules(
-    product: DataProductModel, daily_jobs: dict[dt.date, str]
+    product: DataProductModel, daily_jobs: dict[Daily, str]
 ) -> list[ScheduleDefinition]:
     """The product's schedule from its configuration rows, one per job its assets run in; a
     daily-partitioned run takes the day of the tick in the schedule's time zone."""
@@ -190,13 +202,9 @@ def watched_folders(product: DataProductModel) -> list[WatchedFolder]:
     return list(folders.values())
 
 
-def is_properties_driven(product: DataProductModel) -> bool:
-    return any(isinstance(t.config, PropertiesSequenceConfig) for t in product.transformations)
-
-
 def storage_sensor(
     product: DataProductModel,
-    daily_jobs: dict[dt.date, str],
+    daily_jobs: dict[Daily, str],
     jobs: dict[str, "UnresolvedAssetJobDefinition"],
 ) -> SensorDefinition:
     """Requests a run when the product's query files or CDZ landing data change.
@@ -337,6 +345,19 @@ def webhook_url(reference: str) -> str:
     return reference
 
 
+def _step_errors(context: RunFailureSensorContext, run_id: str) -> list[str]:
+    """`<step>: <first line of its error>` for each failed step of the run."""
+    errors = []
+    for entry in context.instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        data = event.event_specific_data if event else None
+        error = getattr(data, "error", None)
+        if event is not None and error is not None:
+            cause = error.cause.message if error.cause else error.message
+            errors.append(f"{event.step_key}: {cause.strip().splitlines()[0]}")
+    return errors
+
+
 def run_failure_audit_sensor(
     catalog: Catalog, send: Callable[[str, dict[str, object]], None] = post_alert
 ) -> SensorDefinition:
@@ -353,7 +374,9 @@ def run_failure_audit_sensor(
     )
     def _sensor(context: RunFailureSensorContext, audit_log: AuditLogResource) -> None:
         run = context.dagster_run
-        error = context.failure_event.message or "run failed"
+        error = "; ".join(
+            [context.failure_event.message or "run failed", *_step_errors(context, run.run_id)]
+        )
         record = context.instance.get_run_record_by_id(run.run_id)
         started = record.start_time if record is not None else None
         seconds = 0.0 if not started else max(0.0, dt.datetime.now(dt.UTC).timestamp() - started)

@@ -18,11 +18,11 @@ from data_mesh.factories.automation import (
     ALL_PRODUCTS_JOB,
     build_jobs,
     daily_job_names,
-    is_properties_driven,
     metadata_sensor,
     product_schedules,
     run_failure_audit_sensor,
     storage_sensor,
+    watched_folders,
 )
 from data_mesh.metadata.catalog import Catalog
 
@@ -57,7 +57,7 @@ def build_definitions(catalog: Catalog, resources: dict[str, Any]) -> Definition
     ]
     for product in catalog.products:
         schedules += product_schedules(product, daily_jobs)
-        if is_properties_driven(product):
+        if watched_folders(product):
             sensors.append(storage_sensor(product, daily_jobs, jobs))
     return Definitions(
         assets=build_assets(catalog),

@@ -4,7 +4,9 @@ An incremental read first fixes a high mark, the largest watermark value at that
 then reads only `after < watermark <= high`. Rows committed after the high mark was taken lie
 in the next run's window, so none is skipped or read twice, provided the watermark only grows
 (an identity column, a modified-at timestamp set on commit). The caller stores the returned
-watermark only after it has written the frame.
+watermark only after it has written the frame. Rows whose watermark is NULL are never read by
+a read with a watermark column. Spark holds microseconds: on a source with finer timestamps
+(SQL Server's DATETIME2(7)) the newest row may wait for the next change to be read.
 
 The window reaches the database through Spark's JDBC filter pushdown: Spark renders the
 literals from typed values. The one statement built here (MIN/MAX probes) holds validated,
@@ -81,8 +83,11 @@ class JdbcSource:
         secrets = [v for k, v in self.properties.items() if v and _SECRET_KEY.search(k)]
         secrets += [m.group(2) for m in _URL_SECRET.finditer(self.url) if m.group(2)]
         secrets += [m.group(2) for m in _URL_USERINFO.finditer(self.url)]
-        for secret in sorted(secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+            else:  # replacing a short one inside words would garble the message
+                text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
         return redact_url(text)
 
     def quote(self, identifier: str) -> str:
@@ -173,7 +178,7 @@ def _read(
     watermark = partition = None
     if read.watermark_column is not None:
         watermark = _column(schema, read.watermark_column, "watermark", _WATERMARK_TYPES, where)
-    if read.partition_column is not None and read.num_partitions > 1:
+    if read.partition_column is not None:
         partition = _column(schema, read.partition_column, "partition", _PARTITION_TYPES, where)
     window = _window(spark, source, options, table, watermark, after, where)
     if window is not None and window.high is None:
@@ -224,6 +229,11 @@ def _window(
     if watermark is None:
         return None
     data_type = watermark.dataType
+    if after is not None:
+        try:  # a plain value: Spark's cast alone would also take 'now' or 'yesterday'
+            _value(after, data_type)
+        except ValueError:
+            raise _invalid_watermark(after, watermark, where) from None
     query = f"SELECT MAX({source.quote(watermark.name)}) AS hi FROM {table}"
     probe = _load(spark, options, query=query)
     columns = [_as_text(probe[0].cast(data_type), data_type).alias("hi")]
@@ -231,14 +241,18 @@ def _window(
         columns.append(_as_text(F.lit(after).try_cast(data_type), data_type).alias("after"))
     row = _first(probe.select(*columns))
     if after is not None and row["after"] is None:
-        raise IngestError(
-            f"{where}: stored watermark {after!r} is not a {data_type.simpleString()} "
-            f"(the type of watermark column {watermark.name})"
-        )
+        raise _invalid_watermark(after, watermark, where)
     normalized, high = (row["after"] if after is not None else None), row["hi"]
     if high is None or (normalized is not None and not _after(high, normalized, data_type)):
         return _Window(watermark, normalized, None)
     return _Window(watermark, normalized, high)
+
+
+def _invalid_watermark(after: str, column: T.StructField, where: str) -> IngestError:
+    return IngestError(
+        f"{where}: stored watermark {after!r} is not a {column.dataType.simpleString()} "
+        f"(the type of watermark column {column.name})"
+    )
 
 
 def _split(
@@ -254,7 +268,7 @@ def _split(
     """Spark's options for `num_partitions` range queries on the partition column (none when
     it is not set or the window is empty). The bounds only spread the rows: Spark's first and
     last ranges are open, so rows outside them are still read."""
-    if partition is None:
+    if partition is None or read.num_partitions == 1:
         return {}
     data_type = partition.dataType
     if read.lower_bound is not None and read.upper_bound is not None:

@@ -143,7 +143,7 @@ def _read_text(
     parsed = (
         spark.read.format(fmt)
         .schema(reader_schema)
-        .options(**{**_DEFAULT_OPTIONS[fmt], **options})
+        .options(**_with_defaults(options, _DEFAULT_OPTIONS[fmt]))
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", _CORRUPT)
         .load(uri)
@@ -160,6 +160,12 @@ def _read_text(
     reason = _text_reason(bad, fmt, schema, options)
     rejected = bad.select(raw.alias("_raw_record"), reason.alias("_reason"), "_source_file")
     return FileBatch(good, rejected, parsed)
+
+
+def _with_defaults(options: Mapping[str, str], defaults: Mapping[str, str]) -> dict[str, str]:
+    # Spark's option names are case-insensitive: `Header` given replaces the default `header`.
+    given = {k.lower() for k in options}
+    return {**{k: v for k, v in defaults.items() if k.lower() not in given}, **options}
 
 
 def _text_reason(

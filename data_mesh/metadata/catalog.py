@@ -79,6 +79,8 @@ class Partitioning:
     column: str
     start: dt.date
     retention_days: int | None = None
+    # The product's schedule time zone: a day starts at midnight there.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,7 @@ def _identifier(value: str | None, where: str, column: str) -> str:
 
 
 def _resolve_dataset(
-    row: DataSetRow, product: DataProductRow, source: DataSourceRow | None
+    row: DataSetRow, product: DataProductRow, source: DataSourceRow | None, timezone: str = "UTC"
 ) -> DataSetModel:
     where = f"DataSets row {row.DataSetID} ({row.Name})"
     if source is None:
@@ -244,12 +246,16 @@ def _resolve_dataset(
         key_columns=keys,
         description=row.Description,
         columns=columns,
-        partition=_partitioning(row, where, write_mode, columns),
+        partition=_partitioning(row, where, write_mode, columns, timezone),
     )
 
 
 def _partitioning(
-    row: DataSetRow, where: str, write_mode: str | None, columns: tuple[DeclaredColumn, ...]
+    row: DataSetRow,
+    where: str,
+    write_mode: str | None,
+    columns: tuple[DeclaredColumn, ...],
+    timezone: str,
 ) -> Partitioning | None:
     if not row.PartitionColumn:
         if row.PartitionStart is not None or row.RetentionDays is not None:
@@ -268,7 +274,7 @@ def _partitioning(
     declared = {c.name.lower(): c for c in columns}
     if declared and column.lower() not in declared:
         raise MetadataError(f"{where}: PartitionColumn {column!r} is not in its Schema")
-    return Partitioning(column, row.PartitionStart, row.RetentionDays)
+    return Partitioning(column, row.PartitionStart, row.RetentionDays, timezone)
 
 
 def _declared_columns(text: str | None, where: str) -> tuple[DeclaredColumn, ...]:
@@ -359,13 +365,28 @@ def build_catalog(
 
     _reject_literal_secrets(snapshot, products, fail)
 
+    automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = {}
+    for builder in products.values():
+        values = scoped_values(catalog.configuration, env, product=builder.row.Name)
+        try:
+            automation[builder.row.Name] = (
+                product_schedule(values, env),
+                sensor_settings(values, env),
+            )
+        except MetadataError as error:
+            fail(builder.row.Name, str(error))
+
     # DataSets first: transformations of any product may read any product's datasets.
     datasets: dict[int, DataSetModel] = {}
     for builder in products.values():
+        schedule = automation.get(builder.row.Name, (None, None))[0]
         for dataset_row in builder.datasets:
             try:
                 datasets[dataset_row.DataSetID] = _resolve_dataset(
-                    dataset_row, builder.row, sources.get(dataset_row.DataSourceID)
+                    dataset_row,
+                    builder.row,
+                    sources.get(dataset_row.DataSourceID),
+                    schedule.timezone if schedule else "UTC",
                 )
             except MetadataError as error:
                 fail(builder.row.Name, str(error))
@@ -447,16 +468,6 @@ def build_catalog(
             continue
         resolved[tid] = dataclasses.replace(transformation, overrides=overrides)
 
-    automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = {}
-    for builder in products.values():
-        values = scoped_values(catalog.configuration, env, product=builder.row.Name)
-        try:
-            automation[builder.row.Name] = (
-                product_schedule(values, env),
-                sensor_settings(values, env),
-            )
-        except MetadataError as error:
-            fail(builder.row.Name, str(error))
     candidates = [
         DataProductModel(
             id=builder.row.DataProductID,

@@ -1,0 +1,325 @@
+"""Schedules and sensors built from the store, exercised with Dagster's own testing APIs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, ClassVar
+
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    Definitions,
+    RunRequest,
+    SensorDefinition,
+    build_run_status_sensor_context,
+    build_schedule_context,
+    build_sensor_context,
+)
+from sqlalchemy import Engine, insert, select, text, update
+
+from data_mesh.errors import MetadataError
+from data_mesh.factories.automation import (
+    ALL_PRODUCTS_JOB,
+    DAILY_PRODUCTS_JOB,
+    METADATA_SENSOR,
+    RUN_FAILURE_SENSOR,
+)
+from data_mesh.factories.definitions import build_definitions
+from data_mesh.loading import lake_storage, load_catalog, read_catalog
+from data_mesh.metadata import schema
+from data_mesh.metadata.audit import latest_audit
+from data_mesh.metadata.automation import quartz_to_cron
+from data_mesh.metadata.store import make_engine
+from data_mesh.resources.environments import resources_for
+from data_mesh.settings import Settings
+
+ACTIVE_ACCOUNTS = AssetKey(["mdm", "ddz", "active_accounts"])
+SOR1_PAYMENTS = AssetKey(["payments", "ddz", "sor1_payments"])
+
+
+@pytest.mark.parametrize(
+    ("written", "cron"),
+    [
+        ("0 0 2 * * ?", "0 2 * * *"),  # seed 001's Databricks schedule
+        ("0 30 6 ? * 2-6", "30 6 * * 1-5"),  # Quartz Monday-Friday is 2-6
+        ("0 0 0 1 * ? *", "0 0 1 * *"),
+        ("0 15 3 ? * MON,FRI", "15 3 * * MON,FRI"),
+        ("*/15 * * * *", "*/15 * * * *"),  # already cron
+    ],
+)
+def test_quartz_expressions_become_dagster_cron(written: str, cron: str) -> None:
+    assert quartz_to_cron(written, "row") == cron
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        ("30 0 2 * * ?", "second 30"),
+        ("0 0 2 L * ?", "no cron equivalent"),
+        ("0 0 2 * * ? 2027", "year"),
+        ("0 0 2 ? * 9", "between 1 and 7"),
+        ("0 2 * *", "neither"),
+        ("0 2 * * ;drop", "not a valid schedule expression"),
+    ],
+)
+def test_bad_schedule_expressions_are_named(written: str, problem: str) -> None:
+    with pytest.raises(MetadataError, match="row 7") as error:
+        quartz_to_cron(written, "row 7")
+    assert problem in str(error.value)
+
+
+def _definitions(settings: Settings) -> Definitions:
+    return build_definitions(load_catalog(settings), resources_for(settings))
+
+
+def _add_item(engine: Engine, category: str, key: str, value: str) -> None:
+    with engine.begin() as connection:
+        category_id = connection.execute(
+            select(schema.configuration_category.c.CategoryID).where(
+                schema.configuration_category.c.CategoryName == category
+            )
+        ).scalar()
+        if category_id is None:
+            category_id = connection.execute(
+                insert(schema.configuration_category).values(CategoryName=category)
+            ).inserted_primary_key[0]  # type: ignore[index]
+        connection.execute(
+            insert(schema.configuration_item).values(
+                CategoryID=category_id, ItemKey=key, ItemValue=value
+            )
+        )
+
+
+def test_schedule_from_the_product_file(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    schedule = defs.resolve_schedule_def("mdm_accounts_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Asia/Kolkata"
+    assert schedule.job_name == DAILY_PRODUCTS_JOB
+    # Off by default in LOCAL ...
+    assert schedule.default_status == DefaultScheduleStatus.STOPPED
+    # ... and only products with a schedule row get one.
+    assert {s.name for s in defs.schedules or []} == {"mdm_accounts_schedule"}
+
+
+def test_schedules_run_in_cloud_environments_and_can_be_switched_on_locally(
+    loaded: Settings,
+) -> None:
+    prod = read_catalog(loaded.model_copy(update={"env": "PROD"}))
+    assert prod.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
+    assert prod.product("mdm_accounts").sensors.enabled
+    engine = make_engine(loaded.resolved_metadata_url)
+    _add_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
+    schedule = _definitions(loaded).resolve_schedule_def("mdm_accounts_schedule")
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    # PROD keeps its own setting when LOCAL's is changed.
+    _add_item(engine, "product.mdm_accounts@PROD", "schedule.enabled", "maybe")
+    catalog = read_catalog(loaded.model_copy(update={"env": "PROD"}))
+    assert "mdm_accounts" not in {p.name for p in catalog.products}
+    assert any("'maybe' is not true or false" in str(p) for p in catalog.problems)
+
+
+def test_scheduled_run_takes_the_day_of_the_tick_in_its_time_zone(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    schedule = defs.resolve_schedule_def("mdm_accounts_schedule")
+    # 20:30 UTC on the 20th is 02:00 on the 21st in Kolkata.
+    tick = dt.datetime(2026, 11, 20, 20, 30, tzinfo=dt.UTC)
+    with DagsterInstance.ephemeral() as instance:
+        context = build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            repository_def=defs.get_repository_def(),
+        )
+        data = schedule.evaluate_tick(context)
+    assert len(data.run_requests or []) == 1
+    request = data.run_requests[0]  # type: ignore[index]
+    assert request.partition_key == "2026-11-21"
+    assert list(request.asset_selection or []) == [ACTIVE_ACCOUNTS]
+
+
+def _evaluate(
+    sensor: SensorDefinition,
+    defs: Definitions,
+    instance: DagsterInstance,
+    cursor: str | None,
+    resource_keys: tuple[str, ...] = ("lake",),
+) -> tuple[list[RunRequest], str | None, str | None]:
+    """One tick with a fresh context, as after a daemon restart: only the cursor carries over."""
+    resources = {key: defs.resources[key] for key in resource_keys}  # type: ignore[index]
+    context = build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources, definitions=defs
+    )
+    data = sensor.evaluate_tick(context)
+    return list(data.run_requests or []), data.cursor, data.skip_message
+
+
+def test_storage_sensor_one_change_one_run(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    sensor = defs.resolve_sensor_def("sor1_payments_storage_sensor")
+    assert sensor.default_status == DefaultSensorStatus.STOPPED  # LOCAL
+    storage = lake_storage(loaded)
+    landing = "cdz/analytics_sor1_cdz/sor1_payments_table"
+    storage.write_bytes(f"{landing}/part-0000.parquet", b"first landing")
+    with DagsterInstance.ephemeral() as instance:
+        requests, cursor, skipped = _evaluate(sensor, defs, instance, None)
+        assert requests == [] and cursor and "recorded" in (skipped or "")
+        # No change: no run, however often it is evaluated.
+        for _ in range(2):
+            requests, cursor, skipped = _evaluate(sensor, defs, instance, cursor)
+            assert requests == [] and skipped == "no changes"
+
+        # A changed query file: exactly one run of the product's assets.
+        query = "queries/sor1_payments/sor1_payments_query.properties"
+        storage.write_bytes(query, storage.read_text(query).encode() + b"\n# reviewed\n")
+        before = cursor
+        requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)
+        assert len(requests) == 1
+        assert requests[0].job_name == ALL_PRODUCTS_JOB
+        assert list(requests[0].asset_selection or []) == [SOR1_PAYMENTS]
+        # A tick retried from the old cursor asks for the same run key (Dagster runs it once),
+        # and the saved cursor means no second run after a restart.
+        again, _, _ = _evaluate(sensor, defs, instance, before)
+        assert [r.run_key for r in again] == [requests[0].run_key]
+        assert _evaluate(sensor, defs, instance, cursor)[0] == []
+
+        # A Spark writer in progress is not a change; its _SUCCESS marker is, once.
+        storage.write_bytes(f"{landing}/_temporary/0/part-0001.parquet", b"half")
+        assert _evaluate(sensor, defs, instance, cursor)[0] == []
+        storage.write_bytes(f"{landing}/part-0001.parquet", b"second landing")
+        storage.write_bytes(f"{landing}/_SUCCESS", b"")
+        requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)
+        assert len(requests) == 1
+        # With a marker present, further part files alone do not trigger until it is rewritten.
+        storage.write_bytes(f"{landing}/part-0002.parquet", b"late file")
+        assert _evaluate(sensor, defs, instance, cursor)[0] == []
+
+
+def test_storage_sensor_runs_the_day_that_landed(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    sensor = defs.resolve_sensor_def("mdm_accounts_storage_sensor")
+    storage = lake_storage(loaded)
+    accounts = "cdz/mdm_cdz/accounts"
+    storage.write_bytes(f"{accounts}/load_date=2026-11-20/part-0.parquet", b"day 20")
+    with DagsterInstance.ephemeral() as instance:
+        _, cursor, _ = _evaluate(sensor, defs, instance, None)
+        storage.write_bytes(f"{accounts}/load_date=2026-11-21/part-0.parquet", b"day 21")
+        storage.write_bytes(f"{accounts}/load_date=2026-11-21/_SUCCESS", b"")
+        requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)
+        assert [(r.job_name, r.partition_key) for r in requests] == [
+            (DAILY_PRODUCTS_JOB, "2026-11-21")
+        ]
+        assert list(requests[0].asset_selection or []) == [ACTIVE_ACCOUNTS]
+        # A re-export of an older day reruns that day only.
+        storage.write_bytes(f"{accounts}/load_date=2026-11-20/part-0.parquet", b"day 20 fixed")
+        requests, _, _ = _evaluate(sensor, defs, instance, cursor)
+        assert [r.partition_key for r in requests] == ["2026-11-20"]
+
+
+def test_metadata_sensor_reports_changed_products(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    sensor = defs.resolve_sensor_def(METADATA_SENSOR)
+    engine = make_engine(loaded.resolved_metadata_url)
+    keys = ("metadata_store",)
+    with DagsterInstance.ephemeral() as instance:
+        requests, cursor, skipped = _evaluate(sensor, defs, instance, None, keys)
+        assert requests == [] and "3 data products" in (skipped or "")
+        assert _evaluate(sensor, defs, instance, cursor, keys)[2] == "no changes"
+        with engine.begin() as connection:
+            connection.execute(
+                update(schema.data_quality_rules)
+                .where(schema.data_quality_rules.c.Name == "positive_amount")
+                .values(Description="changed threshold")
+            )
+        requests, cursor, skipped = _evaluate(sensor, defs, instance, cursor, keys)
+        assert requests == []  # reporting only, by default
+        assert skipped == "changed: modified: customer_orders"
+        # A product's configuration rows belong to it too.
+        _add_item(engine, "dataset.sor1_payments", "ddz.max_chunk_rows", "5000")
+        skipped = _evaluate(sensor, defs, instance, cursor, keys)[2]
+        assert skipped == "changed: modified: sor1_payments"
+
+    _add_item(engine, "global", "sensor.metadata.request_runs", "true")
+    defs = _definitions(loaded)
+    sensor = defs.resolve_sensor_def(METADATA_SENSOR)
+    with DagsterInstance.ephemeral() as instance:
+        _, cursor, _ = _evaluate(sensor, defs, instance, None, keys)
+        with engine.begin() as connection:
+            connection.execute(
+                text('UPDATE "DataProducts" SET "Owner" = :o WHERE "Name" = :n'),
+                {"o": "new-owner@example.com", "n": "sor1_payments"},
+            )
+        requests, _, _ = _evaluate(sensor, defs, instance, cursor, keys)
+        assert [(r.job_name, list(r.asset_selection or [])) for r in requests] == [
+            (ALL_PRODUCTS_JOB, [SOR1_PAYMENTS])
+        ]
+
+
+class _Webhook(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers["Content-Length"])
+        _Webhook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[str]:
+    _Webhook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Webhook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts"
+    server.shutdown()
+
+
+@pytest.mark.slow
+def test_run_failure_sensor_audits_and_alerts(
+    loaded: Settings, webhook: str, monkeypatch: pytest.MonkeyPatch, spark: object
+) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    monkeypatch.setenv("DATA_MESH_TEST_ALERT_URL", webhook)
+    _add_item(engine, "global", "alerts.webhook_url", "env:DATA_MESH_TEST_ALERT_URL")
+    defs = _definitions(loaded)
+    with DagsterInstance.ephemeral() as instance:
+        # No CDZ data was generated: the run fails reading the lake.
+        result = defs.resolve_job_def(ALL_PRODUCTS_JOB).execute_in_process(
+            instance=instance, asset_selection=[SOR1_PAYMENTS], raise_on_error=False
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        sensor = defs.resolve_sensor_def(RUN_FAILURE_SENSOR)
+        with build_run_status_sensor_context(
+            sensor_name=RUN_FAILURE_SENSOR,
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"audit_log": defs.resources["audit_log"]},  # type: ignore[index]
+        ) as status_context:
+            context = status_context.for_run_failure()
+            sensor(context)  # type: ignore[operator]
+            rows = [r for r in latest_audit(engine) if r.AssetKey == f"run:{ALL_PRODUCTS_JOB}"]
+            assert len(rows) == 1 and rows[0].Status == "FAILED"
+            assert rows[0].JobRunID == result.run_id
+            assert "payments__ddz__sor1_payments: " in (rows[0].ErrorDetails or "")
+            assert len(_Webhook.received) == 1
+            alert = _Webhook.received[0]
+            assert alert["run_id"] == result.run_id and alert["job"] == ALL_PRODUCTS_JOB
+            assert alert["error"] == rows[0].ErrorDetails
+
+            # A webhook that is down is logged; the sensor itself does not fail.
+            monkeypatch.setenv("DATA_MESH_TEST_ALERT_URL", "http://127.0.0.1:9/down")
+            sensor(context)  # type: ignore[operator]
+    assert len([r for r in latest_audit(engine) if r.JobRunID == result.run_id]) >= 2
+    assert len(_Webhook.received) == 1
