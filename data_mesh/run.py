@@ -9,7 +9,12 @@ from dataclasses import dataclass, field
 
 from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
 
-from data_mesh.factories.automation import ALL_PRODUCTS_JOB, daily_job_names, product_targets
+from data_mesh.factories.automation import (
+    ALL_PRODUCTS_JOB,
+    daily_job_names,
+    error_cause,
+    product_targets,
+)
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
 from data_mesh.resources.environments import resources_for
@@ -137,7 +142,7 @@ def _add_result(outcome: RunOutcome, result: ExecuteInProcessResult, day: str | 
         )
     if not result.success:
         failures = [
-            f"{e.step_key}: {e.event_specific_data.error.message.strip()}"  # type: ignore[union-attr]
+            f"{e.step_key}: {error_cause(e.event_specific_data.error)}"  # type: ignore[union-attr,arg-type]
             for e in result.all_events
             if e.is_step_failure
         ]

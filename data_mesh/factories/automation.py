@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import (
         UnresolvedAssetJobDefinition,
     )
+    from dagster._utils.error import SerializableErrorInfo
 
 log = logging.getLogger(__name__)
 
@@ -353,9 +354,16 @@ def _step_errors(context: RunFailureSensorContext, run_id: str) -> list[str]:
         data = event.event_specific_data if event else None
         error = getattr(data, "error", None)
         if event is not None and error is not None:
-            cause = error.cause.message if error.cause else error.message
-            errors.append(f"{event.step_key}: {cause.strip().splitlines()[0]}")
+            errors.append(f"{event.step_key}: {error_cause(error)}")
     return errors
+
+
+def error_cause(error: "SerializableErrorInfo") -> str:
+    """The first line of what actually failed, under Dagster's "Error occurred while executing
+    op" wrapper."""
+    while error.cause is not None and "Error occurred while executing" in error.message:
+        error = error.cause
+    return (error.message.strip().splitlines() or ["(no message)"])[0]
 
 
 def run_failure_audit_sensor(
