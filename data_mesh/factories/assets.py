@@ -30,6 +30,7 @@ from dagster import (
 from pyspark.sql import DataFrame, SparkSession
 
 from data_mesh.ddz.dialects import TableName
+from data_mesh.ingest.load import BronzeLoad, load_bronze
 from data_mesh.metadata.audit import BLOCKED, FAILED, audit_row
 from data_mesh.metadata.catalog import (
     DataProductModel,
@@ -37,7 +38,8 @@ from data_mesh.metadata.catalog import (
     QualityRuleModel,
     TransformationModel,
 )
-from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.metadata.configs import IngestConfig, PropertiesSequenceConfig
+from data_mesh.metadata.watermarks import read_watermark, save_watermark
 from data_mesh.quality.evaluate import RuleOutcome, evaluate_rules
 from data_mesh.quality.quarantine import quarantine_path, write_quarantine
 from data_mesh.quality.rule_sql import rule_sql
@@ -52,12 +54,14 @@ from data_mesh.resources.ddz_io_manager import (
 from data_mesh.resources.environments import (
     AUDIT_LOG_KEY,
     DDZ_IO_MANAGER_KEY,
+    METADATA_STORE_KEY,
     QUALITY_HISTORY_KEY,
 )
 from data_mesh.spark_conf import spark_config_scope
 from data_mesh.storage import Storage
 from data_mesh.transforms.execute import (
     TransformationError,
+    apply_output_shaping,
     register_cdz_dataset,
     run_transformation,
     with_partition_column,
@@ -272,6 +276,7 @@ def transformation_asset(
             QUALITY_HISTORY_KEY,
             AUDIT_LOG_KEY,
             DDZ_IO_MANAGER_KEY,
+            *([METADATA_STORE_KEY] if isinstance(transformation.config, IngestConfig) else []),
         },
     )
     def _compute(
@@ -296,6 +301,8 @@ def transformation_asset(
         )
         getattr(context.resources, AUDIT_LOG_KEY).record(row)
 
+    where = f"transformation {transformation.name!r} (Transformations row {transformation.id})"
+
     def _computed(
         context: AssetExecutionContext, upstream: Mapping[str, DataFrame]
     ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
@@ -304,10 +311,17 @@ def transformation_asset(
         storage = context.resources.lake.storage()
         day = context.partition_key if context.has_partition_key else None
         inputs = {d.name: upstream[_input_name(d)] for d in ddz_inputs}
-        for dataset in cdz_inputs:
-            inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
+        bronze = watermark = None
+        metadata: dict[str, Any] = {}
         with spark_config_scope(spark, effective_spark_config(transformation)):
-            result = run_transformation(spark, transformation, inputs, storage)
+            if isinstance(transformation.config, IngestConfig):
+                bronze, watermark = _bronze_load(context, transformation, storage)
+                result = apply_output_shaping(bronze.frame, transformation.config, where)
+                metadata.update(_rejected_rows(bronze, output, context.run_id, storage))
+            else:
+                for dataset in cdz_inputs:
+                    inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
+                result = run_transformation(spark, transformation, inputs, storage)
             if day is not None and output.partition is not None:
                 result = with_partition_column(result, output.partition.column, day)
             rules = [
@@ -316,7 +330,7 @@ def transformation_asset(
                 if AssetCheckKey(key, rule.name) in context.selected_asset_check_keys
             ]
             write = key in context.selected_asset_keys
-            metadata: dict[str, Any] = {"columns": MetadataValue.text(", ".join(result.columns))}
+            metadata["columns"] = MetadataValue.text(", ".join(result.columns))
             if rules:
                 report = evaluate_rules(
                     spark,
@@ -341,8 +355,54 @@ def transformation_asset(
                     metadata["quarantine_path"] = path
         if write:
             yield Output(result, output_name="result", metadata=metadata)
+            # Reached only once the IO manager has written the rows: the next incremental load
+            # starts after them. A failed write leaves the stored high mark where it was.
+            if bronze is not None and bronze.watermark and bronze.watermark != watermark:
+                column = transformation.config.watermark_column  # type: ignore[attr-defined]
+                store = getattr(context.resources, METADATA_STORE_KEY)
+                save_watermark(store.engine(), output.id, column, bronze.watermark, context.run_id)
+        if bronze is not None:
+            bronze.release()
 
     return _compute
+
+
+def _bronze_load(
+    context: AssetExecutionContext, transformation: TransformationModel, storage: Storage
+) -> tuple[BronzeLoad, str | None]:
+    """The source rows of an ingest transformation, after the stored watermark if incremental;
+    returns the load and the watermark it started from."""
+    config = transformation.config
+    assert isinstance(config, IngestConfig)
+    after = None
+    if config.watermark_column:
+        store = getattr(context.resources, METADATA_STORE_KEY)
+        after = read_watermark(store.engine(), transformation.output.id, config.watermark_column)
+    spark = context.resources.spark.spark_session
+    source = transformation.inputs[0]
+    load = load_bronze(spark, source, config, storage, context.run_id, after)
+    if config.watermark_column:
+        context.log.info(
+            "%s: rows with %s after %s up to %s",
+            source.name,
+            config.watermark_column,
+            after or "the start",
+            load.watermark or after or "the start",
+        )
+    return load, after
+
+
+def _rejected_rows(
+    load: BronzeLoad, output: DataSetModel, run_id: str, storage: Storage
+) -> dict[str, Any]:
+    """Source rows that do not fit the declared schema are kept in the quarantine folder and
+    counted in the materialization, never dropped silently."""
+    if load.rejected is None:
+        return {}
+    path = f"{quarantine_path(output, run_id)}/rejected"
+    load.rejected.write.mode("overwrite").parquet(storage.spark_uri(path))
+    rows = load.rejected.sparkSession.read.parquet(storage.spark_uri(path)).count()
+    return {"rejected_rows": rows, "rejected_path": path} if rows else {"rejected_rows": 0}
 
 
 def _register_cdz_input(

@@ -25,6 +25,7 @@ from data_mesh.metadata.automation import (
 from data_mesh.metadata.configs import (
     AggregateConfig,
     FilterConfig,
+    IngestConfig,
     JoinConfig,
     OutputShaping,
     PropertiesSequenceConfig,
@@ -101,6 +102,8 @@ class DataSetModel:
     description: str | None
     columns: tuple[DeclaredColumn, ...] = ()
     partition: Partitioning | None = None
+    # DataSources.ConnectionString: a reference (env:NAME, keyvault://...) or a plain address.
+    source_connection: str = ""
 
     @property
     def pii_columns(self) -> tuple[str, ...]:
@@ -247,6 +250,7 @@ def _resolve_dataset(
         description=row.Description,
         columns=columns,
         partition=_partitioning(row, where, write_mode, columns, timezone),
+        source_connection=source.ConnectionString,
     )
 
 
@@ -306,7 +310,7 @@ def _referenced_inputs(config: OutputShaping) -> list[str]:
     match config:
         case JoinConfig():
             return [config.input_dataset, config.second_dataset]
-        case FilterConfig() | SelectConfig() | AggregateConfig():
+        case FilterConfig() | SelectConfig() | AggregateConfig() | IngestConfig():
             return [config.input_dataset]
         case _:
             return []
@@ -531,6 +535,8 @@ def _resolve_transformation(
                 f"{where}: Configuration names input DataSet {name!r}, which is not one of its "
                 f"inputs ({', '.join(sorted(input_names)) or 'none'})"
             )
+    if isinstance(config, IngestConfig):
+        _check_ingestion(where, config, inputs, output)
     if isinstance(config, PropertiesSequenceConfig) and config.table not in (
         None,
         output.target_table,
@@ -562,6 +568,42 @@ def _resolve_transformation(
         output=output,
         depends_on=tuple(depends),
     )
+
+
+INGEST_SOURCE_TYPES = ("database", "file")
+FILE_FORMATS = ("csv", "json", "parquet")
+
+
+def _check_ingestion(
+    where: str, config: IngestConfig, inputs: tuple[DataSetModel, ...], output: DataSetModel
+) -> None:
+    if len(inputs) != 1 or inputs[0].layer != "CDZ":
+        raise MetadataError(f"{where}: an ingest transformation reads exactly one source DataSet")
+    source = inputs[0]
+    kind = source.source_type.lower()
+    if kind not in INGEST_SOURCE_TYPES:
+        raise MetadataError(
+            f"{where}: DataSet {source.name!r} comes from a DataSource of Type "
+            f"{source.source_type!r}; ingest reads Type {' or '.join(INGEST_SOURCE_TYPES)}"
+        )
+    if kind == "file":
+        if source.source_format.lower() not in FILE_FORMATS:
+            raise MetadataError(
+                f"{where}: Format {source.source_format!r} of DataSet {source.name!r} is not "
+                f"one of {', '.join(FILE_FORMATS)}"
+            )
+        if not source.columns or any(c.type is None for c in source.columns):
+            raise MetadataError(
+                f"{where}: DataSet {source.name!r} needs a Schema with a type for every column "
+                "(rows are checked against it)"
+            )
+        if config.watermark_column or config.partition_column:
+            raise MetadataError(f"{where}: watermark and partition columns are for databases")
+    if config.watermark_column and output.write_mode == "replace":
+        raise MetadataError(
+            f"{where}: an incremental load (watermark_column) adds rows: give output DataSet "
+            f"{output.name!r} WriteMode append or merge, not replace"
+        )
 
 
 def _reject_literal_secrets(

@@ -129,6 +129,29 @@ class AggregateConfig(OutputShaping):
     )
 
 
+class IngestConfig(OutputShaping):
+    """Seed 001's bronze load of one source DataSet: a database table (DataSource Type
+    `database`, Location `schema.table`) or files in the lake (Type `file`, Format csv, json or
+    parquet, Schema declared). LOAD_TIMESTAMP, SOURCE_SYSTEM and RUN_ID are added to each row."""
+
+    input_dataset: str
+    partition_column: ColumnName | None = Field(
+        default=None, description="Integer or date column splitting the JDBC read."
+    )
+    lower_bound: int | None = None
+    upper_bound: int | None = None
+    num_partitions: int = Field(default=4, ge=1, le=64)
+    fetchsize: int = Field(default=10_000, ge=1)
+    watermark_column: ColumnName | None = Field(
+        default=None,
+        description="Incremental loads: only rows above the stored high mark, which advances "
+        "once the load is written.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict, description="Spark reader options for files (sep, multiLine ...)."
+    )
+
+
 CONFIG_MODELS: dict[str, type[OutputShaping]] = {
     "properties_sequence": PropertiesSequenceConfig,
     "sql": SqlConfig,
@@ -136,6 +159,7 @@ CONFIG_MODELS: dict[str, type[OutputShaping]] = {
     "select": SelectConfig,
     "join": JoinConfig,
     "aggregate": AggregateConfig,
+    "ingest": IngestConfig,
 }
 
 
