@@ -31,6 +31,7 @@ def _spec_view(spec: AssetSpec) -> dict[str, Any]:
         "tags": dict(sorted(spec.tags.items())),
         "description": spec.description,
         "metadata": {k: _plain(v) for k, v in sorted(spec.metadata.items())},
+        "partitions": str(spec.partitions_def) if spec.partitions_def else None,
     }
 
 
@@ -66,6 +67,26 @@ def test_generated_check_specs_snapshot(loaded: Settings, snapshot: SnapshotAsse
         }
         for spec in specs
     ]
+    assert view == snapshot
+
+
+def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
+    """Jobs, schedules and sensors: a schedule or sensor row change shows as a diff."""
+    defs = _definitions(loaded)
+    view = {
+        "jobs": sorted(
+            (job.name, sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys))
+            for job in (defs.resolve_job_def(j.name) for j in defs.jobs or [])
+        ),
+        "schedules": sorted(
+            (s.name, s.cron_schedule, s.execution_timezone, s.job_name, s.default_status.value)
+            for s in defs.schedules or []
+        ),
+        "sensors": sorted(
+            (s.name, s.minimum_interval_seconds, s.default_status.value, s.description)
+            for s in defs.sensors or []
+        ),
+    }
     assert view == snapshot
 
 
@@ -109,7 +130,7 @@ def test_explicit_dependency_rows_become_lineage(loaded: Settings) -> None:
     }
 
 
-def test_one_job_for_all_products(loaded: Settings) -> None:
+def test_one_job_for_unpartitioned_products(loaded: Settings) -> None:
     defs = _definitions(loaded)
     job = defs.resolve_job_def(ALL_PRODUCTS_JOB)
     assert job.asset_layer.executable_asset_keys == {

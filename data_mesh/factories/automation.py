@@ -222,7 +222,9 @@ def storage_sensor(
         jobs=[jobs[target.job] for target in targets],
         minimum_interval_seconds=product.sensors.interval_s,
         default_status=_sensor_status(product.sensors.enabled),
-        description=f"Runs {product.name} when its .properties files or CDZ data change.",
+        description=f"Runs {product.name} when files under "
+        + ", ".join(folder.path for folder in folders)
+        + " change (new, modified, or a new _SUCCESS marker).",
         required_resource_keys={"lake"},
     )
     def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
