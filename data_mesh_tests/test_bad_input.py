@@ -4,6 +4,7 @@ others still loading, and `data-mesh validate` exiting non-zero."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -14,6 +15,7 @@ from data_mesh.loading import lake_storage, load_catalog
 from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import SAMPLE_PRODUCTS
 
 QUERY_FILE = "queries/sor1_payments/sor1_payments_query.properties"
 SEQUENCE_FILE = "queries/sor1_payments/sor1_payments_sequence.properties"
@@ -50,7 +52,7 @@ def _assert_only_broken(settings: Settings, product: str, *fragments: str) -> st
     for fragment in fragments:
         assert fragment in message, message
     others = {p.name for p in catalog.products}
-    assert others == {"sor1_payments", "customer_orders"} - {product}
+    assert others == {"sor1_payments", "customer_orders", "mdm_accounts"} - {product}
     result = CliRunner().invoke(app, ["validate"])
     assert result.exit_code == 1
     assert "broken" in result.output and product in result.output
@@ -250,3 +252,69 @@ def test_bad_quality_rule_skips_its_product_and_names_the_rule(
     rule_id = _set_rule(_engine(loaded), "user_id_present", **values)
     message = _assert_only_broken(loaded, "sor1_payments", fragment)
     assert f"DataQualityRules row {rule_id} (" in message
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"PartitionStart": None}, "needs a PartitionStart date"),
+        ({"WriteMode": "merge", "KeyColumns": "ACCOUNT_ID"}, "WriteMode 'merge' is not supported"),
+        ({"PartitionColumn": "LOAD_DAY"}, "PartitionColumn 'LOAD_DAY' is not in its Schema"),
+        ({"RetentionDays": 0}, "RetentionDays must be at least 1"),
+        ({"PartitionColumn": None}, "PartitionStart and RetentionDays need a PartitionColumn"),
+    ],
+)
+def test_bad_partitioning_names_the_dataset(
+    loaded: Settings, values: dict[str, object], fragment: str
+) -> None:
+    with _engine(loaded).begin() as connection:
+        table = schema.data_sets
+        connection.execute(update(table).where(table.c.Name == "active_accounts").values(values))
+    _assert_only_broken(loaded, "mdm_accounts", "DataSets row", "(active_accounts)", fragment)
+
+
+def test_bad_schedule_row_breaks_only_its_product(loaded: Settings) -> None:
+    with _engine(loaded).begin() as connection:
+        item = schema.configuration_item
+        connection.execute(
+            update(item).where(item.c.ItemKey == "schedule.cron").values(ItemValue="0 0 2 L * ?")
+        )
+    _assert_only_broken(
+        loaded, "mdm_accounts", "product.mdm_accounts/schedule.cron", "no cron equivalent"
+    )
+
+
+def test_bad_schedule_in_a_product_file_is_refused_before_loading(
+    loaded: Settings, tmp_path: Path
+) -> None:
+    text = (SAMPLE_PRODUCTS / "mdm_accounts" / "product.yaml").read_text()
+    bad = tmp_path / "mdm_accounts" / "product.yaml"
+    bad.parent.mkdir()
+    bad.write_text(text.replace("timezone: Asia/Kolkata", "timezone: Mars/Olympus_Mons"))
+    result = CliRunner().invoke(app, ["load", str(bad.parent)])
+    assert result.exit_code == 1
+    assert "schedule.timezone" in result.output and "Mars/Olympus_Mons" in result.output
+
+
+def test_incremental_ingest_into_a_replaced_table_is_refused(loaded: Settings) -> None:
+    engine = _engine(loaded)
+    with engine.begin() as connection:
+        sources = schema.data_sources
+        connection.execute(
+            update(sources).where(sources.c.Name == "mdm_cdz").values(Type="database")
+        )
+        table = schema.data_sets
+        connection.execute(
+            update(table)
+            .where(table.c.Name == "active_accounts")
+            .values(PartitionColumn=None, PartitionStart=None, RetentionDays=None)
+        )
+    row = _set_transformation(
+        engine,
+        "count_active_accounts",
+        Type="ingest",
+        Configuration=json.dumps({"input_dataset": "accounts", "watermark_column": "account_id"}),
+    )
+    _assert_only_broken(
+        loaded, "mdm_accounts", f"Transformations row {row}", "WriteMode append or merge"
+    )
