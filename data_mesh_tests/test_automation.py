@@ -218,8 +218,11 @@ def test_storage_sensor_runs_the_day_that_landed(loaded: Settings) -> None:
         assert list(requests[0].asset_selection or []) == [ACTIVE_ACCOUNTS]
         # A re-export of an older day reruns that day only.
         storage.write_bytes(f"{accounts}/load_date=2026-11-20/part-0.parquet", b"day 20 fixed")
-        requests, _, _ = _evaluate(sensor, defs, instance, cursor)
+        requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)
         assert [r.partition_key for r in requests] == ["2026-11-20"]
+        # A folder of a day before the partitions start is not a day to run.
+        storage.write_bytes(f"{accounts}/load_date=2026-11-01/part-0.parquet", b"old")
+        assert _evaluate(sensor, defs, instance, cursor)[0] == []
 
 
 def test_metadata_sensor_reports_changed_products(loaded: Settings) -> None:

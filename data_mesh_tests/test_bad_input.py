@@ -185,7 +185,7 @@ def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_pat
     problems = {p.product: p.message for p in catalog.problems}
     assert set(problems) == {"sor1_payments", "payments_reader"}
     assert "broken data product 'sor1_payments'" in problems["payments_reader"]
-    assert [p.name for p in catalog.products] == ["customer_orders"]
+    assert [p.name for p in catalog.products] == ["customer_orders", "mdm_accounts"]
 
 
 def test_invalid_product_file_is_rejected_naming_file_and_field(loaded: Settings, tmp_path) -> None:

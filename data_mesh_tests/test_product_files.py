@@ -27,10 +27,12 @@ def test_loading_twice_changes_nothing(store: Engine) -> None:
     load_product_files(store, SAMPLE_PRODUCTS)
     assert read_store(store) == first  # same rows, same ids
     counts = _counts(first)
-    assert counts["data_products"] == 2
-    assert counts["transformations"] == 6
-    assert counts["data_sets"] == 10
+    assert counts["data_products"] == 3
+    assert counts["transformations"] == 7
+    assert counts["data_sets"] == 12
     assert counts["transformation_dependencies"] == 2
+    # mdm_accounts' schedule: schedule.cron and schedule.timezone of product.mdm_accounts.
+    assert counts["configuration_items"] == 2
 
 
 def test_rows_dropped_from_a_file_are_removed(store: Engine, tmp_path: Path) -> None:
@@ -70,10 +72,14 @@ def test_load_and_read_on_postgresql(pg_url: str) -> None:
     load_product_files(engine, SAMPLE_PRODUCTS)
     catalog = build_catalog(read_store(engine))
     assert catalog.problems == []
-    assert sorted(p.name for p in catalog.products) == ["customer_orders", "sor1_payments"]
+    assert sorted(p.name for p in catalog.products) == [
+        "customer_orders",
+        "mdm_accounts",
+        "sor1_payments",
+    ]
     with engine.connect() as connection:
         names = connection.execute(select(transformations.c.Name)).scalars().all()
-    assert len(names) == len(set(names)) == 6
+    assert len(names) == len(set(names)) == 7
 
 
 def test_store_is_read_with_one_query_per_table(store: Engine) -> None:

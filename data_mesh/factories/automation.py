@@ -9,8 +9,8 @@ resources.
 """
 
 import datetime as dt
+import hashlib
 import json
-import logging
 import re
 import urllib.request
 import zoneinfo
@@ -58,7 +58,6 @@ if TYPE_CHECKING:
     )
     from dagster._utils.error import SerializableErrorInfo
 
-log = logging.getLogger(__name__)
 
 ALL_PRODUCTS_JOB = "all_data_products"
 DAILY_PRODUCTS_JOB = "daily_data_products"
@@ -73,6 +72,8 @@ class JobTarget:
     job: str
     keys: tuple[AssetKey, ...]
     daily: bool
+    # The first partition of a daily job (ISO date).
+    first_day: str | None = None
 
 
 # A daily partitioning: its first day and its time zone.
@@ -109,10 +110,8 @@ def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
     daily_jobs = daily_job_names(catalog)
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for product in catalog.products:
-        for transformation in product.transformations:
-            keys[_job_name(transformation, daily_jobs)].append(
-                dataset_asset_key(transformation.output)
-            )
+        for target in product_targets(product, daily_jobs):
+            keys[target.job].extend(target.keys)
     partitioned = [k for name, ks in keys.items() if name != ALL_PRODUCTS_JOB for k in ks]
     jobs = {
         ALL_PRODUCTS_JOB: define_asset_job(
@@ -137,7 +136,11 @@ def product_targets(product: DataProductModel, daily_jobs: dict[Daily, str]) -> 
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for transformation in product.transformations:
         keys[_job_name(transformation, daily_jobs)].append(dataset_asset_key(transformation.output))
-    return [JobTarget(job, tuple(ks), job != ALL_PRODUCTS_JOB) for job, ks in sorted(keys.items())]
+    first_days = {name: start.isoformat() for (start, _), name in daily_jobs.items()}
+    return [
+        JobTarget(job, tuple(ks), job != ALL_PRODUCTS_JOB, first_days.get(job))
+        for job, ks in sorted(keys.items())
+    ]
 
 
 def _schedule_status(enabled: bool) -> DefaultScheduleStatus:
@@ -257,10 +260,13 @@ def change_requests(
     changed_days = {day for key in changed if (day := day_of(key))}
     whole = [key for key in changed if day_of(key) is None]
     known_days = sorted({day for key in current if (day := day_of(key))})
-    digest = "|".join(f"{key}={current[key]}" for key in changed)
+    changes = "|".join(f"{key}={current[key]}" for key in changed)
+    digest = hashlib.sha256(changes.encode()).hexdigest()[:16]
     requests = []
     for target in targets:
         days = sorted(changed_days | ({known_days[-1]} if whole and known_days else set()))
+        # Days before the partitioning starts are not partitions: nothing to run for them.
+        days = [day for day in days if target.first_day is None or day >= target.first_day]
         runs: list[str | None] = list(days) if target.daily else ([None] if changed else [])
         for day in runs:
             requests.append(
@@ -360,12 +366,18 @@ def _step_errors(context: RunFailureSensorContext, run_id: str) -> list[str]:
     return errors
 
 
-def error_cause(error: "SerializableErrorInfo") -> str:
-    """The first line of what actually failed, under Dagster's "Error occurred while executing
-    op" wrapper."""
+def error_cause(error: "SerializableErrorInfo", limit: int = 1000) -> str:
+    """What actually failed, under Dagster's "Error occurred while executing op" wrapper, on one
+    line and without a JVM stack trace."""
     while error.cause is not None and "Error occurred while executing" in error.message:
         error = error.cause
-    return (error.message.strip().splitlines() or ["(no message)"])[0]
+    lines = []
+    for line in error.message.strip().splitlines():
+        if line.startswith(("\tat ", "JVM stacktrace")):
+            break
+        lines.append(line.strip())
+    text = " ".join(line for line in lines if line) or "(no message)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def run_failure_audit_sensor(
