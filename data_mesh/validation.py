@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, DataProductModel, drop_broken_products
 from data_mesh.metadata.configs import PropertiesSequenceConfig
@@ -32,9 +34,4 @@ def check_query_files(catalog: Catalog, storage: Storage) -> Catalog:
             broken[product.name] = problem
     producer_product = {t.output.id: p.name for p in catalog.products for t in p.transformations}
     kept, problems = drop_broken_products(catalog.products, broken, producer_product)
-    return Catalog(
-        products=kept,
-        problems=[*catalog.problems, *problems],
-        configuration=catalog.configuration,
-        configuration_problems=catalog.configuration_problems,
-    )
+    return dataclasses.replace(catalog, products=kept, problems=[*catalog.problems, *problems])

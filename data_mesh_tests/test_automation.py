@@ -326,3 +326,12 @@ def test_run_failure_sensor_audits_and_alerts(
             sensor(context)  # type: ignore[operator]
     assert len([r for r in latest_audit(engine) if r.JobRunID == result.run_id]) >= 2
     assert len(_Webhook.received) == 1
+
+
+def test_the_query_file_check_keeps_the_environment(loaded: Settings) -> None:
+    from data_mesh.validation import check_query_files
+
+    prod = read_catalog(loaded.model_copy(update={"env": "PROD"}))
+    checked = check_query_files(prod, lake_storage(loaded))
+    assert checked.env == "PROD"
+    assert checked.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
