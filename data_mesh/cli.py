@@ -28,6 +28,10 @@ config_app = typer.Typer(help="The resolved configuration of an environment.", n
 app.add_typer(config_app, name="config")
 quality_app = typer.Typer(help="Quality rule results and quarantined rows.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
+snapshot_app = typer.Typer(
+    help="The metadata snapshot Dagster definitions are built from.", no_args_is_help=True
+)
+app.add_typer(snapshot_app, name="snapshot")
 console = Console()
 err = Console(stderr=True)
 
@@ -82,6 +86,63 @@ def load(
         console.print(
             f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
         )
+    _refresh_snapshot(settings)
+
+
+def _refresh_snapshot(settings: Settings) -> None:
+    """Definitions are built from the snapshot: refresh it when the store was just changed."""
+    from data_mesh.loading import refresh_snapshot
+
+    if settings.definitions_from != "snapshot":
+        return
+    try:
+        saved = refresh_snapshot(settings)
+    except DataMeshError as error:
+        _fail(str(error))
+    console.print(
+        f"metadata snapshot {settings.resolved_metadata_snapshot} refreshed "
+        f"(marker {saved.marker}); reload the code location to see it"
+    )
+
+
+@snapshot_app.command("refresh")
+def snapshot_refresh(url: UrlOption = None) -> None:
+    """Read the store (one SELECT per table) and its query files into the snapshot file."""
+    settings = _settings(url)
+    _refresh_snapshot(settings.model_copy(update={"definitions_from": "snapshot"}))
+
+
+@snapshot_app.command("status")
+def snapshot_status(
+    url: UrlOption = None,
+    check: Annotated[bool, typer.Option(help="Exit 1 when the snapshot is stale.")] = False,
+) -> None:
+    """The snapshot's age and marker against the store's current marker."""
+    from data_mesh.loading import read_store_rows
+    from data_mesh.metadata.snapshot_file import read_snapshot, store_marker
+
+    settings = _settings(url)
+    path = settings.resolved_metadata_snapshot
+    try:
+        saved = read_snapshot(path)
+        current = store_marker(read_store_rows(settings))
+    except DataMeshError as error:
+        _fail(str(error))
+    age = saved.age()
+    stale = current != saved.marker
+    console.print(f"snapshot  {path}")
+    console.print(
+        f"taken at  {saved.taken_at:%Y-%m-%d %H:%M:%S} UTC ({age.total_seconds():.0f} s ago)"
+    )
+    console.print(f"marker    {saved.marker}")
+    console.print(f"store     {current}")
+    console.print(
+        "[yellow]stale[/]: the store changed; run `data-mesh snapshot refresh`"
+        if stale
+        else "[green]current[/]"
+    )
+    if stale and check:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -101,6 +162,24 @@ def validate(url: UrlOption = None) -> None:
         console.print(f"[red]config[/]  {message}", highlight=False)
     if catalog.problems or catalog.configuration_problems:
         raise typer.Exit(1)
+
+
+@app.command("generate-metadata")
+def generate_metadata_command(
+    products: Annotated[int, typer.Option(help="Synthetic data products to add.")] = 1000,
+    url: Annotated[str | None, typer.Option(help="Store URL (default: the settings').")] = None,
+) -> None:
+    """Add N synthetic, valid data products to the store (for scale tests)."""
+    from data_mesh.metadata.store import make_engine
+    from data_mesh.metadata.synthetic import generate_metadata
+
+    engine = make_engine(url or _settings().resolved_metadata_url)
+    try:
+        counts = generate_metadata(engine, products)
+    except ValueError as error:
+        _fail(str(error))
+    for table, rows in counts.items():
+        console.print(f"{table}: {rows:,} rows")
 
 
 @app.command("generate-sample-data")
@@ -401,6 +480,8 @@ def dev() -> None:
     settings = _settings()
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    # The UI starts from the store as it is now; run workers then read the same snapshot.
+    _refresh_snapshot(settings)
     dagster = Path(sys.executable).with_name("dagster")
     os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml"])
 

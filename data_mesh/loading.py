@@ -6,12 +6,15 @@ import datetime as dt
 
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
-from data_mesh.metadata.rows import read_store
+from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.metadata.rows import StoreSnapshot, read_store
+from data_mesh.metadata.snapshot_file import SavedSnapshot, read_snapshot, write_snapshot
 from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
-from data_mesh.storage import Storage
+from data_mesh.storage import SavedFiles, Storage, StorageError
 from data_mesh.store_connection import store_engine
+from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 from data_mesh.validation import check_query_files
 
 
@@ -32,6 +35,11 @@ def load_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
 
 def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
     """The catalog from the store's rows alone (no lake access)."""
+    return build_catalog(read_store_rows(settings), settings.env, at)
+
+
+def read_store_rows(settings: Settings) -> StoreSnapshot:
+    """Every row of the store: one SELECT per table, whatever the number of rows."""
     engine = store_engine(settings)
     try:
         revision = current_revision(engine)
@@ -41,7 +49,43 @@ def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
             raise StoreNotReadyError(
                 f"metadata store {where} {state}: run `data-mesh init` to create or upgrade it"
             )
-        snapshot = read_store(engine)
+        return read_store(engine)
     finally:
         engine.dispose()
-    return build_catalog(snapshot, settings.env, at)
+
+
+def query_file_paths(catalog: Catalog) -> list[str]:
+    paths = set()
+    for product in catalog.products:
+        for transformation in product.transformations:
+            if isinstance(transformation.config, PropertiesSequenceConfig):
+                paths.add(query_file_path(transformation.config))
+                paths.add(sequence_file_path(transformation.config))
+    return sorted(paths)
+
+
+def refresh_snapshot(settings: Settings) -> SavedSnapshot:
+    """Read the store once (and the query files its products name) into the snapshot file.
+    Query files that are missing are left out: the product is reported broken at load."""
+    rows = read_store_rows(settings)
+    storage = lake_storage(settings)
+    files = {}
+    for path in query_file_paths(build_catalog(rows, settings.env)):
+        try:
+            files[path] = storage.read_text(path)
+        except StorageError:
+            continue
+    now = dt.datetime.now(dt.UTC)
+    return write_snapshot(settings.resolved_metadata_snapshot, rows, files, now)
+
+
+def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SavedSnapshot | None]:
+    """The catalog Dagster definitions are built from: the snapshot file (made from the store
+    when there is none yet), so run workers never query the store; or the store itself."""
+    if settings.definitions_from == "store":
+        return load_catalog(settings), None
+    path = settings.resolved_metadata_snapshot
+    saved = read_snapshot(path) if path.exists() else refresh_snapshot(settings)
+    catalog = build_catalog(saved.snapshot, settings.env)
+    files = SavedFiles(saved.query_files, f"metadata snapshot {path}")
+    return check_query_files(catalog, files), saved

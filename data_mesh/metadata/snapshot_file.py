@@ -1,0 +1,121 @@
+"""The store's rows (and the query files they name) saved as one JSON file, so definitions can be
+rebuilt on every run-worker start without touching the store or the lake.
+
+The file is refreshed on purpose (`data-mesh snapshot refresh`, `data-mesh dev`, the CD
+pipeline); its `marker` is a digest of the rows, so a stale snapshot shows as a marker that
+differs from the store's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import tempfile
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from data_mesh.errors import DataMeshError
+from data_mesh.metadata.rows import SNAPSHOT_TABLES, StoreSnapshot
+
+FORMAT = 1
+
+
+class SnapshotFileError(DataMeshError):
+    """A snapshot file that is missing, unreadable or of another format; names the file."""
+
+
+@dataclass(frozen=True)
+class SavedSnapshot:
+    snapshot: StoreSnapshot
+    # Lake path -> text of every query file the snapshot's products name.
+    query_files: dict[str, str]
+    taken_at: dt.datetime
+    marker: str
+
+    def age(self, now: dt.datetime | None = None) -> dt.timedelta:
+        return (now or dt.datetime.now(dt.UTC)) - self.taken_at
+
+
+def _plain_rows(snapshot: StoreSnapshot) -> dict[str, list[list[Any]]]:
+    """Rows as lists of JSON values, in the order of their dataclass fields."""
+    plain: dict[str, list[list[Any]]] = {}
+    for attribute in SNAPSHOT_TABLES:
+        plain[attribute] = [
+            [v.isoformat() if isinstance(v, dt.date) else v for v in dataclasses.astuple(row)]
+            for row in getattr(snapshot, attribute)
+        ]
+    return plain
+
+
+def store_marker(snapshot: StoreSnapshot) -> str:
+    """A digest of every row: equal markers, equal stores."""
+    text = json.dumps(_plain_rows(snapshot), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _revive(value: Any, annotation: Any) -> Any:
+    """A JSON value back to its row field type (dates and datetimes are ISO text)."""
+    if value is None:
+        return None
+    kinds = typing.get_args(annotation) or (annotation,)
+    if dt.datetime in kinds:
+        return dt.datetime.fromisoformat(value)
+    if dt.date in kinds:
+        return dt.date.fromisoformat(value)
+    return value
+
+
+def write_snapshot(
+    path: Path, snapshot: StoreSnapshot, query_files: Mapping[str, str], now: dt.datetime
+) -> SavedSnapshot:
+    """Write atomically: a run worker never reads a half-written file."""
+    saved = SavedSnapshot(snapshot, dict(query_files), now, store_marker(snapshot))
+    document = {
+        "format": FORMAT,
+        "taken_at": now.isoformat(),
+        "marker": saved.marker,
+        "rows": _plain_rows(snapshot),
+        "query_files": saved.query_files,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        json.dump(document, file, separators=(",", ":"))
+    os.replace(temporary, path)
+    return saved
+
+
+def read_snapshot(path: Path) -> SavedSnapshot:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise SnapshotFileError(
+            f"no metadata snapshot at {path}: run `data-mesh snapshot refresh`"
+        ) from error
+    except (OSError, json.JSONDecodeError) as error:
+        raise SnapshotFileError(f"metadata snapshot {path} is unreadable: {error}") from error
+    if document.get("format") != FORMAT:
+        raise SnapshotFileError(
+            f"metadata snapshot {path} has format {document.get('format')!r}, this code reads "
+            f"{FORMAT}: run `data-mesh snapshot refresh`"
+        )
+    values: dict[str, list[Any]] = {}
+    for attribute, (_, row_type) in SNAPSHOT_TABLES.items():
+        hints = typing.get_type_hints(row_type)
+        names = [f.name for f in fields(row_type)]
+        values[attribute] = [
+            row_type(*(_revive(v, hints[n]) for v, n in zip(row, names, strict=True)))
+            for row in document["rows"].get(attribute, [])
+        ]
+    return SavedSnapshot(
+        snapshot=StoreSnapshot(**values),
+        query_files=dict(document.get("query_files", {})),
+        taken_at=dt.datetime.fromisoformat(document["taken_at"]),
+        marker=str(document["marker"]),
+    )

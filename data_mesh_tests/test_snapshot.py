@@ -1,0 +1,112 @@
+"""Definitions from a snapshot of the store (run workers never query it), staleness, the
+synthetic store generator, and the store read in a constant number of queries."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, event, update
+from typer.testing import CliRunner
+
+from data_mesh.cli import app
+from data_mesh.factories.definitions import build_definitions
+from data_mesh.loading import catalog_for_definitions, load_catalog, read_store_rows
+from data_mesh.metadata import schema
+from data_mesh.metadata.rows import read_store
+from data_mesh.metadata.snapshot_file import read_snapshot, store_marker, write_snapshot
+from data_mesh.metadata.store import make_engine
+from data_mesh.metadata.synthetic import generate_metadata
+from data_mesh.resources.environments import resources_for
+from data_mesh.settings import Settings
+
+
+def _keys(settings: Settings, catalog) -> set[str]:
+    defs = build_definitions(catalog, resources_for(settings))
+    return {k.to_user_string() for k in defs.resolve_all_asset_keys()}
+
+
+def test_definitions_come_from_the_snapshot_without_the_store(
+    loaded: Settings, tmp_path: Path
+) -> None:
+    # `data-mesh load` refreshed the snapshot.
+    assert loaded.resolved_metadata_snapshot.is_file()
+    expected = _keys(loaded, load_catalog(loaded))
+    # A store that cannot be opened: definitions still build, from the snapshot alone.
+    gone = loaded.model_copy(update={"metadata_url": f"sqlite:///{tmp_path}/missing/store.db"})
+    catalog, saved = catalog_for_definitions(gone)
+    assert saved is not None and catalog.problems == []
+    assert _keys(gone, catalog) == expected
+    defs = build_definitions(catalog, resources_for(gone), saved)
+    assert defs.metadata["data_mesh/snapshot_marker"].value == saved.marker  # type: ignore[union-attr]
+    with pytest.raises(Exception, match=r"missing/store.db is not initialized"):
+        load_catalog(gone)
+
+
+def test_a_stale_snapshot_is_visible_and_refreshed(loaded: Settings) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["snapshot", "status", "--check"])
+    assert result.exit_code == 0 and "current" in result.output
+    with make_engine(loaded.resolved_metadata_url).begin() as connection:
+        rules = schema.data_quality_rules
+        connection.execute(
+            update(rules).where(rules.c.Name == "has_rows").values(Description="edited")
+        )
+    result = runner.invoke(app, ["snapshot", "status", "--check"])
+    assert result.exit_code == 1 and "stale" in result.output
+    # Until refreshed, definitions keep the snapshot's rows.
+    catalog, _ = catalog_for_definitions(loaded)
+    rule = next(
+        r
+        for t in catalog.product("sor1_payments").transformations
+        for r in t.rules
+        if r.name == "has_rows"
+    )
+    assert rule.description != "edited"
+    assert runner.invoke(app, ["snapshot", "refresh"]).exit_code == 0
+    assert runner.invoke(app, ["snapshot", "status", "--check"]).exit_code == 0
+
+
+def test_snapshot_file_round_trip(loaded: Settings, tmp_path: Path) -> None:
+    import datetime as dt
+
+    rows = read_store_rows(loaded)
+    now = dt.datetime(2026, 11, 22, 3, 0, tzinfo=dt.UTC)
+    saved = write_snapshot(tmp_path / "s.json", rows, {"queries/a.properties": "x = 1"}, now)
+    again = read_snapshot(tmp_path / "s.json")
+    assert again.snapshot == rows
+    assert again.query_files == {"queries/a.properties": "x = 1"}
+    assert again.taken_at == now and again.marker == saved.marker == store_marker(rows)
+
+
+def _statements(engine: Engine) -> Counter[str]:
+    counted: Counter[str] = Counter()
+
+    def count(conn, cursor, statement, parameters, context, executemany) -> None:
+        counted[statement.split()[0].upper()] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+    read_store(engine)
+    event.remove(engine, "before_cursor_execute", count)
+    return counted
+
+
+def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) -> None:
+    counts = generate_metadata(store, 30)
+    assert counts["DataProducts"] == 30
+    small = _statements(store)
+    generate_metadata(store, 270, first=31)
+    large = _statements(store)
+    assert small == large and small["SELECT"] == 10  # one per table, whatever N
+
+    from data_mesh.metadata.catalog import build_catalog
+
+    catalog = build_catalog(read_store(store))
+    assert catalog.problems == [] and len(catalog.products) == 300
+    for product in catalog.products:
+        assert 2 <= len(product.transformations) <= 4
+        rules = sum(len(t.rules) for t in product.transformations)
+        assert 3 <= rules <= 5
+    # Generating again continues the numbering instead of colliding.
+    assert generate_metadata(store, 1, first=301)["DataProducts"] == 1
