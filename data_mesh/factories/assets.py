@@ -4,9 +4,10 @@ No `from __future__ import annotations` here: Dagster inspects the compute funct
 annotations (the `context` type).
 """
 
+import graphlib
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -15,9 +16,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetIn,
     AssetKey,
-    AssetOut,
     AssetsDefinition,
     AssetSpec,
     Backoff,
@@ -28,6 +27,7 @@ from dagster import (
     multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ingest.load import BronzeLoad, load_bronze
@@ -120,12 +120,13 @@ def _partition_metadata(dataset: DataSetModel) -> dict[str, Any]:
     return {PARTITION_COLUMN: dataset.partition.column}
 
 
-def retry_policy(transformation: TransformationModel) -> RetryPolicy | None:
-    """The product's retries from the configuration rows; a retried step resumes its DDZ load
-    at the first chunk not committed."""
-    retry = transformation.overrides.retry
-    if not retry.get("max_retries"):
+def retry_policy(transformations: Sequence[TransformationModel]) -> RetryPolicy | None:
+    """The product's retries from the configuration rows (the most any of its DataSets asks
+    for); a retried step resumes its DDZ loads at the first chunk not committed."""
+    retries = [t.overrides.retry for t in transformations if t.overrides.retry.get("max_retries")]
+    if not retries:
         return None
+    retry = max(retries, key=lambda r: (r["max_retries"], r.get("retry_delay_s", 30.0)))
     return RetryPolicy(
         max_retries=int(retry["max_retries"]),
         delay=retry.get("retry_delay_s", 30.0),
@@ -221,150 +222,220 @@ def check_result(key: AssetKey, outcome: RuleOutcome) -> AssetCheckResult:
     )
 
 
-def transformation_asset(
+def transformation_spec(
     transformation: TransformationModel,
     product: DataProductModel,
     upstream_outputs: Mapping[str, DataSetModel],
-) -> AssetsDefinition:
-    """A Transformations row: an asset for its output DataSet, computed by Spark, with one
-    check per quality rule on that DataSet.
-
-    `upstream_outputs` maps transformation names to their output DataSets, so explicit
-    TransformationDependencies rows become lineage edges too. The rules are evaluated on the
-    computed DataFrame before the IO manager writes it, so a blocking failure keeps the load out
-    of the DDZ table; checks selected alone (a rerun from the UI) compute and check, no write.
-    """
+) -> AssetSpec:
+    """A Transformations row: the asset of its output DataSet, with lineage to its inputs and
+    to the outputs of the transformations it explicitly depends on."""
     output = transformation.output
-    key = dataset_asset_key(output)
-    cdz_inputs = [d for d in transformation.inputs if d.layer == "CDZ"]
-    ddz_inputs = [d for d in transformation.inputs if d.layer == "DDZ"]
     order_only = [
-        dataset_asset_key(upstream_outputs[name])
+        upstream_outputs[name]
         for name in transformation.depends_on
         if upstream_outputs[name] not in transformation.inputs
     ]
+    return AssetSpec(
+        key=dataset_asset_key(output),
+        deps=[dataset_asset_key(d) for d in [*transformation.inputs, *order_only]],
+        description=transformation.description or output.description,
+        group_name=output.domain,
+        owners=_owners(product),
+        kinds={"spark", "azure-sql"},
+        tags={
+            "data_mesh/layer": "ddz",
+            "data_mesh/product": product.name,
+            "data_mesh/transformation_type": transformation.type,
+        },
+        metadata=transformation_metadata(transformation),
+        partitions_def=daily_partitions(output),
+        # Not materialized when a blocking rule fails or only checks were selected.
+        skippable=True,
+    ).with_io_manager_key(DDZ_IO_MANAGER_KEY)
+
+
+def _in_dependency_order(
+    transformations: Sequence[TransformationModel],
+) -> list[TransformationModel]:
+    names = {t.name for t in transformations}
+    graph = {t.name: {d for d in t.depends_on if d in names} for t in transformations}
+    order = list(graphlib.TopologicalSorter(graph).static_order())
+    by_name = {t.name: t for t in transformations}
+    return [by_name[name] for name in order]
+
+
+def product_assets(
+    product: DataProductModel,
+    transformations: Sequence[TransformationModel],
+    upstream_outputs: Mapping[str, DataSetModel],
+    name: str,
+) -> AssetsDefinition:
+    """The assets of one data product (of one partitioning) as one multi-asset: one step per
+    product per run, whatever its number of DataSets, and one check per quality rule.
+
+    Selected assets are computed in dependency order; each is checked before the IO manager
+    writes it, so a blocking failure keeps the load out of the DDZ table and skips the
+    product's assets downstream of it. Checks selected alone (a rerun from the UI) compute and
+    check, without writing. DDZ inputs are read from their tables, also within the product.
+    """
+    ordered = _in_dependency_order(transformations)
+    needs_store = any(isinstance(t.config, IngestConfig) for t in ordered)
 
     @multi_asset(
-        name=key.to_python_identifier(),
-        outs={
-            "result": AssetOut(
-                key=key,
-                description=transformation.description or output.description,
-                group_name=output.domain,
-                owners=_owners(product),
-                kinds={"spark", "azure-sql"},
-                tags={
-                    "data_mesh/layer": "ddz",
-                    "data_mesh/product": product.name,
-                    "data_mesh/transformation_type": transformation.type,
-                },
-                metadata=transformation_metadata(transformation),
-                io_manager_key=DDZ_IO_MANAGER_KEY,
-                # Not yielded when a blocking rule fails or only checks were selected.
-                is_required=False,
-            )
-        },
-        ins={_input_name(d): AssetIn(key=dataset_asset_key(d)) for d in ddz_inputs},
-        deps=[*(dataset_asset_key(d) for d in cdz_inputs), *order_only],
-        check_specs=[quality_check_spec(rule) for rule in transformation.rules],
-        partitions_def=daily_partitions(output),
+        name=name,
+        specs=[transformation_spec(t, product, upstream_outputs) for t in ordered],
+        check_specs=[quality_check_spec(rule) for t in ordered for rule in t.rules],
+        partitions_def=daily_partitions(ordered[0].output),
         can_subset=True,
-        retry_policy=retry_policy(transformation),
+        retry_policy=retry_policy(ordered),
         required_resource_keys={
             "spark",
             "lake",
             QUALITY_HISTORY_KEY,
             AUDIT_LOG_KEY,
             DDZ_IO_MANAGER_KEY,
-            *([METADATA_STORE_KEY] if isinstance(transformation.config, IngestConfig) else []),
+            *([METADATA_STORE_KEY] if needs_store else []),
         },
     )
-    def _compute(
-        context: AssetExecutionContext, **upstream: DataFrame
-    ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
-        # The framework, not each asset, audits failures here (the IO manager audits writes).
-        started = time.monotonic()
-        try:
-            yield from _computed(context, upstream)
-        except Exception as error:
-            _audit(context, FAILED, started, f"{type(error).__name__}: {error}")
-            raise
-
-    def _audit(context: AssetExecutionContext, status: str, started: float, detail: str) -> None:
-        row = audit_row(
-            key.to_user_string(),
-            output.target or "",
-            context.run_id,
-            status,
-            time.monotonic() - started,
-            error=detail,
-        )
-        getattr(context.resources, AUDIT_LOG_KEY).record(row)
-
-    where = f"transformation {transformation.name!r} (Transformations row {transformation.id})"
-
-    def _computed(
-        context: AssetExecutionContext, upstream: Mapping[str, DataFrame]
-    ) -> Iterator[Output[DataFrame] | AssetCheckResult]:
-        started = time.monotonic()
-        spark = context.resources.spark.spark_session
-        storage = context.resources.lake.storage()
-        day = context.partition_key if context.has_partition_key else None
-        inputs = {d.name: upstream[_input_name(d)] for d in ddz_inputs}
-        bronze = watermark = None
-        metadata: dict[str, Any] = {}
-        with spark_config_scope(spark, effective_spark_config(transformation)):
-            if isinstance(transformation.config, IngestConfig):
-                bronze, watermark = _bronze_load(context, transformation, storage)
-                result = apply_output_shaping(bronze.frame, transformation.config, where)
-                metadata.update(_rejected_rows(bronze, output, context.run_id, storage))
-            else:
-                for dataset in cdz_inputs:
-                    inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
-                result = run_transformation(spark, transformation, inputs, storage)
-            if day is not None and output.partition is not None:
-                result = with_partition_column(result, output.partition.column, day)
-            rules = [
-                rule
-                for rule in transformation.rules
-                if AssetCheckKey(key, rule.name) in context.selected_asset_check_keys
-            ]
-            write = key in context.selected_asset_keys
-            metadata["columns"] = MetadataValue.text(", ".join(result.columns))
-            if rules:
-                report = evaluate_rules(
-                    spark,
-                    result,
-                    rules,
-                    _references(context, rules, transformation, inputs, result, storage),
-                    load_id=context.run_id,
-                    pii_columns=transformation.pii_columns,
+    def _compute(context: AssetExecutionContext) -> Iterator[Output[DataFrame] | AssetCheckResult]:
+        stopped: set[str] = set()  # transformations that did not write: skip their dependents
+        for transformation in ordered:
+            key = dataset_asset_key(transformation.output)
+            checks = {AssetCheckKey(key, rule.name) for rule in transformation.rules}
+            selected = key in context.selected_asset_keys
+            if not selected and not checks & context.selected_asset_check_keys:
+                continue
+            if stopped & set(transformation.depends_on):
+                context.log.warning(
+                    "%s skipped: upstream %s did not load",
+                    key.to_user_string(),
+                    ", ".join(sorted(stopped & set(transformation.depends_on))),
                 )
-                getattr(context.resources, QUALITY_HISTORY_KEY).record(report, context.run_id)
-                yield from (check_result(key, outcome) for outcome in report.outcomes)
-                if write and report.load_stopped:
-                    failed = [o.rule.name for o in report.outcomes if o.stops_load]
-                    _audit(context, BLOCKED, started, f"blocking rules failed: {', '.join(failed)}")
-                if not write or report.load_stopped:
-                    return
-                result = report.clean
-                if report.quarantine is not None:
-                    path = quarantine_path(output, context.run_id)
-                    rows = write_quarantine(report.quarantine, storage.spark_uri(path))
-                    metadata["quarantined_rows"] = rows
-                    metadata["quarantine_path"] = path
-        if write:
-            yield Output(result, output_name="result", metadata=metadata)
-            # Reached only once the IO manager has written the rows: the next incremental load
-            # starts after them. A failed write leaves the stored high mark where it was.
-            if bronze is not None and bronze.watermark and bronze.watermark != watermark:
-                column = transformation.config.watermark_column  # type: ignore[attr-defined]
-                store = getattr(context.resources, METADATA_STORE_KEY)
-                save_watermark(store.engine(), output.id, column, bronze.watermark, context.run_id)
-        if bronze is not None:
-            bronze.release()
+                stopped.add(transformation.name)
+                continue
+            wrote = False
+            for event in _materialize(context, transformation):
+                wrote = wrote or isinstance(event, Output)
+                yield event
+            if selected and not wrote:
+                stopped.add(transformation.name)
 
     return _compute
+
+
+def _audit(
+    context: AssetExecutionContext,
+    transformation: TransformationModel,
+    status: str,
+    started: float,
+    detail: str,
+) -> None:
+    row = audit_row(
+        dataset_asset_key(transformation.output).to_user_string(),
+        transformation.output.target or "",
+        context.run_id,
+        status,
+        time.monotonic() - started,
+        error=detail,
+    )
+    getattr(context.resources, AUDIT_LOG_KEY).record(row)
+
+
+def _materialize(
+    context: AssetExecutionContext, transformation: TransformationModel
+) -> Iterator[Output[DataFrame] | AssetCheckResult]:
+    """Compute, check and (when selected) write one transformation's DataSet. The framework,
+    not each asset, audits failures here (the IO manager audits writes)."""
+    started = time.monotonic()
+    try:
+        yield from _computed(context, transformation)
+    except Exception as error:
+        _audit(context, transformation, FAILED, started, f"{type(error).__name__}: {error}")
+        raise
+
+
+def _read_ddz_input(
+    context: AssetExecutionContext, dataset: DataSetModel, day: str | None
+) -> DataFrame:
+    """A DDZ input read from its table; a daily-partitioned one only for the run's day."""
+    ddz = getattr(context.resources, DDZ_IO_MANAGER_KEY)
+    assert dataset.target_schema and dataset.target_table
+    keys = dataset.key_columns
+    frame = ddz.read_table(
+        TableName(dataset.target_schema, dataset.target_table), keys[0] if keys else None
+    )
+    if dataset.partition is not None and day is not None:
+        frame = frame.where(F.col(dataset.partition.column) == F.lit(day).cast("date"))
+    return frame
+
+
+def _computed(
+    context: AssetExecutionContext, transformation: TransformationModel
+) -> Iterator[Output[DataFrame] | AssetCheckResult]:
+    started = time.monotonic()
+    output = transformation.output
+    key = dataset_asset_key(output)
+    where = f"transformation {transformation.name!r} (Transformations row {transformation.id})"
+    spark = context.resources.spark.spark_session
+    storage = context.resources.lake.storage()
+    day = context.partition_key if context.has_partition_key else None
+    inputs: dict[str, DataFrame] = {}
+    bronze = watermark = None
+    metadata: dict[str, Any] = {}
+    with spark_config_scope(spark, effective_spark_config(transformation)):
+        if isinstance(transformation.config, IngestConfig):
+            bronze, watermark = _bronze_load(context, transformation, storage)
+            result = apply_output_shaping(bronze.frame, transformation.config, where)
+            metadata.update(_rejected_rows(bronze, output, context.run_id, storage))
+        else:
+            for dataset in transformation.inputs:
+                if dataset.layer == "DDZ":
+                    inputs[dataset.name] = _read_ddz_input(context, dataset, day)
+                else:
+                    inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
+            result = run_transformation(spark, transformation, inputs, storage)
+        if day is not None and output.partition is not None:
+            result = with_partition_column(result, output.partition.column, day)
+        rules = [
+            rule
+            for rule in transformation.rules
+            if AssetCheckKey(key, rule.name) in context.selected_asset_check_keys
+        ]
+        write = key in context.selected_asset_keys
+        metadata["columns"] = MetadataValue.text(", ".join(result.columns))
+        if rules:
+            report = evaluate_rules(
+                spark,
+                result,
+                rules,
+                _references(context, rules, transformation, inputs, result, storage),
+                load_id=context.run_id,
+                pii_columns=transformation.pii_columns,
+            )
+            getattr(context.resources, QUALITY_HISTORY_KEY).record(report, context.run_id)
+            yield from (check_result(key, outcome) for outcome in report.outcomes)
+            if write and report.load_stopped:
+                failed = [o.rule.name for o in report.outcomes if o.stops_load]
+                detail = f"blocking rules failed: {', '.join(failed)}"
+                _audit(context, transformation, BLOCKED, started, detail)
+            if not write or report.load_stopped:
+                return
+            result = report.clean
+            if report.quarantine is not None:
+                path = quarantine_path(output, context.run_id)
+                rows = write_quarantine(report.quarantine, storage.spark_uri(path))
+                metadata["quarantined_rows"] = rows
+                metadata["quarantine_path"] = path
+    if write:
+        yield Output(result, output_name=key.to_python_identifier(), metadata=metadata)
+        # Reached only once the IO manager has written the rows: the next incremental load
+        # starts after them. A failed write leaves the stored high mark where it was.
+        if bronze is not None and bronze.watermark and bronze.watermark != watermark:
+            column = transformation.config.watermark_column  # type: ignore[attr-defined]
+            store = getattr(context.resources, METADATA_STORE_KEY)
+            save_watermark(store.engine(), output.id, column, bronze.watermark, context.run_id)
+    if bronze is not None:
+        bronze.release()
 
 
 def _bronze_load(

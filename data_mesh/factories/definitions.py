@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from typing import Any
 
 from dagster import (
@@ -13,7 +14,7 @@ from dagster import (
     SensorDefinition,
 )
 
-from data_mesh.factories.assets import source_asset_spec, transformation_asset
+from data_mesh.factories.assets import product_assets, source_asset_spec
 from data_mesh.factories.automation import (
     ALL_PRODUCTS_JOB,
     build_jobs,
@@ -24,7 +25,7 @@ from data_mesh.factories.automation import (
     storage_sensor,
     watched_folders,
 )
-from data_mesh.metadata.catalog import Catalog
+from data_mesh.metadata.catalog import Catalog, TransformationModel
 from data_mesh.metadata.snapshot_file import SavedSnapshot
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,20 @@ __all__ = ["ALL_PRODUCTS_JOB", "build_assets", "build_definitions"]
 
 
 def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
+    """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset (two when
+    it mixes daily-partitioned and unpartitioned DataSets: a step has one partitioning)."""
     assets: list[AssetSpec | AssetsDefinition] = []
     outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
     for product in catalog.products:
         for dataset in product.datasets:
             if dataset.layer == "CDZ":
                 assets.append(source_asset_spec(dataset, product))
+        groups: dict[bool, list[TransformationModel]] = defaultdict(list)
         for transformation in product.transformations:
-            assets.append(transformation_asset(transformation, product, outputs))
+            groups[transformation.output.partition is not None].append(transformation)
+        for daily, transformations in sorted(groups.items()):
+            name = f"{product.name}_daily" if daily and len(groups) > 1 else product.name
+            assets.append(product_assets(product, transformations, outputs, name))
     return assets
 
 
