@@ -466,7 +466,10 @@ def _overlay_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _schema_errors(schema: dict[str, Any], values: Any) -> list[str]:
-    import jsonschema  # dev dependency: jsonschema>=4.18
+    try:
+        import jsonschema
+    except ImportError:  # today it comes with dagster-azure (through azure-ai-ml)
+        pytest.fail("jsonschema is missing: add jsonschema>=4.18 to the dev extras")
 
     draft = "$defs" in schema
     validator_class = jsonschema.Draft202012Validator if draft else jsonschema.Draft7Validator
@@ -501,47 +504,43 @@ def test_the_schema_check_can_fail() -> None:
     assert "runCoordiantor" in errors
 
 
-SETTINGS_CONFIG_MAP = {"name": "data-mesh-settings"}
-
-
 @pytest.mark.parametrize("env", ENVS)
 def test_helm_values_deploy_data_mesh(env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     values = _values(env)
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     assert values["postgresql"]["enabled"] is False
+    assert (
+        values["postgresql"]["postgresqlHost"]
+        == f"psql-data-mesh-{env}.postgres.database.azure.com"
+    )
     assert values["generatePostgresqlPasswordSecret"] is False
     assert values["global"]["postgresqlSecretName"] == "dagster-postgresql-secret"
     assert values["dagsterDaemon"]["enabled"] is True
     assert values["telemetry"]["enabled"] is False
-    assert values["serviceAccount"] == {"create": True, "name": "dagster"}
+    assert values["serviceAccount"]["name"] == "dagster"
+    assert values["dagsterWebserver"]["labels"]["azure.workload.identity/use"] == "true"
     assert values["computeLogManager"]["type"] == "AzureBlobComputeLogManager"
     logs = values["computeLogManager"]["config"]["azureBlobComputeLogManager"]
-    assert logs["storageAccount"] == {"env": "DATA_MESH_ADLS_ACCOUNT"}
+    assert logs["storageAccount"] == f"stdatamesh{env}"
     assert logs["container"] == "dagster-logs"
-    # Every Dagster pod gets the environment's settings and its workload identity.
-    assert SETTINGS_CONFIG_MAP in values["runLauncher"]["config"]["k8sRunLauncher"]["envConfigMaps"]
-    for component in ("dagsterWebserver", "dagsterDaemon"):
-        assert SETTINGS_CONFIG_MAP in values[component]["envConfigMaps"], component
-        assert values[component]["labels"]["azure.workload.identity/use"] == "true", component
 
     user_code = values["dagster-user-deployments"]
     assert user_code["enabled"] is True and user_code["enableSubchart"] is False
-    assert user_code["serviceAccount"] == {"create": False, "name": "dagster"}
+    assert user_code["serviceAccount"]["create"] is True
+    assert user_code["serviceAccount"]["name"] == "data-mesh-user-code"
     (deployment,) = user_code["deployments"]
     assert deployment["port"] == 4000
     assert deployment["codeServerArgs"] == ["-m", "data_mesh.definitions"]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
-    assert SETTINGS_CONFIG_MAP in deployment["envConfigMaps"]
     assert deployment["labels"]["azure.workload.identity/use"] == "true"
     assert deployment["podSecurityContext"]["runAsNonRoot"] is True
     assert deployment["podSecurityContext"]["runAsUser"] == 10001
     assert deployment["image"]["tag"] is None, "the pipeline sets the tag (image digest)"
 
-    # The variables set here are data_mesh settings, valid for this stage.
+    # The environment is a valid data_mesh configuration of this stage.
     from data_mesh.settings import Settings
 
     environment = deployment["env"]
-    assert environment["DATA_MESH_ENV"] == env.upper()
     known = {f"DATA_MESH_{name.upper()}" for name in Settings.model_fields}
     assert set(environment) <= known, set(environment) - known
     for name in [n for n in os.environ if n.startswith("DATA_MESH_")]:
@@ -550,12 +549,14 @@ def test_helm_values_deploy_data_mesh(env: str, monkeypatch: pytest.MonkeyPatch)
         monkeypatch.setenv(name, value)
     settings = Settings()
     assert settings.env.value == env.upper()
-    assert settings.jdbc_jars == (
-        "/opt/data_mesh/jars/mssql-jdbc.jar",
-        "/opt/data_mesh/jars/hadoop-azure.jar",
+    assert settings.metadata_azure_server == f"sql-data-mesh-{env}.database.windows.net"
+    assert settings.metadata_azure_auth == "token" and settings.ddz_azure_auth == "token"
+    assert settings.resolved_lake_kind == "adls" and settings.adls_account == f"stdatamesh{env}"
+    assert (settings.ddz_jdbc_url or "").startswith(
+        f"jdbc:sqlserver://sql-data-mesh-{env}.database.windows.net:1433;database=data_mesh_ddz;"
     )
     dockerfile = DOCKERFILE.read_text(encoding="utf-8")
-    assert all(jar in dockerfile for jar in settings.jdbc_jars), "the image names other jars"
+    assert settings.jdbc_jars and all(jar in dockerfile for jar in settings.jdbc_jars)
 
 
 def test_helm_values_match_the_terraform_module() -> None:
@@ -569,19 +570,18 @@ def test_helm_values_match_the_terraform_module() -> None:
         match = re.search(rf'variable "{variable}" {{[^}}]*?default\s*=\s*"([^"]+)"', text, re.S)
         return match.group(1) if match else None
 
-    config_map = re.search(r'settings_config_map_name\s*=\s*"([^"]+)"', text)
-    secret = re.search(r'postgres_password_k8s_name\s*=\s*"([^"]+)"', text)
     values = _values("dev")
-    assert config_map and config_map.group(1) == SETTINGS_CONFIG_MAP["name"]
-    assert secret and secret.group(1) == values["global"]["postgresqlSecretName"]
-    assert default("service_account_name") == values["serviceAccount"]["name"]
     assert default("kubernetes_namespace") == "dagster"
     assert default("dagster_chart_version") == "1.13.27"
+    assert default("system_service_account_name") == values["serviceAccount"]["name"]
+    user_code_account = values["dagster-user-deployments"]["serviceAccount"]["name"]
+    assert default("user_code_service_account_name") == user_code_account
+    assert f'"{values["global"]["postgresqlSecretName"]}"' in text
     for env in ENVS:
         backend = DEPLOY / "terraform" / "environments" / env / "backend.tf"
         if backend.is_file():
             key = re.search(r'key\s*=\s*"([^"]+)"', backend.read_text(encoding="utf-8"))
-            assert key and key.group(1) == f"data_mesh/{env}.tfstate", backend
+            assert key and key.group(1) == f"data_mesh/{env}.tfstate", _rel(backend)
     init = (PIPELINES / "templates" / "terraform-init.yml").read_text(encoding="utf-8")
     assert "backendAzureRmKey: data_mesh/${{ parameters.env }}.tfstate" in init
     assert "backendAzureRmContainerName: tfstate" in init
@@ -624,7 +624,6 @@ def test_helm_values_agree_with_dagster_yaml(
     }
     assert daemon["schedules"]["numWorkers"] == instance["schedules"]["num_workers"]
     logs = values["computeLogManager"]["config"]["azureBlobComputeLogManager"]
-    assert logs["storageAccount"] == instance["compute_logs"]["config"]["storage_account"]
     assert logs["container"] == instance["compute_logs"]["config"]["container"]
     assert logs["prefix"] == instance["compute_logs"]["config"]["prefix"]
     retention = values["retention"]
@@ -638,7 +637,9 @@ def test_helm_values_agree_with_dagster_yaml(
     assert values["telemetry"] == instance["telemetry"]
 
 
-def test_helm_values_differ_only_in_environment_names_and_sizes() -> None:
+def test_helm_values_have_the_same_keys_in_every_environment() -> None:
+    """The four files differ in values (names, sizes), never in structure."""
+
     def shape(node: Any) -> Any:
         if isinstance(node, dict):
             return {key: shape(value) for key, value in node.items()}
@@ -650,22 +651,27 @@ def test_helm_values_differ_only_in_environment_names_and_sizes() -> None:
     assert all(s == shapes["dev"] for s in shapes.values()), "values files have different keys"
 
 
-IMAGE = "acrdmesh.azurecr.io/data-mesh-user-code:20261122.1@sha256:" + "0123456789abcdef" * 4
+IMAGE = "acrdatamesh.azurecr.io/data-mesh-user-code:20261122.1@sha256:" + "0123456789abcdef" * 4
+CLIENT_ID = "0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9"
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_rendered_user_code_values_match_the_user_deployments_chart(env: str) -> None:
     render = _load_script("render_user_code_values")
-    rendered = render.render(_values(env), IMAGE)
+    rendered = render.render(_values(env), IMAGE, CLIENT_ID)
     errors = _schema_errors(_overlay_schema(_vendored_schema(USER_CODE_SCHEMA)), rendered)
     assert not errors, f"values rendered from values-{env}.yaml:\n" + "\n".join(errors)
     (deployment,) = rendered["deployments"]
     assert deployment["image"] == {
-        "repository": "acrdmesh.azurecr.io/data-mesh-user-code",
+        "repository": "acrdatamesh.azurecr.io/data-mesh-user-code",
         "tag": "20261122.1@sha256:" + "0123456789abcdef" * 4,
         "pullPolicy": "IfNotPresent",
     }
-    assert rendered["serviceAccount"] == {"create": False, "name": "dagster"}
+    assert rendered["serviceAccount"] == {
+        "create": True,
+        "name": "data-mesh-user-code",
+        "annotations": {"azure.workload.identity/client-id": CLIENT_ID},
+    }
     assert rendered["postgresqlSecretName"] == "dagster-postgresql-secret"
     assert "enableSubchart" not in rendered and "enabled" not in rendered
     # The source values are left as they were.
@@ -675,37 +681,32 @@ def test_rendered_user_code_values_match_the_user_deployments_chart(env: str) ->
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda v, i: (v, "acrdmesh.azurecr.io/data-mesh-user-code:20261122.1"), "sha256"),
-        (lambda v, i: (v, i.replace("data-mesh-user-code", "other")), "the pipeline built"),
-        (lambda v, i: ({**v, "dagster-user-deployments": {"deployments": []}}, i), "empty"),
+        (lambda v, i, c: (v, i.split("@")[0], c), "sha256"),
+        (lambda v, i, c: (v, i.replace("data-mesh-user-code", "other"), c), "the pipeline built"),
+        (lambda v, i, c: (v, i, ""), "GUID"),
+        (lambda v, i, c: (v, i, "00000000-0000-0000-0000"), "GUID"),
+        (lambda v, i, c: ({**v, "dagster-user-deployments": {"deployments": []}}, i, c), "empty"),
         (
-            lambda v, i: ({k: x for k, x in v.items() if k != "dagster-user-deployments"}, i),
+            lambda v, i, c: ({k: x for k, x in v.items() if k != "dagster-user-deployments"}, i, c),
             "block",
         ),
     ],
 )
 def test_rendering_refuses_an_undeployable_release(change: Any, message: str) -> None:
     render = _load_script("render_user_code_values")
-    values, image = change(_values("dev"), IMAGE)
+    values, image, client_id = change(_values("dev"), IMAGE, CLIENT_ID)
     with pytest.raises(render.RenderError, match=message):
-        render.render(values, image)
-
-
-def test_rendering_refuses_a_service_account_of_its_own() -> None:
-    render = _load_script("render_user_code_values")
-    values = _values("dev")
-    values["dagster-user-deployments"]["serviceAccount"] = {"create": True, "name": "other"}
-    with pytest.raises(render.RenderError, match="create: false"):
-        render.render(values, IMAGE)
+        render.render(values, image, client_id)
 
 
 def test_render_script_writes_the_values_file(tmp_path: Path) -> None:
     render = _load_script("render_user_code_values")
     out = tmp_path / "user-code-values.yaml"
     prod = str(HELM / "values-prod.yaml")
-    assert render.main(["--values", prod, "--image", IMAGE, "--out", str(out)]) == 0
+    arguments = ["--values", prod, "--client-id", CLIENT_ID, "--out", str(out)]
+    assert render.main([*arguments, "--image", IMAGE]) == 0
     assert _load_yaml(out)["deployments"][0]["env"]["DATA_MESH_ENV"] == "PROD"
-    assert render.main(["--values", prod, "--image", "latest", "--out", str(out)]) == 1
+    assert render.main([*arguments, "--image", "latest"]) == 1
 
 
 # ----------------------------------------------------------------------------------------------

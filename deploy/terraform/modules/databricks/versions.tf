@@ -1,0 +1,14 @@
+terraform {
+  required_version = ">= 1.11.0"
+
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = "~> 4.42"
+    }
+    databricks = {
+      source  = "databricks/databricks"
+      version = "~> 1.50"
+    }
+  }
+}
