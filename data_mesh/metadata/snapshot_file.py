@@ -15,7 +15,7 @@ import json
 import os
 import tempfile
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -59,16 +59,15 @@ def store_marker(snapshot: StoreSnapshot) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _revive(value: Any, annotation: Any) -> Any:
-    """A JSON value back to its row field type (dates and datetimes are ISO text)."""
-    if value is None:
-        return None
+def _reviver(annotation: Any) -> Callable[[Any], Any] | None:
+    """How a JSON value goes back to a row field's type (dates and datetimes are ISO text);
+    None when it is used as it is."""
     kinds = typing.get_args(annotation) or (annotation,)
     if dt.datetime in kinds:
-        return dt.datetime.fromisoformat(value)
+        return lambda v: None if v is None else dt.datetime.fromisoformat(v)
     if dt.date in kinds:
-        return dt.date.fromisoformat(value)
-    return value
+        return lambda v: None if v is None else dt.date.fromisoformat(v)
+    return None
 
 
 def write_snapshot(
@@ -108,11 +107,14 @@ def read_snapshot(path: Path) -> SavedSnapshot:
     values: dict[str, list[Any]] = {}
     for attribute, (_, row_type) in SNAPSHOT_TABLES.items():
         hints = typing.get_type_hints(row_type)
-        names = [f.name for f in fields(row_type)]
-        values[attribute] = [
-            row_type(*(_revive(v, hints[n]) for v, n in zip(row, names, strict=True)))
-            for row in document["rows"].get(attribute, [])
+        revivers = [
+            (i, r) for i, f in enumerate(fields(row_type)) if (r := _reviver(hints[f.name]))
         ]
+        rows = document["rows"].get(attribute, [])
+        for row in rows:
+            for index, revive in revivers:
+                row[index] = revive(row[index])
+        values[attribute] = [row_type(*row) for row in rows]
     return SavedSnapshot(
         snapshot=StoreSnapshot(**values),
         query_files=dict(document.get("query_files", {})),
