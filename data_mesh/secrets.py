@@ -61,9 +61,17 @@ def parse_reference(text: str) -> SecretReference | None:
     return None
 
 
+# Every pattern above needs one of these words: most texts have none, and a substring test
+# is much cheaper than the patterns (the catalog checks every text of every row).
+_SECRET_WORDS = ("pass", "pwd", "key", "sig", "secret", "token", "@")
+
+
 def literal_secret_in(text: str) -> str | None:
     """What kind of literal secret `text` holds ("a password", ...), or None. The value itself
     is never returned, so callers cannot put it in a message by mistake."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _SECRET_WORDS):
+        return None
     for kind, pattern in _LITERAL_SECRETS:
         if pattern.search(text):
             return kind

@@ -68,6 +68,8 @@ from data_mesh.transforms.execute import (
 )
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 
+IO_MANAGER_KEY = "dagster/io_manager_key"
+
 
 def dataset_asset_key(dataset: DataSetModel) -> AssetKey:
     """`<domain>/<layer>/<dataset>`, e.g. `payments/ddz/sor1_payments`."""
@@ -247,11 +249,12 @@ def transformation_spec(
             "data_mesh/product": product.name,
             "data_mesh/transformation_type": transformation.type,
         },
-        metadata=transformation_metadata(transformation),
+        # What `AssetSpec.with_io_manager_key` sets, without building the spec twice.
+        metadata={**transformation_metadata(transformation), IO_MANAGER_KEY: DDZ_IO_MANAGER_KEY},
         partitions_def=daily_partitions(output),
         # Not materialized when a blocking rule fails or only checks were selected.
         skippable=True,
-    ).with_io_manager_key(DDZ_IO_MANAGER_KEY)
+    )
 
 
 def _in_dependency_order(
