@@ -169,3 +169,53 @@ def test_importing_definitions_does_no_io(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert "imported" in result.stdout
     assert not (tmp_path / ".data_mesh").exists()
+
+
+def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
+    loaded: Settings, tmp_path
+) -> None:
+    from typer.testing import CliRunner
+
+    from data_mesh.cli import app
+    from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+
+    text = (SAMPLE_PRODUCTS / "mdm_accounts" / "product.yaml").read_text()
+    text = text.replace(
+        "transformations:\n",
+        "  - {name: accounts_per_day, source: ddz, layer: DDZ, target_table: ACCOUNTS_PER_DAY}\n"
+        "  - name: weekly_accounts\n    source: ddz\n    layer: DDZ\n"
+        "    target_table: WEEKLY_ACCOUNTS\n"
+        "    partition: {column: LOAD_DATE, start: 2026-11-16}\n"
+        "transformations:\n"
+        "  - name: count_accounts_per_day\n    type: aggregate\n    inputs: [accounts]\n"
+        "    output: accounts_per_day\n    configuration:\n      input_dataset: accounts\n"
+        "      groupby_columns: [load_date]\n      agg_functions: {accounts: count(*)}\n"
+        "  - name: copy_weekly\n    type: select\n    inputs: [accounts]\n"
+        "    output: weekly_accounts\n    configuration:\n      input_dataset: accounts\n"
+        "      columns: [account_id]\n",
+        1,
+    )
+    product = tmp_path / "mdm_accounts" / "product.yaml"
+    product.parent.mkdir()
+    product.write_text(text)
+    assert CliRunner().invoke(app, ["load", str(product.parent)]).exit_code == 0
+    defs = _definitions(loaded)
+    steps = {
+        a.node_def.name: sorted(k.to_user_string() for k in a.keys)
+        for a in defs.assets or []
+        if isinstance(a, AssetsDefinition) and a.node_def.name.startswith("mdm_accounts")
+    }
+    assert steps == {
+        "mdm_accounts": ["mdm/ddz/accounts_per_day"],
+        "mdm_accounts_daily_1": ["mdm/ddz/active_accounts"],
+        "mdm_accounts_daily_2": ["mdm/ddz/weekly_accounts"],
+    }
+    jobs = {j.name for j in defs.jobs or []}
+    assert {"all_data_products", "daily_data_products_from_2026_11_14_asia_kolkata"} <= jobs
+    assert "daily_data_products_from_2026_11_16_asia_kolkata" in jobs
+    assert {s.name for s in defs.schedules or []} == {
+        "mdm_accounts_schedule_full",
+        "mdm_accounts_schedule_daily_1",
+        "mdm_accounts_schedule_daily_2",
+    }
+    defs.get_repository_def()  # resolves: each job has one partitioning

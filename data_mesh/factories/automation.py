@@ -152,7 +152,14 @@ def _sensor_status(enabled: bool) -> DefaultSensorStatus:
 
 
 def _suffixed(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str:
-    return base if len(targets) == 1 else f"{base}_{'daily' if target.daily else 'full'}"
+    """`base` for a product run by one job; else `_full`, `_daily` (or `_daily_<n>` when its
+    DataSets have several daily partitionings)."""
+    if len(targets) == 1:
+        return base
+    if not target.daily:
+        return f"{base}_full"
+    daily = [t for t in targets if t.daily]
+    return f"{base}_daily" if len(daily) == 1 else f"{base}_daily_{daily.index(target) + 1}"
 
 
 def product_schedules(

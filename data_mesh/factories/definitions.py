@@ -34,19 +34,24 @@ __all__ = ["ALL_PRODUCTS_JOB", "build_assets", "build_definitions"]
 
 
 def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
-    """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset (two when
-    it mixes daily-partitioned and unpartitioned DataSets: a step has one partitioning)."""
+    """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset, one per
+    partitioning when it mixes them (a step has one partitioning)."""
     assets: list[AssetSpec | AssetsDefinition] = []
     outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
     for product in catalog.products:
         for dataset in product.datasets:
             if dataset.layer == "CDZ":
                 assets.append(source_asset_spec(dataset, product))
-        groups: dict[bool, list[TransformationModel]] = defaultdict(list)
+        groups: dict[tuple[str, str] | None, list[TransformationModel]] = defaultdict(list)
         for transformation in product.transformations:
-            groups[transformation.output.partition is not None].append(transformation)
-        for daily, transformations in sorted(groups.items()):
-            name = f"{product.name}_daily" if daily and len(groups) > 1 else product.name
+            partition = transformation.output.partition
+            daily = None if partition is None else (partition.start.isoformat(), partition.timezone)
+            groups[daily].append(transformation)
+        dailies = sorted(k for k in groups if k is not None)
+        for daily, transformations in groups.items():
+            name = product.name
+            if daily is not None and len(groups) > 1:
+                name += "_daily" if len(dailies) == 1 else f"_daily_{dailies.index(daily) + 1}"
             assets.append(product_assets(product, transformations, outputs, name))
     return assets
 
