@@ -145,7 +145,7 @@ def _run_child(mode: str, home: str) -> dict[str, float]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _prepare(products: int, home: Path) -> tuple[float, int]:
+def _prepare(products: int, home: Path, storage_sensors_per: str = "product") -> tuple[float, int]:
     """A store with `products` synthetic products and its snapshot; returns the refresh time
     and the number of SELECTs the refresh ran."""
     from sqlalchemy import event
@@ -159,6 +159,20 @@ def _prepare(products: int, home: Path) -> tuple[float, int]:
     engine = make_engine(settings.resolved_metadata_url)
     upgrade_store(engine)
     generate_metadata(engine, products)
+    if storage_sensors_per != "product":
+        from sqlalchemy import insert
+
+        from data_mesh.metadata import schema
+
+        with engine.begin() as connection:
+            category = connection.execute(
+                insert(schema.configuration_category).values(CategoryName="global")
+            ).inserted_primary_key[0]  # type: ignore[index]
+            connection.execute(
+                insert(schema.configuration_item).values(
+                    CategoryID=category, ItemKey="sensor.storage.per", ItemValue=storage_sensors_per
+                )
+            )
     queries = 0
 
     def count(*_: object) -> None:
@@ -194,7 +208,7 @@ def main() -> None:
     for products in args.products:
         with tempfile.TemporaryDirectory() as folder:
             home = Path(folder)
-            refresh_s, queries = _prepare(products, home)
+            refresh_s, queries = _prepare(products, home, args.storage_sensors_per)
             # Alternating runs, the fastest of each kind: the machines are noisy.
             runs: dict[str, list[dict[str, float]]] = {"ours": [], "floor": []}
             for _ in range(args.repeat):

@@ -335,3 +335,30 @@ def test_the_query_file_check_keeps_the_environment(loaded: Settings) -> None:
     checked = check_query_files(prod, lake_storage(loaded))
     assert checked.env == "PROD"
     assert checked.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
+
+
+def test_storage_sensors_per_domain(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    _add_item(engine, "global", "sensor.storage.per", "domain")
+    defs = _definitions(loaded)
+    names = {s.name for s in defs.sensors or [] if s.name.endswith("_storage_sensor")}
+    assert names == {"mdm_storage_sensor", "payments_storage_sensor", "sales_storage_sensor"}
+    sensor = defs.resolve_sensor_def("sales_storage_sensor")
+    storage = lake_storage(loaded)
+    with DagsterInstance.ephemeral() as instance:
+        _, cursor, skipped = _evaluate(sensor, defs, instance, None)
+        assert "customer_orders" in (skipped or "")
+        storage.write_bytes("cdz/analytics_sales_cdz/orders/part-0.parquet", b"orders")
+        requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)
+        assert [r.tags["data_mesh/product"] for r in requests] == ["customer_orders"]
+        assert _evaluate(sensor, defs, instance, cursor)[0] == []
+
+
+def test_a_bad_global_sensor_row_is_reported_not_fatal(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    _add_item(engine, "global", "sensor.storage.per", "team")
+    catalog = load_catalog(loaded)
+    assert catalog.products == []
+    assert all("'team' is not 'product' or 'domain'" in p.message for p in catalog.problems)
+    defs = build_definitions(catalog, resources_for(loaded))
+    assert defs.resolve_sensor_def(METADATA_SENSOR).default_status == DefaultSensorStatus.STOPPED

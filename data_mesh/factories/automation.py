@@ -38,6 +38,7 @@ from dagster import (
     sensor,
 )
 
+from data_mesh.errors import MetadataError
 from data_mesh.factories.assets import dataset_asset_key
 from data_mesh.lake_changes import WatchedFolder, changed_keys, day_of, folder_digests
 from data_mesh.metadata.audit import FAILED, audit_row
@@ -214,49 +215,91 @@ def watched_folders(product: DataProductModel) -> list[WatchedFolder]:
 
 
 def storage_sensor(
-    product: DataProductModel,
+    name: str,
+    products: Sequence[DataProductModel],
     daily_jobs: dict[Daily, str],
     jobs: dict[str, "UnresolvedAssetJobDefinition"],
+    settings: SensorSettings,
 ) -> SensorDefinition:
-    """Requests a run when the product's query files or CDZ landing data change.
+    """Requests a run of a product when its query files or CDZ landing data change; one sensor
+    watches one product, or every product of a domain (`sensor.storage.per = domain`).
 
-    The cursor holds the folders' digests, so each change triggers one run, also after a restart
-    of the daemon; the run key is derived from the digests, so a re-evaluated tick cannot
-    request the same run twice. The first evaluation only records what is there.
+    The cursor holds each product's folder digests, so each change triggers one run of that
+    product, also after a restart of the daemon; the run key is derived from the digests, so a
+    re-evaluated tick cannot request the same run twice. The first evaluation of a product only
+    records what is there.
     """
-    folders = watched_folders(product)
-    targets = product_targets(product, daily_jobs)
+    watched = {p.name: watched_folders(p) for p in products}
+    targets = {p.name: product_targets(p, daily_jobs) for p in products}
+    job_names = sorted({t.job for ts in targets.values() for t in ts})
+    folders = [f.path for fs in watched.values() for f in fs]
 
     @sensor(
-        name=f"{product.name}_storage_sensor",
-        jobs=[jobs[target.job] for target in targets],
-        minimum_interval_seconds=product.sensors.interval_s,
-        default_status=_sensor_status(product.sensors.enabled),
-        description=f"Runs {product.name} when files under "
-        + ", ".join(folder.path for folder in folders)
+        name=name,
+        jobs=[jobs[job] for job in job_names],
+        minimum_interval_seconds=settings.interval_s,
+        default_status=_sensor_status(settings.enabled),
+        description=f"Runs {', '.join(sorted(watched))} when files under "
+        + ", ".join(folders[:6])
+        + (f" and {len(folders) - 6} more folders" if len(folders) > 6 else "")
         + " change (new, modified, or a new _SUCCESS marker).",
         required_resource_keys={"lake"},
     )
-    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
         storage = context.resources.lake.storage()
-        current = folder_digests(storage, folders)
-        if context.cursor is None:
-            return SensorResult(
-                skip_reason=SkipReason(f"recorded {len(current)} watched folders"),
-                cursor=json.dumps(current, sort_keys=True),
-            )
-        previous = json.loads(context.cursor)
-        changed = changed_keys(previous, current)
+        previous = json.loads(context.cursor) if context.cursor else {}
+        current = {product: folder_digests(storage, fs) for product, fs in watched.items()}
+        requests, changes, recorded = [], [], []
+        for product, digests in current.items():
+            if product not in previous:
+                recorded.append(product)
+                continue
+            changed = changed_keys(previous[product], digests)
+            if changed:
+                changes.append(f"{product}: {', '.join(changed)}")
+                requests += change_requests(product, targets[product], changed, digests)
         cursor = json.dumps(current, sort_keys=True)
-        if not changed:
-            return SensorResult(skip_reason=SkipReason("no changes"), cursor=cursor)
-        context.log.info("%s: changed %s", product.name, ", ".join(changed))
-        return SensorResult(
-            run_requests=change_requests(product.name, targets, changed, current),
-            cursor=cursor,
-        )
+        for change in changes:
+            context.log.info("changed %s", change)
+        if requests:
+            return SensorResult(run_requests=requests, cursor=cursor)
+        reason = f"recorded the folders of {', '.join(recorded)}" if recorded else "no changes"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
 
     return _sensor
+
+
+def global_sensor_settings(catalog: Catalog) -> SensorSettings:
+    """The `global` sensor rows of the catalog's environment. A bad value breaks every product
+    (each reports it); the store-wide sensors then start stopped instead of failing the load."""
+    values = scoped_values(catalog.configuration, catalog.env)
+    try:
+        return sensor_settings(values, catalog.env)
+    except MetadataError:
+        return SensorSettings(enabled=False)
+
+
+def storage_sensors(
+    catalog: Catalog,
+    daily_jobs: dict[Daily, str],
+    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+) -> list[SensorDefinition]:
+    """One storage sensor per product that reads lake folders, or per domain when
+    `sensor.storage.per` is `domain` (thousands of products: far fewer objects and ticks)."""
+    watching = [p for p in catalog.products if watched_folders(p)]
+    settings = global_sensor_settings(catalog)
+    if settings.storage_per == "product":
+        return [
+            storage_sensor(f"{p.name}_storage_sensor", [p], daily_jobs, jobs, p.sensors)
+            for p in watching
+        ]
+    domains: dict[str, list[DataProductModel]] = defaultdict(list)
+    for product in watching:
+        domains[product.domain].append(product)
+    return [
+        storage_sensor(f"{domain}_storage_sensor", products, daily_jobs, jobs, settings)
+        for domain, products in sorted(domains.items())
+    ]
 
 
 def change_requests(
@@ -294,7 +337,7 @@ def metadata_sensor(
     """Notices changed rows in the metadata store and says which products changed; with
     `sensor.metadata.request_runs` it also runs the changed products' assets (as the current
     definitions know them: reload the code location to apply new rows)."""
-    settings = sensor_settings(scoped_values(catalog.configuration, catalog.env), catalog.env)
+    settings = global_sensor_settings(catalog)
     daily_jobs = daily_job_names(catalog)
     products = {p.name: p for p in catalog.products}
 
@@ -393,7 +436,7 @@ def run_failure_audit_sensor(
     """Writes every failed run to the audit log and, when `alerts.webhook_url` is configured,
     posts it to the webhook. A failing webhook is logged, never raised."""
     values = scoped_values(catalog.configuration, catalog.env)
-    settings: SensorSettings = sensor_settings(values, catalog.env)
+    settings = global_sensor_settings(catalog)
     webhook = values.get("alerts.webhook_url")
 
     @run_failure_sensor(

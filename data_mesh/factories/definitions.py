@@ -22,8 +22,7 @@ from data_mesh.factories.automation import (
     metadata_sensor,
     product_schedules,
     run_failure_audit_sensor,
-    storage_sensor,
-    watched_folders,
+    storage_sensors,
 )
 from data_mesh.metadata.catalog import Catalog, TransformationModel
 from data_mesh.metadata.snapshot_file import SavedSnapshot
@@ -74,8 +73,7 @@ def build_definitions(
     ]
     for product in catalog.products:
         schedules += product_schedules(product, daily_jobs)
-        if watched_folders(product):
-            sensors.append(storage_sensor(product, daily_jobs, jobs))
+    sensors += storage_sensors(catalog, daily_jobs, jobs)
     return Definitions(
         assets=build_assets(catalog),
         jobs=list(jobs.values()),

@@ -8,6 +8,8 @@ Keys (scope `product.<name>` for a product, `global` for all; `@ENV` scopes appl
 - `sensor.enabled`: whether the product's storage sensor and the store-wide sensors start
   running (same default); `sensor.interval_s`: seconds between sensor evaluations (default 60).
 - `sensor.metadata.request_runs`: the metadata sensor also requests runs of changed products.
+- `sensor.storage.per` (global): `product` (default, one storage sensor per product) or
+  `domain` (one per domain, for thousands of products).
 - `alerts.webhook_url` (global): where the run-failure sensor posts failures; a reference
   (`env:NAME`, `keyvault://vault/secret`) since webhook URLs carry tokens. Unset: no alerts.
 """
@@ -40,6 +42,7 @@ class SensorSettings:
     enabled: bool
     interval_s: int = DEFAULT_SENSOR_INTERVAL_S
     request_runs: bool = False
+    storage_per: str = "product"
 
 
 def _shift_quartz_day_of_week(field: str, where: str) -> str:
@@ -146,8 +149,15 @@ def product_schedule(values: dict[str, ConfigValue], env: str) -> ProductSchedul
 
 
 def sensor_settings(values: dict[str, ConfigValue], env: str) -> SensorSettings:
+    per = values.get("sensor.storage.per")
+    if per is not None and per.value.strip().lower() not in ("product", "domain"):
+        raise MetadataError(
+            f"ConfigurationItem {per.category}/sensor.storage.per ({per.source}): "
+            f"{per.value!r} is not 'product' or 'domain'"
+        )
     return SensorSettings(
         enabled=_flag(values.get("sensor.enabled"), on_by_default(env)),
         interval_s=_interval(values.get("sensor.interval_s")),
         request_runs=_flag(values.get("sensor.metadata.request_runs"), False),
+        storage_per=per.value.strip().lower() if per is not None else "product",
     )
