@@ -195,6 +195,12 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="Runs of each kind; the fastest counts."
     )
+    parser.add_argument(
+        "--storage-sensors-per",
+        choices=["product", "domain"],
+        default="product",
+        help="The sensor.storage.per configuration row of the generated store.",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
