@@ -457,7 +457,7 @@ def build_catalog(
             )
 
     _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
-    _propagate_pii(resolved, producer_of)
+    pii_columns = _propagated_pii(resolved, producer_of)
     for tid, transformation in list(resolved.items()):
         values = scoped_values(
             catalog.configuration,
@@ -470,7 +470,10 @@ def build_catalog(
         except MetadataError as error:
             fail(product_of_transformation[tid], str(error))
             continue
-        resolved[tid] = dataclasses.replace(transformation, overrides=overrides)
+        # One copy per transformation with both: the catalog of 10,000 products builds faster.
+        resolved[tid] = dataclasses.replace(
+            transformation, overrides=overrides, pii_columns=pii_columns[tid]
+        )
 
     candidates = [
         DataProductModel(
@@ -735,9 +738,12 @@ def _with_rules(
     )
 
 
-def _propagate_pii(resolved: dict[int, TransformationModel], producer_of: dict[int, int]) -> None:
-    """A column flagged PII on a DataSet stays PII in every DataSet computed from it (by name),
-    so samples of downstream checks are masked too."""
+def _propagated_pii(
+    resolved: dict[int, TransformationModel], producer_of: dict[int, int]
+) -> dict[int, tuple[str, ...]]:
+    """The PII columns of each transformation's output: a column flagged PII on a DataSet stays
+    PII in every DataSet computed from it (by name), so samples of downstream checks are masked
+    too."""
     pii: dict[int, set[str]] = {
         tid: {c.lower() for c in t.output.pii_columns} for tid, t in resolved.items()
     }
@@ -751,8 +757,7 @@ def _propagate_pii(resolved: dict[int, TransformationModel], producer_of: dict[i
                 if not inherited <= pii[tid]:
                     pii[tid] |= inherited
                     changed = True
-    for tid, transformation in resolved.items():
-        resolved[tid] = dataclasses.replace(transformation, pii_columns=tuple(sorted(pii[tid])))
+    return {tid: tuple(sorted(columns)) for tid, columns in pii.items()}
 
 
 def _report_cycles(
