@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine, upgrade_store
 from data_mesh.settings import Settings
 
@@ -87,6 +89,44 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
     assert result.exit_code == 0, result.output
     return settings
+
+
+def add_config_item(
+    engine: Engine,
+    category: str,
+    key: str,
+    value: str,
+    versions: list[tuple[int, str, dt.datetime, dt.datetime | None]] = (),  # type: ignore[assignment]
+) -> None:
+    """A configuration row (its category created if missing), with optional versions:
+    (number, value, effective date, expiry)."""
+    with engine.begin() as connection:
+        found = connection.execute(
+            schema.configuration_category.select().where(
+                schema.configuration_category.c.CategoryName == category
+            )
+        ).first()
+        if found is None:
+            category_id = connection.execute(
+                schema.configuration_category.insert().values(CategoryName=category)
+            ).inserted_primary_key[0]  # type: ignore[index]
+        else:
+            category_id = found.CategoryID
+        item_id = connection.execute(
+            schema.configuration_item.insert().values(
+                CategoryID=category_id, ItemKey=key, ItemValue=value
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        for number, version_value, effective, expires in versions:
+            connection.execute(
+                schema.configuration_version.insert().values(
+                    ItemID=item_id,
+                    VersionNumber=number,
+                    ItemValue=version_value,
+                    EffectiveDate=effective,
+                    ExpirationDate=expires,
+                )
+            )
 
 
 def jdbc_url_of(sqlalchemy_url: str) -> tuple[str, dict[str, str]]:

@@ -22,7 +22,7 @@ from dagster import (
     build_schedule_context,
     build_sensor_context,
 )
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import text, update
 
 from data_mesh.errors import MetadataError
 from data_mesh.factories.automation import (
@@ -39,6 +39,7 @@ from data_mesh.metadata.automation import quartz_to_cron
 from data_mesh.metadata.store import make_engine
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import add_config_item
 
 ACTIVE_ACCOUNTS = AssetKey(["mdm", "ddz", "active_accounts"])
 SOR1_PAYMENTS = AssetKey(["payments", "ddz", "sor1_payments"])
@@ -79,24 +80,6 @@ def _definitions(settings: Settings) -> Definitions:
     return build_definitions(load_catalog(settings), resources_for(settings))
 
 
-def _add_item(engine: Engine, category: str, key: str, value: str) -> None:
-    with engine.begin() as connection:
-        category_id = connection.execute(
-            select(schema.configuration_category.c.CategoryID).where(
-                schema.configuration_category.c.CategoryName == category
-            )
-        ).scalar()
-        if category_id is None:
-            category_id = connection.execute(
-                insert(schema.configuration_category).values(CategoryName=category)
-            ).inserted_primary_key[0]  # type: ignore[index]
-        connection.execute(
-            insert(schema.configuration_item).values(
-                CategoryID=category_id, ItemKey=key, ItemValue=value
-            )
-        )
-
-
 def test_schedule_from_the_product_file(loaded: Settings) -> None:
     defs = _definitions(loaded)
     schedule = defs.resolve_schedule_def("mdm_accounts_schedule")
@@ -116,11 +99,11 @@ def test_schedules_run_in_cloud_environments_and_can_be_switched_on_locally(
     assert prod.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
     assert prod.product("mdm_accounts").sensors.enabled
     engine = make_engine(loaded.resolved_metadata_url)
-    _add_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
+    add_config_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
     schedule = _definitions(loaded).resolve_schedule_def("mdm_accounts_schedule")
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
     # PROD keeps its own setting when LOCAL's is changed.
-    _add_item(engine, "product.mdm_accounts@PROD", "schedule.enabled", "maybe")
+    add_config_item(engine, "product.mdm_accounts@PROD", "schedule.enabled", "maybe")
     catalog = read_catalog(loaded.model_copy(update={"env": "PROD"}))
     assert "mdm_accounts" not in {p.name for p in catalog.products}
     assert any("'maybe' is not true or false" in str(p) for p in catalog.problems)
@@ -244,11 +227,11 @@ def test_metadata_sensor_reports_changed_products(loaded: Settings) -> None:
         assert requests == []  # reporting only, by default
         assert skipped == "changed: modified: customer_orders"
         # A product's configuration rows belong to it too.
-        _add_item(engine, "dataset.sor1_payments", "ddz.max_chunk_rows", "5000")
+        add_config_item(engine, "dataset.sor1_payments", "ddz.max_chunk_rows", "5000")
         skipped = _evaluate(sensor, defs, instance, cursor, keys)[2]
         assert skipped == "changed: modified: sor1_payments"
 
-    _add_item(engine, "global", "sensor.metadata.request_runs", "true")
+    add_config_item(engine, "global", "sensor.metadata.request_runs", "true")
     defs = _definitions(loaded)
     sensor = defs.resolve_sensor_def(METADATA_SENSOR)
     with DagsterInstance.ephemeral() as instance:
@@ -293,7 +276,7 @@ def test_run_failure_sensor_audits_and_alerts(
 ) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
     monkeypatch.setenv("DATA_MESH_TEST_ALERT_URL", webhook)
-    _add_item(engine, "global", "alerts.webhook_url", "env:DATA_MESH_TEST_ALERT_URL")
+    add_config_item(engine, "global", "alerts.webhook_url", "env:DATA_MESH_TEST_ALERT_URL")
     defs = _definitions(loaded)
     with DagsterInstance.ephemeral() as instance:
         # No CDZ data was generated: the run fails reading the lake.
@@ -339,7 +322,7 @@ def test_the_query_file_check_keeps_the_environment(loaded: Settings) -> None:
 
 def test_storage_sensors_per_domain(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
-    _add_item(engine, "global", "sensor.storage.per", "domain")
+    add_config_item(engine, "global", "sensor.storage.per", "domain")
     defs = _definitions(loaded)
     names = {s.name for s in defs.sensors or [] if s.name.endswith("_storage_sensor")}
     assert names == {"mdm_storage_sensor", "payments_storage_sensor", "sales_storage_sensor"}
@@ -356,7 +339,7 @@ def test_storage_sensors_per_domain(loaded: Settings) -> None:
 
 def test_a_bad_global_sensor_row_is_reported_not_fatal(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
-    _add_item(engine, "global", "sensor.storage.per", "team")
+    add_config_item(engine, "global", "sensor.storage.per", "team")
     catalog = load_catalog(loaded)
     assert catalog.products == []
     assert all("'team' is not 'product' or 'domain'" in p.message for p in catalog.problems)

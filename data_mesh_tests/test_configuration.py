@@ -14,57 +14,21 @@ from typer.testing import CliRunner
 from data_mesh.cli import app
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
-from data_mesh.metadata import schema
 from data_mesh.metadata.configuration import resolve_configuration, scoped_values
 from data_mesh.metadata.rows import read_store
 from data_mesh.metadata.store import make_engine
 from data_mesh.resources.ddz_io_manager import MAX_CONNECTIONS, SPARK_CONFIG, target_from_metadata
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import add_config_item
 
 NOW = dt.datetime(2026, 6, 1, 12, 0)
 DAY = dt.timedelta(days=1)
 
 
-def _add_item(
-    engine: Engine,
-    category: str,
-    key: str,
-    value: str,
-    versions: list[tuple[int, str, dt.datetime, dt.datetime | None]] = (),  # type: ignore[assignment]
-) -> None:
-    with engine.begin() as connection:
-        found = connection.execute(
-            schema.configuration_category.select().where(
-                schema.configuration_category.c.CategoryName == category
-            )
-        ).first()
-        if found is None:
-            category_id = connection.execute(
-                schema.configuration_category.insert().values(CategoryName=category)
-            ).inserted_primary_key[0]  # type: ignore[index]
-        else:
-            category_id = found.CategoryID
-        item_id = connection.execute(
-            schema.configuration_item.insert().values(
-                CategoryID=category_id, ItemKey=key, ItemValue=value
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
-        for number, version_value, effective, expires in versions:
-            connection.execute(
-                schema.configuration_version.insert().values(
-                    ItemID=item_id,
-                    VersionNumber=number,
-                    ItemValue=version_value,
-                    EffectiveDate=effective,
-                    ExpirationDate=expires,
-                )
-            )
-
-
 def test_the_version_valid_at_the_time_wins(store: Engine) -> None:
-    _add_item(store, "global", "ddz.max_connections", "4")
-    _add_item(
+    add_config_item(store, "global", "ddz.max_connections", "4")
+    add_config_item(
         store,
         "global",
         "ddz.max_chunk_rows",
@@ -76,7 +40,7 @@ def test_the_version_valid_at_the_time_wins(store: Engine) -> None:
             (4, "7000", NOW - 5 * DAY, NOW - 2 * DAY),  # expired
         ],
     )
-    _add_item(store, "global", "ddz.batch_bytes", "4096", [(1, "8192", NOW + DAY, None)])
+    add_config_item(store, "global", "ddz.batch_bytes", "4096", [(1, "8192", NOW + DAY, None)])
     resolved = resolve_configuration(read_store(store), NOW)["global"]
     assert resolved["ddz.max_connections"].value == "4"
     assert resolved["ddz.max_connections"].source == "item"
@@ -89,10 +53,10 @@ def test_the_version_valid_at_the_time_wins(store: Engine) -> None:
 
 
 def test_environment_and_dataset_scopes(store: Engine) -> None:
-    _add_item(store, "global", "spark.sql.shuffle.partitions", "200")
-    _add_item(store, "global@PROD", "spark.sql.shuffle.partitions", "400")
-    _add_item(store, "dataset.sor1_payments", "spark.sql.shuffle.partitions", "16")
-    _add_item(store, "dataset.sor1_payments@DEV", "spark.sql.shuffle.partitions", "2")
+    add_config_item(store, "global", "spark.sql.shuffle.partitions", "200")
+    add_config_item(store, "global@PROD", "spark.sql.shuffle.partitions", "400")
+    add_config_item(store, "dataset.sor1_payments", "spark.sql.shuffle.partitions", "16")
+    add_config_item(store, "dataset.sor1_payments@DEV", "spark.sql.shuffle.partitions", "2")
     resolved = resolve_configuration(read_store(store), NOW)
 
     def partitions(env: str, dataset: str | None) -> str:
@@ -108,15 +72,15 @@ def test_environment_and_dataset_scopes(store: Engine) -> None:
 def test_overrides_reach_the_asset_and_its_ddz_write(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    _add_item(
+    add_config_item(
         engine,
         "dataset.sor1_payments",
         "ddz.max_connections",
         "2",
         [(1, "7", now + 30 * DAY, None)],  # not valid yet
     )
-    _add_item(engine, "dataset.sor1_payments@LOCAL", "spark.sql.shuffle.partitions", "3")
-    _add_item(engine, "dataset.sor1_payments@PROD", "spark.sql.shuffle.partitions", "300")
+    add_config_item(engine, "dataset.sor1_payments@LOCAL", "spark.sql.shuffle.partitions", "3")
+    add_config_item(engine, "dataset.sor1_payments@PROD", "spark.sql.shuffle.partitions", "300")
     defs = build_definitions(load_catalog(loaded), resources_for(loaded))
     spec = next(s for s in defs.resolve_all_asset_specs() if s.key.path[-1] == "sor1_payments")
     metadata = dict(spec.metadata)
@@ -127,7 +91,7 @@ def test_overrides_reach_the_asset_and_its_ddz_write(loaded: Settings) -> None:
 
 
 def test_bad_override_breaks_only_its_product(loaded: Settings) -> None:
-    _add_item(
+    add_config_item(
         make_engine(loaded.resolved_metadata_url),
         "dataset.sor1_payments",
         "ddz.max_connections",
@@ -143,9 +107,11 @@ def test_bad_override_breaks_only_its_product(loaded: Settings) -> None:
 def test_config_show_masks_secrets_and_validate_rejects_them(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
     key = "spark.hadoop.fs.azure.account.key.lake.dfs.core.windows.net"
-    _add_item(engine, "global", key, "c2VjcmV0LWtleQ==")
-    _add_item(engine, "global", "spark.hadoop.fs.azure.sas.token", "keyvault://kv-dm/lake-sas")
-    _add_item(engine, "global@DEV", "ddz.max_connections", "8")
+    add_config_item(engine, "global", key, "c2VjcmV0LWtleQ==")
+    add_config_item(
+        engine, "global", "spark.hadoop.fs.azure.sas.token", "keyvault://kv-dm/lake-sas"
+    )
+    add_config_item(engine, "global@DEV", "ddz.max_connections", "8")
     result = CliRunner().invoke(app, ["config", "show", "--env", "DEV"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "c2VjcmV0LWtleQ==" not in result.output and "***" in result.output
@@ -164,17 +130,17 @@ def test_config_show_rejects_an_unknown_environment(loaded: Settings) -> None:
 
 @pytest.mark.parametrize("category", ["datasets.x", "global@TEST", "dataset.a;b"])
 def test_bad_category_names_are_reported(loaded: Settings, category: str) -> None:
-    _add_item(make_engine(loaded.resolved_metadata_url), category, "ddz.max_connections", "2")
+    add_config_item(make_engine(loaded.resolved_metadata_url), category, "ddz.max_connections", "2")
     catalog = load_catalog(loaded)
     assert any(category in message for message in catalog.configuration_problems)
     assert CliRunner().invoke(app, ["validate"]).exit_code == 1
 
 
 def test_product_scope_sits_between_global_and_dataset(store: Engine) -> None:
-    _add_item(store, "global", "ddz.max_connections", "4")
-    _add_item(store, "product.sor1_payments", "ddz.max_connections", "3")
-    _add_item(store, "product.sor1_payments@PROD", "ddz.max_connections", "6")
-    _add_item(store, "dataset.sor1_payments@PROD", "ddz.batch_bytes", "2048")
+    add_config_item(store, "global", "ddz.max_connections", "4")
+    add_config_item(store, "product.sor1_payments", "ddz.max_connections", "3")
+    add_config_item(store, "product.sor1_payments@PROD", "ddz.max_connections", "6")
+    add_config_item(store, "dataset.sor1_payments@PROD", "ddz.batch_bytes", "2048")
     resolved = resolve_configuration(read_store(store), NOW)
 
     def value(env: str, product: str | None, dataset: str | None, key: str) -> str:
@@ -189,8 +155,8 @@ def test_product_scope_sits_between_global_and_dataset(store: Engine) -> None:
 
 def test_retry_policy_per_data_product(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
-    _add_item(engine, "product.customer_orders", "dagster.max_retries", "3")
-    _add_item(engine, "product.customer_orders", "dagster.retry_delay_s", "0.5")
+    add_config_item(engine, "product.customer_orders", "dagster.max_retries", "3")
+    add_config_item(engine, "product.customer_orders", "dagster.retry_delay_s", "0.5")
     defs = build_definitions(load_catalog(loaded), resources_for(loaded))
     policies = {
         key.to_user_string(): assets.op.retry_policy
@@ -206,7 +172,7 @@ def test_retry_policy_per_data_product(loaded: Settings) -> None:
 
 def test_bad_retry_setting_breaks_only_its_product(loaded: Settings) -> None:
     engine = make_engine(loaded.resolved_metadata_url)
-    _add_item(engine, "product.customer_orders", "dagster.max_retries", "-1")
+    add_config_item(engine, "product.customer_orders", "dagster.max_retries", "-1")
     catalog = load_catalog(loaded)
     assert [p.product for p in catalog.problems] == ["customer_orders"]
     assert "dagster.max_retries (item): must be at least 0, got -1" in catalog.problems[0].message

@@ -9,17 +9,16 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from sqlalchemy import insert
 
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
 from data_mesh.loading import lake_storage
-from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine
 from data_mesh.run import materialize_products
 from data_mesh.sample_data import EXPORT_DAYS, write_sample_data
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import add_config_item
 
 pytestmark = pytest.mark.slow
 ACCOUNTS = "cdz/mdm_cdz/accounts"
@@ -84,15 +83,7 @@ def test_retention_keeps_the_latest_days_whatever_the_backfill_order(
     with_accounts: Settings, spark: SparkSession
 ) -> None:
     engine = make_engine(with_accounts.resolved_metadata_url)
-    with engine.begin() as connection:
-        category = connection.execute(
-            insert(schema.configuration_category).values(CategoryName="dataset.active_accounts")
-        ).inserted_primary_key[0]  # type: ignore[index]
-        connection.execute(
-            insert(schema.configuration_item).values(
-                CategoryID=category, ItemKey="ddz.retention_days", ItemValue="3"
-            )
-        )
+    add_config_item(engine, "dataset.active_accounts", "ddz.retention_days", "3")
     outcome = _run(with_accounts, list(reversed(EXPORT_DAYS)))  # newest first
     assert outcome.success, outcome.failure
     kept = EXPORT_DAYS[-3:]
