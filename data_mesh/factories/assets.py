@@ -27,7 +27,6 @@ from dagster import (
     multi_asset,
 )
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ingest.load import BronzeLoad, load_bronze
@@ -366,13 +365,13 @@ def _read_ddz_input(
     """A DDZ input read from its table; a daily-partitioned one only for the run's day."""
     ddz = getattr(context.resources, DDZ_IO_MANAGER_KEY)
     assert dataset.target_schema and dataset.target_table
-    keys = dataset.key_columns
-    frame = ddz.read_table(
-        TableName(dataset.target_schema, dataset.target_table), keys[0] if keys else None
+    keys, partition = dataset.key_columns, dataset.partition
+    return ddz.read_table(
+        TableName(dataset.target_schema, dataset.target_table),
+        keys[0] if keys else None,
+        partition.column if partition else None,
+        [day] if partition and day else [],
     )
-    if dataset.partition is not None and day is not None:
-        frame = frame.where(F.col(dataset.partition.column) == F.lit(day).cast("date"))
-    return frame
 
 
 def _computed(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,26 +189,37 @@ class DdzIOManager(ConfigurableIOManager):
             detail = f"{type(error).__name__}: {error}" if error else None
             self.audit.record(audit_row(asset, table, run_id, status, seconds, rows, detail))
 
-    def read_table(self, table: TableName, partition_column: str | None = None) -> DataFrame:
-        """A DDZ table as a lazy DataFrame, read by `read_partitions` parallel JDBC reads."""
-        return read_ddz_table(
+    def read_table(
+        self,
+        table: TableName,
+        partition_column: str | None = None,
+        day_column: str | None = None,
+        days: Sequence[str] = (),
+    ) -> DataFrame:
+        """A DDZ table as a lazy DataFrame, read by `read_partitions` parallel JDBC reads on
+        `partition_column`; with `days`, only those days of `day_column` (pushed down to the
+        database as a WHERE clause)."""
+        frame = read_ddz_table(
             self.spark.spark_session,
             self._connection(),
             table,
             partition_column=partition_column,
             num_partitions=self.read_partitions,
         )
+        if day_column and days:
+            frame = frame.where(F.col(day_column).isin([F.lit(d).cast("date") for d in days]))
+        return frame
 
     def load_input(self, context: InputContext) -> DataFrame:
         upstream = context.upstream_output
         metadata = dict(upstream.definition_metadata or {}) if upstream else {}
         asset = context.asset_key.to_user_string() if context.has_asset_key else "input"
         target = target_from_metadata(metadata, asset)
-        frame = self.read_table(target.table, target.key_columns[0] if target.key_columns else None)
-        partition_column = _metadata_text(metadata, PARTITION_COLUMN)
-        if partition_column and context.has_asset_partitions:
-            # A partitioned asset reads its upstream's slices of the same days (pushed down to
-            # the database as a WHERE clause).
-            days = [F.lit(key).cast("date") for key in context.asset_partition_keys]
-            frame = frame.where(F.col(partition_column).isin(days))
-        return frame
+        # A partitioned asset reads its upstream's slices of the same days.
+        days = context.asset_partition_keys if context.has_asset_partitions else []
+        return self.read_table(
+            target.table,
+            target.key_columns[0] if target.key_columns else None,
+            _metadata_text(metadata, PARTITION_COLUMN) or None,
+            days,
+        )
