@@ -10,11 +10,12 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from data_mesh.ddz.chunks import ChunkSettings, batch_rows, chunk_expression, collect_stats
+from data_mesh.ddz.chunks import BUCKETS, ChunkSettings, batch_rows, chunk_expression, collect_stats
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.loaders import JdbcChunkLoader
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.sessions import open_session, transaction
+from data_mesh.ddz.streaming import partition_keys, spark_hash_long
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
 from data_mesh_tests.conftest import jdbc_url_of
 
@@ -61,6 +62,10 @@ def test_chunk_count_is_bounded_by_rows_and_by_bytes(spark: SparkSession) -> Non
     assert stats.chunk_count(ChunkSettings(max_chunk_rows=1000)) == 5
     by_bytes = ChunkSettings(max_chunk_rows=10**9, max_chunk_bytes=116 * 500)
     assert stats.chunk_count(by_bytes) == 10
+    # With 4 connections, 5 chunks' worth of rows is split into 8: no half-idle last wave.
+    parallel = ChunkSettings(max_chunk_rows=1000, min_parallel_chunk_rows=100)
+    assert stats.chunk_count(parallel, connections=4) == 8
+    assert stats.chunk_count(parallel, connections=1) == 5
     # Wide rows get small JDBC batches: batches are sized in bytes, not rows.
     assert batch_rows(5_000, ChunkSettings(batch_bytes=1_000_000)) == 200
     assert batch_rows(10, ChunkSettings(batch_bytes=1_000_000, max_batch_rows=50_000)) == 50_000
@@ -76,6 +81,29 @@ def test_chunks_are_deterministic_and_match_the_stats(spark: SparkSession) -> No
     assert again.chunks(7) == stats.chunks(7)  # same rows, other order: same chunks and sums
     changed = collect_stats(data.withColumn("AMOUNT", F.col("AMOUNT") + 1), ["ID"])
     assert [c.checksum for c in changed.chunks(7)] != [c.checksum for c in stats.chunks(7)]
+
+
+def test_partition_keys_match_sparks_hash_partitioning(spark: SparkSession) -> None:
+    values = [0, 1, -1, 42, 2**31, -(2**31) - 7, 2**62 + 12345, -(2**63)]
+    expected = spark.createDataFrame([(v,) for v in values], "v bigint").select(F.hash("v"))
+    assert [spark_hash_long(v) for v in values] == [r[0] for r in expected.collect()]
+    for count in (1, 7, 20, 256):
+        keys = partition_keys(count)
+        assert len(keys) == count
+        # Each key lands in its own partition when Spark repartitions by it.
+        placed = (
+            spark.createDataFrame([(k,) for k in keys], "k bigint")
+            .repartition(count, "k")
+            .select("k", F.spark_partition_id().alias("p"))
+            .collect()
+        )
+        assert {r.k: r.p for r in placed} == {k: i for i, k in enumerate(keys)}
+    # The largest layout (BUCKETS chunks) is checked against Spark's hash without a shuffle.
+    keys = partition_keys(BUCKETS)
+    spark_partition = spark.createDataFrame([(k,) for k in keys], "k bigint").select(
+        F.expr(f"pmod(hash(k), {BUCKETS})")
+    )
+    assert [r[0] for r in spark_partition.collect()] == list(range(BUCKETS))
 
 
 # -- write modes on H2 and PostgreSQL ---------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark.sql import Column as SparkColumn
@@ -95,8 +96,13 @@ def chunk_count(rows: int, row_bytes: int, settings: ChunkSettings, connections:
     by_bytes = math.ceil(rows * row_bytes / settings.max_chunk_bytes)
     # Enough chunks to keep every connection busy, unless chunks would get tiny.
     parallel = min(connections, rows // settings.min_parallel_chunk_rows)
+    needed = max(1, by_rows, by_bytes, parallel)
+    if parallel > 1:
+        # A multiple of the connections, so the last wave of chunks is not half idle (5 chunks
+        # on 4 connections take as long as 8 smaller ones).
+        needed = math.ceil(needed / parallel) * parallel
     # A chunk is one or more buckets, so there can be at most BUCKETS chunks.
-    return min(BUCKETS, max(1, by_rows, by_bytes, parallel))
+    return min(BUCKETS, needed)
 
 
 def _variable_width(frame: DataFrame) -> SparkColumn:
@@ -114,6 +120,14 @@ def sampled_row_bytes(frame: DataFrame, sample_rows: int = 1000) -> int:
     rows = int(sample.n) if sample else 0
     variable = math.ceil(int(sample.w or 0) / rows) if sample and rows else 0
     return max(1, fixed_row_bytes(frame.schema) + variable)
+
+
+def rows_and_row_bytes(frame: DataFrame) -> tuple[int, int]:
+    """`frame`'s row count and sampled row width; the two small Spark jobs run at once."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        rows = pool.submit(frame.count)
+        row_bytes = sampled_row_bytes(frame)
+        return rows.result(), row_bytes
 
 
 def batch_rows(row_bytes: int, settings: ChunkSettings) -> int:

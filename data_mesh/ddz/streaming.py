@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -58,25 +58,45 @@ class ChunkResult:
     status: str  # loaded | resumed | stale
 
 
-def partition_keys(spark: SparkSession, count: int) -> list[int]:
-    """For each chunk c, a value that Spark's hash partitioning sends to partition c.
+_MASK32 = 0xFFFFFFFF
+# Spark's HashPartitioning: partition = pmod(Murmur3Hash(key, seed 42), partitions).
+_SPARK_HASH_SEED = 42
 
-    `repartition(count, key)` puts a row in partition pmod(murmur3(key, 42), count), exactly
-    what SQL's `pmod(hash(key), count)` computes; looking the values up once on a small range
-    makes partition i hold chunk i and nothing else, with no sort.
+
+def _rotl32(value: int, bits: int) -> int:
+    return ((value << bits) | (value >> (32 - bits))) & _MASK32
+
+
+def _mix_h1(h1: int, word: int) -> int:
+    k1 = _rotl32((word * 0xCC9E2D51) & _MASK32, 15) * 0x1B873593 & _MASK32
+    return (_rotl32(h1 ^ k1, 13) * 5 + 0xE6546B64) & _MASK32
+
+
+def spark_hash_long(value: int, seed: int = _SPARK_HASH_SEED) -> int:
+    """Spark's `hash(bigint)` (Murmur3_x86_32.hashLong), as a signed 32-bit int."""
+    unsigned = value & 0xFFFFFFFFFFFFFFFF
+    h1 = _mix_h1(_mix_h1(seed & _MASK32, unsigned & _MASK32), unsigned >> 32)
+    h1 ^= 8
+    h1 ^= h1 >> 16
+    h1 = (h1 * 0x85EBCA6B) & _MASK32
+    h1 ^= h1 >> 13
+    h1 = (h1 * 0xC2B2AE35) & _MASK32
+    h1 ^= h1 >> 16
+    return h1 - (1 << 32) if h1 & 0x80000000 else h1
+
+
+def partition_keys(count: int) -> list[int]:
+    """For each chunk c, a bigint that `repartition(count, key)` sends to partition c.
+
+    Spark puts a row in partition pmod(hash(key), count); the smallest such key per partition
+    is found here without a Spark job (`spark_hash_long` is Spark's hash, checked against Spark
+    by the tests). Partition i then holds chunk i and nothing else, with no sort.
     """
     found: dict[int, int] = {}
-    span = 64 * count
+    candidate = 0
     while len(found) < count:
-        rows = (
-            spark.range(span)
-            .select("id", F.expr(f"pmod(hash(id), {count})").alias("p"))
-            .groupBy("p")
-            .agg(F.min("id").alias("id"))
-            .collect()
-        )
-        found = {int(r.p): int(r.id) for r in rows}
-        span *= 4
+        found.setdefault(spark_hash_long(candidate) % count, candidate)
+        candidate += 1
     return [found[c] for c in range(count)]
 
 
@@ -102,7 +122,7 @@ def chunked_for_streaming(
         for f in frame.schema.fields
         if isinstance(f.dataType, T.BinaryType) and copy_format == "csv"
     }
-    keys = partition_keys(frame.sparkSession, count)
+    keys = partition_keys(count)
     chunk = chunk_expression(hash_columns, count)
     # bigint literals: the keys were found by hashing bigints, and hash depends on the type.
     partition_key = F.element_at(F.array(*[F.lit(k).cast("bigint") for k in keys]), chunk + 1)

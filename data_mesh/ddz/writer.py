@@ -39,7 +39,7 @@ from data_mesh.ddz.chunks import (
     chunk_expression,
     collect_stats,
     load_fingerprint,
-    sampled_row_bytes,
+    rows_and_row_bytes,
 )
 from data_mesh.ddz.dialects import Column, Dialect, PostgresDialect, TableName, dialect_for_url
 from data_mesh.ddz.loaders import ChunkJob, ChunkLoader, JdbcChunkLoader
@@ -347,8 +347,7 @@ class DdzWriter:
         """PostgreSQL: one Spark pass streams every chunk through COPY (see `streaming`)."""
         where = f"DDZ table {target.table}"
         types = [(c.name, c.data_type.simpleString()) for c in columns]
-        source_rows = frame.count()
-        row_bytes = sampled_row_bytes(frame)
+        source_rows, row_bytes = rows_and_row_bytes(frame)
         planned = chunk_count(source_rows, row_bytes, self.settings, target.max_connections)
         copy_format = "binary" if binary_copy_supported(frame) else "csv"
         for attempt in ("resume", "restart"):
