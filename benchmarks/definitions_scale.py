@@ -96,7 +96,7 @@ def _child(mode: str, home: str) -> None:
                 spec_values(transformation_spec(t, product, outputs_by_name))
                 for t in product.transformations
             ]
-            checks = [
+            check_values = [
                 {
                     "name": c.name,
                     "asset": c.asset_key,
@@ -107,17 +107,17 @@ def _child(mode: str, home: str) -> None:
                 for t in product.transformations
                 for c in (quality_check_spec(r) for r in t.rules)
             ]
-            plain.append((product.name, sources, outputs, checks))
+            plain.append((product.name, sources, outputs, check_values))
         del catalog, outputs_by_name
         started = time.perf_counter()
         built: list[object] = []
-        for name, sources, outputs, checks in plain:
+        for name, sources, outputs, check_values in plain:
             built += [AssetSpec(**values) for values in sources]  # type: ignore[arg-type]
 
             @multi_asset(
                 name=name,
                 specs=[AssetSpec(**values) for values in outputs],  # type: ignore[arg-type]
-                check_specs=[AssetCheckSpec(**values) for values in checks],  # type: ignore[arg-type]
+                check_specs=[AssetCheckSpec(**values) for values in check_values],  # type: ignore[arg-type]
                 can_subset=True,
             )
             def _compute():  # type: ignore[no-untyped-def]  # Dagster reads the annotation
