@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA_MESH_WITH_POSTGRES=1 DATA_MESH_WITH_AZURITE=1 DATA_MESH_WITH_DEPLOY_TOOLS=1 bash scripts/setup.sh
 export DATA_MESH_TEST_PG_URL="${DATA_MESH_TEST_PG_URL:-$(bash scripts/start-postgres.sh | tail -n 1)}"
-.venv/bin/ruff check data_mesh data_mesh_tests
-.venv/bin/ruff format --check data_mesh data_mesh_tests
+.venv/bin/ruff check data_mesh data_mesh_tests benchmarks
+.venv/bin/ruff format --check data_mesh data_mesh_tests benchmarks
 .venv/bin/mypy data_mesh benchmarks
 .venv/bin/data-mesh ddl --check
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
