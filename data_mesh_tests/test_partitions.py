@@ -4,12 +4,16 @@ retention, and days whose data is missing or wrong."""
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
+from typer.testing import CliRunner
 
+from data_mesh.cli import app
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
@@ -18,7 +22,7 @@ from data_mesh.metadata.store import make_engine
 from data_mesh.run import materialize_products
 from data_mesh.sample_data import EXPORT_DAYS, write_sample_data
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import add_config_item
+from data_mesh_tests.conftest import SAMPLE_PRODUCTS, add_config_item
 
 pytestmark = pytest.mark.slow
 ACCOUNTS = "cdz/mdm_cdz/accounts"
@@ -101,3 +105,51 @@ def test_a_day_that_has_not_landed_fails_and_names_the_folder(
     assert "no data for partition 2026-11-21" in outcome.failure
     assert f"{ACCOUNTS}/load_date=2026-11-21" in outcome.failure
     assert _table(spark, with_accounts) == before
+
+
+def test_a_partitioned_ddz_input_reads_only_its_days(
+    with_accounts: Settings, spark: SparkSession, tmp_path: Path
+) -> None:
+    """A daily DDZ table built from another daily DDZ table reads the run's day of it only:
+    the partitioned write refuses rows of other days, so a whole-table read fails the run."""
+    assert _run(with_accounts, EXPORT_DAYS).success  # the upstream holds every day
+    product = yaml.safe_load((SAMPLE_PRODUCTS / "mdm_accounts" / "product.yaml").read_text())
+    product["datasets"].append(
+        {
+            "name": "country_accounts",
+            "source": "ddz",
+            "layer": "DDZ",
+            "target_schema": "ddz",
+            "target_table": "COUNTRY_ACCOUNTS",
+            "partition": {"column": "LOAD_DATE", "start": "2026-11-14"},
+        }
+    )
+    product["transformations"].append(
+        {
+            "name": "sum_by_country",
+            "type": "aggregate",
+            "inputs": ["active_accounts"],
+            "output": "country_accounts",
+            "configuration": {
+                "input_dataset": "active_accounts",
+                "groupby_columns": ["LOAD_DATE", "COUNTRY"],
+                "agg_functions": {"ACCOUNTS": "sum(ACTIVE_ACCOUNTS)"},
+            },
+        }
+    )
+    folder = tmp_path / "products" / "mdm_accounts"
+    folder.mkdir(parents=True)
+    (folder / "product.yaml").write_text(yaml.safe_dump(product))
+    result = CliRunner().invoke(app, ["load", str(tmp_path / "products")])
+    assert result.exit_code == 0, result.output
+
+    days = ["2026-11-16", "2026-11-17"]
+    outcome = _run(with_accounts, days)
+    assert outcome.success, outcome.failure
+    connection = DdzConnection(with_accounts.resolved_ddz_jdbc_url)
+    totals = read_ddz_table(spark, connection, TableName("ddz", "COUNTRY_ACCOUNTS")).collect()
+    got = sorted((str(r.LOAD_DATE), r.COUNTRY, int(r.ACCOUNTS)) for r in totals)
+    expected: Counter[tuple[str, str]] = Counter()
+    for day, country, _source, active in _expected(spark, with_accounts, EXPORT_DAYS):
+        expected[(day, country)] += active
+    assert got == sorted((*key, n) for key, n in expected.items() if key[0] in days)
