@@ -176,3 +176,30 @@ def test_bad_retry_setting_breaks_only_its_product(loaded: Settings) -> None:
     catalog = load_catalog(loaded)
     assert [p.product for p in catalog.problems] == ["customer_orders"]
     assert "dagster.max_retries (item): must be at least 0, got -1" in catalog.problems[0].message
+
+
+def test_scoped_lookups_parse_each_category_once(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mesh has a category per product: looking up every product's values must not scan
+    every category each time (quadratic at 10,000 products)."""
+    from data_mesh.metadata import configuration
+
+    for number in range(40):
+        add_config_item(store, f"product.p{number}", "schedule.timezone", f"Zone/{number}")
+    add_config_item(store, "product.p7@PROD", "schedule.timezone", "Zone/prod")
+    resolved = resolve_configuration(read_store(store), NOW)
+    parsed: list[str] = []
+    real_scope = configuration._scope
+
+    def counting_scope(category: str) -> tuple[str, str | None]:
+        parsed.append(category)
+        return real_scope(category)
+
+    monkeypatch.setattr(configuration, "_scope", counting_scope)
+    zones = {
+        n: scoped_values(resolved, "PROD", f"d{n}", f"p{n}")["schedule.timezone"].value
+        for n in range(40)
+    }
+    assert zones == {n: "Zone/prod" if n == 7 else f"Zone/{n}" for n in range(40)}
+    assert sorted(parsed) == sorted(resolved)  # 41 categories parsed once, for 40 lookups

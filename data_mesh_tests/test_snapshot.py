@@ -17,7 +17,7 @@ from data_mesh.metadata import schema
 from data_mesh.metadata.rows import read_store
 from data_mesh.metadata.snapshot_file import read_snapshot, store_marker, write_snapshot
 from data_mesh.metadata.store import make_engine
-from data_mesh.metadata.synthetic import generate_metadata
+from data_mesh.metadata.synthetic import TIMEZONES, generate_metadata
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
 
@@ -99,6 +99,7 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
     generate_metadata(store, 270, first=31)
     large = _statements(store)
     assert small == large and small["SELECT"] == 10  # one per table, whatever N
+    assert counts["ConfigurationCategory"] == 30 and counts["ConfigurationItem"] == 60
 
     from data_mesh.metadata.catalog import build_catalog
 
@@ -108,5 +109,6 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
         assert 2 <= len(product.transformations) <= 4
         rules = sum(len(t.rules) for t in product.transformations)
         assert 3 <= rules <= 5
+        assert product.schedule is not None and product.schedule.timezone in TIMEZONES
     # Generating again continues the numbering instead of colliding.
     assert generate_metadata(store, 1, first=301)["DataProducts"] == 1

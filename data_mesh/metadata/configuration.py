@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from data_mesh.errors import MetadataError
 from data_mesh.metadata.rows import StoreSnapshot
@@ -86,9 +87,31 @@ def _scope(category: str) -> tuple[str, str | None]:
     return scope, env
 
 
-def resolve_configuration(
-    snapshot: StoreSnapshot, at: dt.datetime
-) -> dict[str, dict[str, ConfigValue]]:
+class ResolvedConfiguration(dict[str, dict[str, ConfigValue]]):
+    """Category name -> its items' values, indexed by scope once for `scoped_values` (a mesh
+    has a category per product and per DataSet; scanning them all per lookup is quadratic)."""
+
+    @cached_property
+    def by_scope(self) -> dict[tuple[str, str | None], dict[str, ConfigValue]]:
+        return index_by_scope(self)
+
+
+def index_by_scope(
+    resolved: dict[str, dict[str, ConfigValue]],
+) -> dict[tuple[str, str | None], dict[str, ConfigValue]]:
+    """(scope, env) -> the values of its categories; malformed categories are left out (they
+    are reported by check_configuration)."""
+    index: dict[tuple[str, str | None], dict[str, ConfigValue]] = defaultdict(dict)
+    for category, values in resolved.items():
+        try:
+            scope = _scope(category)
+        except MetadataError:
+            continue
+        index[scope].update(values)
+    return dict(index)
+
+
+def resolve_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> ResolvedConfiguration:
     """Every category's items with the value valid at `at` (naive UTC, as the store keeps it)."""
     categories = {c.CategoryID: c.CategoryName for c in snapshot.configuration_categories}
     versions = defaultdict(list)
@@ -112,7 +135,7 @@ def resolve_configuration(
             resolved[category][item.ItemKey] = ConfigValue(
                 category, item.ItemKey, item.ItemValue, "item"
             )
-    return dict(resolved)
+    return ResolvedConfiguration(resolved)
 
 
 def scoped_values(
@@ -128,18 +151,13 @@ def scoped_values(
         order += [(f"product.{product}", None), (f"product.{product}", env)]
     if dataset is not None:
         order += [(f"dataset.{dataset}", None), (f"dataset.{dataset}", env)]
-    rank = {scope: index for index, scope in enumerate(order)}
-    ranked: list[tuple[int, dict[str, ConfigValue]]] = []
-    for category, values in resolved.items():
-        try:
-            scope = _scope(category)
-        except MetadataError:
-            continue  # reported by check_configuration
-        if scope in rank:
-            ranked.append((rank[scope], values))
+    if isinstance(resolved, ResolvedConfiguration):
+        by_scope = resolved.by_scope
+    else:
+        by_scope = index_by_scope(resolved)
     merged: dict[str, ConfigValue] = {}
-    for _, values in sorted(ranked, key=lambda pair: pair[0]):
-        merged.update(values)
+    for scope in order:
+        merged.update(by_scope.get(scope, {}))
     return merged
 
 

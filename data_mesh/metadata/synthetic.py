@@ -2,7 +2,8 @@
 
 Every product is a function of its number, so the same N always gives the same rows: two CDZ
 inputs, a chain of 2-4 transformations (filter, join, aggregate, sql) writing DDZ DataSets, an
-explicit dependency row, and 3-5 quality rules. Rows are inserted in bulk, a few statements per
+explicit dependency row, 3-5 quality rules, and a schedule in its own configuration category
+(`product.<name>`), as real products have. Rows are inserted in bulk, a few statements per
 table whatever N.
 """
 
@@ -20,6 +21,7 @@ DOMAINS = 20
 LAKE_SOURCE = "synthetic_cdz"
 DDZ_SOURCE = "synthetic_ddz"
 _BATCH = 5_000
+TIMEZONES = ("UTC", "Europe/Amsterdam", "Asia/Kolkata", "America/New_York")
 
 
 def _next_ids(engine: Engine, tables: list[Table]) -> dict[str, int]:
@@ -131,6 +133,13 @@ def _product(rows: _Rows, number: int, lake: int, ddz: int) -> None:
         TransformationID=transformation_ids[-1],
         DependsOnTransformationID=transformation_ids[0],
     )
+    category = rows.add(schema.configuration_category, CategoryName=f"product.{name}")
+    schedule = {
+        "schedule.cron": f"0 {number % 60} {number % 24} * * ?",  # Quartz, as seed 001
+        "schedule.timezone": TIMEZONES[number % len(TIMEZONES)],
+    }
+    for key, value in schedule.items():
+        rows.add(schema.configuration_item, CategoryID=category, ItemKey=key, ItemValue=value)
     rules: list[tuple[str, dict[str, Any]]] = [
         ("not_null", {"column": "id"}),
         ("range", {"column": "amount", "min": 0}),
@@ -161,6 +170,8 @@ def generate_metadata(engine: Engine, products: int, first: int = 1) -> dict[str
         schema.transformation_data_sets,
         schema.transformation_dependencies,
         schema.data_quality_rules,
+        schema.configuration_category,
+        schema.configuration_item,
     ]
     rows = _Rows(_next_ids(engine, tables))
     with engine.connect() as connection:
