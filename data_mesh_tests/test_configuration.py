@@ -190,13 +190,13 @@ def test_scoped_lookups_parse_each_category_once(
     add_config_item(store, "product.p7@PROD", "schedule.timezone", "Zone/prod")
     resolved = resolve_configuration(read_store(store), NOW)
     parsed: list[str] = []
-    real_scope = configuration._scope
+    real_scope = configuration.category_scope
 
     def counting_scope(category: str) -> tuple[str, str | None]:
         parsed.append(category)
         return real_scope(category)
 
-    monkeypatch.setattr(configuration, "_scope", counting_scope)
+    monkeypatch.setattr(configuration, "category_scope", counting_scope)
     zones = {
         n: scoped_values(resolved, "PROD", f"d{n}", f"p{n}")["schedule.timezone"].value
         for n in range(40)

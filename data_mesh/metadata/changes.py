@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from data_mesh.errors import MetadataError
+from data_mesh.metadata.configuration import category_scope
 from data_mesh.metadata.rows import StoreSnapshot
 
 GLOBAL = "(global configuration)"
@@ -43,16 +45,16 @@ class StoreChanges:
 
 
 def _scope_owner(category: str, dataset_product: Mapping[str, str]) -> str | None:
-    """The product a configuration category belongs to, GLOBAL, or None (unknown name)."""
-    scope = category.split("@", 1)[0]
-    kind, _, name = scope.partition(".")
-    if kind == "global":
+    """The product a configuration category belongs to, GLOBAL, or None (malformed, or a
+    DataSet name no product has)."""
+    try:
+        scope, _env = category_scope(category)
+    except MetadataError:
+        return None
+    if scope == "global":
         return GLOBAL
-    if kind == "product":
-        return name
-    if kind == "dataset":
-        return dataset_product.get(name)
-    return None
+    kind, _, name = scope.partition(".")
+    return name if kind == "product" else dataset_product.get(name)
 
 
 def product_digests(snapshot: StoreSnapshot) -> dict[str, str]:

@@ -74,7 +74,7 @@ class DatasetOverrides:
     retry: dict[str, float] = field(default_factory=dict)
 
 
-def _scope(category: str) -> tuple[str, str | None]:
+def category_scope(category: str) -> tuple[str, str | None]:
     match = _CATEGORY.fullmatch(category)
     if not match:
         raise MetadataError(
@@ -104,7 +104,7 @@ def index_by_scope(
     index: dict[tuple[str, str | None], dict[str, ConfigValue]] = defaultdict(dict)
     for category, values in resolved.items():
         try:
-            scope = _scope(category)
+            scope = category_scope(category)
         except MetadataError:
             continue
         index[scope].update(values)
@@ -193,7 +193,7 @@ def check_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> list[str]:
     resolved = resolve_configuration(snapshot, at)
     for category in resolved:
         try:
-            _scope(category)
+            category_scope(category)
         except MetadataError as error:
             problems.append(str(error))
     for values in resolved.values():
