@@ -11,8 +11,8 @@ memory is its own:
 - floor: the same specs written by hand: `AssetSpec`s and `AssetCheckSpec`s with the same
   keys, deps, descriptions, groups, owners, kinds, tags and metadata (the values are prepared
   before the clock starts), one `multi_asset` per product holding its specs and check specs (the
-  smallest Dagster structure that carries checks), a job, `Definitions`,
-  `get_repository_def()`.
+  smallest Dagster structure that carries checks), a job, with `--schedules` the same
+  schedules, `Definitions`, `get_repository_def()`.
 Ratios are taken within one run of this script (the machines are noisy).
 """
 
@@ -57,6 +57,7 @@ def _child(mode: str, home: str) -> None:
             AssetSelection,
             AssetSpec,
             Definitions,
+            ScheduleDefinition,
             define_asset_job,
             multi_asset,
         )
@@ -108,6 +109,11 @@ def _child(mode: str, home: str) -> None:
                 for c in (quality_check_spec(r) for r in t.rules)
             ]
             plain.append((product.name, sources, outputs, check_values))
+        schedules = [
+            (f"{p.name}_schedule", p.schedule.cron, p.schedule.timezone)
+            for p in catalog.products
+            if p.schedule
+        ]
         del catalog, outputs_by_name
         started = time.perf_counter()
         built: list[object] = []
@@ -125,7 +131,13 @@ def _child(mode: str, home: str) -> None:
 
             built.append(_compute)
         job = define_asset_job("all", selection=AssetSelection.all().materializable())
-        defs = Definitions(assets=built, jobs=[job])  # type: ignore[arg-type]
+        ticks = [
+            ScheduleDefinition(
+                name=name, cron_schedule=cron, execution_timezone=timezone, job_name="all"
+            )
+            for name, cron, timezone in schedules
+        ]
+        defs = Definitions(assets=built, jobs=[job], schedules=ticks)  # type: ignore[arg-type]
         repository = defs.get_repository_def()
         seconds = time.perf_counter() - started
         assets = len(repository.asset_graph.get_all_asset_keys())
@@ -145,7 +157,9 @@ def _run_child(mode: str, home: str) -> dict[str, float]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def _prepare(products: int, home: Path, storage_sensors_per: str = "product") -> tuple[float, int]:
+def _prepare(
+    products: int, home: Path, storage_sensors_per: str = "product", schedules: bool = False
+) -> tuple[float, int]:
     """A store with `products` synthetic products and its snapshot; returns the refresh time
     and the number of SELECTs the refresh ran."""
     from sqlalchemy import event
@@ -158,7 +172,7 @@ def _prepare(products: int, home: Path, storage_sensors_per: str = "product") ->
     settings = Settings(home=home, metadata_url=f"sqlite:///{home}/store.db")
     engine = make_engine(settings.resolved_metadata_url)
     upgrade_store(engine)
-    generate_metadata(engine, products)
+    generate_metadata(engine, products, schedules=schedules)
     if storage_sensors_per != "product":
         from sqlalchemy import insert
 
@@ -201,6 +215,11 @@ def main() -> None:
         default="product",
         help="The sensor.storage.per configuration row of the generated store.",
     )
+    parser.add_argument(
+        "--schedules",
+        action="store_true",
+        help="Every product gets a schedule row (the floor then writes the same schedules).",
+    )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -214,7 +233,7 @@ def main() -> None:
     for products in args.products:
         with tempfile.TemporaryDirectory() as folder:
             home = Path(folder)
-            refresh_s, queries = _prepare(products, home, args.storage_sensors_per)
+            refresh_s, queries = _prepare(products, home, args.storage_sensors_per, args.schedules)
             # Alternating runs, the fastest of each kind: the machines are noisy.
             runs: dict[str, list[dict[str, float]]] = {"ours": [], "floor": []}
             for _ in range(args.repeat):

@@ -168,6 +168,9 @@ def validate(url: UrlOption = None) -> None:
 def generate_metadata_command(
     products: Annotated[int, typer.Option(help="Synthetic data products to add.")] = 1000,
     url: Annotated[str | None, typer.Option(help="Store URL (default: the settings').")] = None,
+    schedules: Annotated[
+        bool, typer.Option(help="Give every product a schedule (configuration rows).")
+    ] = False,
 ) -> None:
     """Add N synthetic, valid data products to the store (for scale tests)."""
     from data_mesh.metadata.store import make_engine
@@ -175,7 +178,7 @@ def generate_metadata_command(
 
     engine = make_engine(url or _settings().resolved_metadata_url)
     try:
-        counts = generate_metadata(engine, products)
+        counts = generate_metadata(engine, products, schedules=schedules)
     except ValueError as error:
         _fail(str(error))
     for table, rows in counts.items():

@@ -93,10 +93,10 @@ def _statements(engine: Engine) -> Counter[str]:
 
 
 def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) -> None:
-    counts = generate_metadata(store, 30)
+    counts = generate_metadata(store, 30, schedules=True)
     assert counts["DataProducts"] == 30
     small = _statements(store)
-    generate_metadata(store, 270, first=31)
+    generate_metadata(store, 270, first=31, schedules=True)
     large = _statements(store)
     assert small == large and small["SELECT"] == 10  # one per table, whatever N
     assert counts["ConfigurationCategory"] == 30 and counts["ConfigurationItem"] == 60
@@ -111,4 +111,4 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
         assert 3 <= rules <= 5
         assert product.schedule is not None and product.schedule.timezone in TIMEZONES
     # Generating again continues the numbering instead of colliding.
-    assert generate_metadata(store, 1, first=301)["DataProducts"] == 1
+    assert generate_metadata(store, 1, first=301)["ConfigurationItem"] == 0  # no schedule asked

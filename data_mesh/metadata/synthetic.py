@@ -2,8 +2,8 @@
 
 Every product is a function of its number, so the same N always gives the same rows: two CDZ
 inputs, a chain of 2-4 transformations (filter, join, aggregate, sql) writing DDZ DataSets, an
-explicit dependency row, 3-5 quality rules, and a schedule in its own configuration category
-(`product.<name>`), as real products have. Rows are inserted in bulk, a few statements per
+explicit dependency row, 3-5 quality rules, and on request a schedule in its own configuration
+category (`product.<name>`), as real products have. Rows are inserted in bulk, a few statements per
 table whatever N.
 """
 
@@ -49,7 +49,7 @@ class _Rows:
         return row_id
 
 
-def _product(rows: _Rows, number: int, lake: int, ddz: int) -> None:
+def _product(rows: _Rows, number: int, lake: int, ddz: int, schedule: bool) -> None:
     name = f"product_{number:05d}"
     domain = f"domain_{number % DOMAINS:02d}"
     product = rows.add(
@@ -133,13 +133,14 @@ def _product(rows: _Rows, number: int, lake: int, ddz: int) -> None:
         TransformationID=transformation_ids[-1],
         DependsOnTransformationID=transformation_ids[0],
     )
-    category = rows.add(schema.configuration_category, CategoryName=f"product.{name}")
-    schedule = {
-        "schedule.cron": f"0 {number % 60} {number % 24} * * ?",  # Quartz, as seed 001
-        "schedule.timezone": TIMEZONES[number % len(TIMEZONES)],
-    }
-    for key, value in schedule.items():
-        rows.add(schema.configuration_item, CategoryID=category, ItemKey=key, ItemValue=value)
+    if schedule:
+        category = rows.add(schema.configuration_category, CategoryName=f"product.{name}")
+        items = {
+            "schedule.cron": f"0 {number % 60} {number % 24} * * ?",  # Quartz, as seed 001
+            "schedule.timezone": TIMEZONES[number % len(TIMEZONES)],
+        }
+        for key, value in items.items():
+            rows.add(schema.configuration_item, CategoryID=category, ItemKey=key, ItemValue=value)
     rules: list[tuple[str, dict[str, Any]]] = [
         ("not_null", {"column": "id"}),
         ("range", {"column": "amount", "min": 0}),
@@ -158,8 +159,11 @@ def _product(rows: _Rows, number: int, lake: int, ddz: int) -> None:
         )
 
 
-def generate_metadata(engine: Engine, products: int, first: int = 1) -> dict[str, int]:
-    """Insert `products` synthetic products numbered from `first`; returns rows per table."""
+def generate_metadata(
+    engine: Engine, products: int, first: int = 1, schedules: bool = False
+) -> dict[str, int]:
+    """Insert `products` synthetic products numbered from `first` (with `schedules`, each with
+    a schedule); returns rows per table."""
     if products < 1:
         raise ValueError("products must be at least 1")
     tables = [
@@ -197,7 +201,7 @@ def generate_metadata(engine: Engine, products: int, first: int = 1) -> dict[str
         Format="table",
     )
     for number in range(first, first + products):
-        _product(rows, number, lake, ddz)
+        _product(rows, number, lake, ddz, schedules)
     with engine.begin() as connection:
         for table in tables:  # parents before children
             batch = rows.rows.get(table.name, [])
