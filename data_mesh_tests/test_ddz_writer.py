@@ -10,7 +10,14 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from data_mesh.ddz.chunks import BUCKETS, ChunkSettings, batch_rows, chunk_expression, collect_stats
+from data_mesh.ddz.chunks import (
+    BUCKETS,
+    ChunkSettings,
+    batch_rows,
+    chunk_count,
+    chunk_expression,
+    collect_stats,
+)
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.loaders import JdbcChunkLoader
 from data_mesh.ddz.reader import read_ddz_table
@@ -66,6 +73,10 @@ def test_chunk_count_is_bounded_by_rows_and_by_bytes(spark: SparkSession) -> Non
     parallel = ChunkSettings(max_chunk_rows=1000, min_parallel_chunk_rows=100)
     assert stats.chunk_count(parallel, connections=4) == 8
     assert stats.chunk_count(parallel, connections=1) == 5
+    # Fewer chunks than connections stay one wave; rounding never makes chunks tiny.
+    assert chunk_count(300_000, 2_900, ChunkSettings(), connections=8) == 7
+    small = ChunkSettings(max_chunk_rows=60_000)
+    assert chunk_count(250_000, 10, small, connections=4) == 5
     # Wide rows get small JDBC batches: batches are sized in bytes, not rows.
     assert batch_rows(5_000, ChunkSettings(batch_bytes=1_000_000)) == 200
     assert batch_rows(10, ChunkSettings(batch_bytes=1_000_000, max_batch_rows=50_000)) == 50_000

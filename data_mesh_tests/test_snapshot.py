@@ -111,4 +111,5 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
         assert 3 <= rules <= 5
         assert product.schedule is not None and product.schedule.timezone in TIMEZONES
     # Generating again continues the numbering instead of colliding.
-    assert generate_metadata(store, 1, first=301)["ConfigurationItem"] == 0  # no schedule asked
+    more = generate_metadata(store, 1, first=301)
+    assert more["DataProducts"] == 1 and more["ConfigurationItem"] == 0  # no schedule asked

@@ -17,6 +17,7 @@ from pyspark.sql import Column as SparkColumn
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.util import inheritable_thread_target
 
 BUCKETS = 4096
 CHUNK_COLUMN = "__dm_chunk"
@@ -97,10 +98,12 @@ def chunk_count(rows: int, row_bytes: int, settings: ChunkSettings, connections:
     # Enough chunks to keep every connection busy, unless chunks would get tiny.
     parallel = min(connections, rows // settings.min_parallel_chunk_rows)
     needed = max(1, by_rows, by_bytes, parallel)
-    if parallel > 1:
-        # A multiple of the connections, so the last wave of chunks is not half idle (5 chunks
-        # on 4 connections take as long as 8 smaller ones).
-        needed = math.ceil(needed / parallel) * parallel
+    if needed > connections > 1:
+        # More chunks than connections: a multiple of them, so the last wave is not half idle
+        # (5 chunks on 4 connections take as long as 8 smaller ones), unless chunks get tiny.
+        waves = math.ceil(needed / connections) * connections
+        if rows // waves >= settings.min_parallel_chunk_rows:
+            needed = waves
     # A chunk is one or more buckets, so there can be at most BUCKETS chunks.
     return min(BUCKETS, needed)
 
@@ -123,9 +126,12 @@ def sampled_row_bytes(frame: DataFrame, sample_rows: int = 1000) -> int:
 
 
 def rows_and_row_bytes(frame: DataFrame) -> tuple[int, int]:
-    """`frame`'s row count and sampled row width; the two small Spark jobs run at once."""
+    """`frame`'s row count and sampled row width: the two Spark jobs run at once (the count in
+    a thread that inherits the session's job properties and tags, so cancelling the run's jobs
+    cancels it too)."""
+    count = inheritable_thread_target(frame.sparkSession)(frame.count)
     with ThreadPoolExecutor(max_workers=1) as pool:
-        rows = pool.submit(frame.count)
+        rows = pool.submit(count)
         row_bytes = sampled_row_bytes(frame)
         return rows.result(), row_bytes
 

@@ -1,9 +1,10 @@
 """Configuration rows (ConfigurationCategory / Item / Version) resolved by effective date.
 
-Categories name a scope: `global` or `dataset.<DataSet name>`, each optionally for one
-environment: `global@PROD`, `dataset.sor1_payments@DEV`. For a DataSet in an environment the
-scopes apply in this order, later ones winning: `global`, `global@ENV`, `dataset.<name>`,
-`dataset.<name>@ENV`.
+Categories name a scope: `global`, `product.<data product>` or `dataset.<DataSet name>`, each
+optionally for one environment: `global@PROD`, `product.payments@DEV`,
+`dataset.sor1_payments@DEV`. For a DataSet of a product in an environment the scopes apply in
+this order, later ones winning: `global`, `global@ENV`, `product.<name>`, `product.<name>@ENV`,
+`dataset.<name>`, `dataset.<name>@ENV`.
 
 An item's value is its ConfigurationItem.ItemValue, unless a ConfigurationVersion is valid at
 the time asked for (EffectiveDate <= t < ExpirationDate, or no expiry): then the valid version
@@ -111,6 +112,14 @@ def index_by_scope(
     return dict(index)
 
 
+def _scopes_of(
+    resolved: dict[str, dict[str, ConfigValue]],
+) -> dict[tuple[str, str | None], dict[str, ConfigValue]]:
+    if isinstance(resolved, ResolvedConfiguration):
+        return resolved.by_scope
+    return index_by_scope(resolved)
+
+
 def resolve_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> ResolvedConfiguration:
     """Every category's items with the value valid at `at` (naive UTC, as the store keeps it)."""
     categories = {c.CategoryID: c.CategoryName for c in snapshot.configuration_categories}
@@ -151,10 +160,7 @@ def scoped_values(
         order += [(f"product.{product}", None), (f"product.{product}", env)]
     if dataset is not None:
         order += [(f"dataset.{dataset}", None), (f"dataset.{dataset}", env)]
-    if isinstance(resolved, ResolvedConfiguration):
-        by_scope = resolved.by_scope
-    else:
-        by_scope = index_by_scope(resolved)
+    by_scope = _scopes_of(resolved)
     merged: dict[str, ConfigValue] = {}
     for scope in order:
         merged.update(by_scope.get(scope, {}))
@@ -205,7 +211,8 @@ def check_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> list[str]:
                     "literal secret; store a reference instead (env:NAME or "
                     "keyvault://<vault>/<secret>)"
                 )
-    named = {c.split("@")[0] for c in resolved if c.startswith(("dataset.", "product."))}
+    # Scopes as resolution reads them (`Product.x` is `product.x`), each checked in every env.
+    named = {scope for scope, _env in _scopes_of(resolved) if scope != "global"}
     for scope in sorted(named):
         kind, _, name = scope.partition(".")
         for env in ("LOCAL", "DEV", "INT", "QA", "PROD"):
