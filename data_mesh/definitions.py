@@ -9,13 +9,22 @@ from __future__ import annotations
 import dagster as dg
 
 from data_mesh.factories.definitions import build_definitions
+from data_mesh.gc_control import cyclic_gc_paused
 from data_mesh.loading import catalog_for_definitions
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import load_settings
+from data_mesh.settings import Settings, load_settings
+
+
+def load_definitions(settings: Settings) -> dg.Definitions:
+    """What a code server or run worker loads: the snapshot's catalog as Definitions, with the
+    repository already built (Dagster caches it), all with the cyclic GC paused."""
+    with cyclic_gc_paused():
+        catalog, saved = catalog_for_definitions(settings)
+        definitions = build_definitions(catalog, resources_for(settings), saved)
+        definitions.get_repository_def()
+    return definitions
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    settings = load_settings()
-    catalog, saved = catalog_for_definitions(settings)
-    return build_definitions(catalog, resources_for(settings), saved)
+    return load_definitions(load_settings())

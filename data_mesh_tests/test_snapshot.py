@@ -3,6 +3,7 @@ synthetic store generator, and the store read in a constant number of queries.""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from sqlalchemy import Engine, event, update
 from typer.testing import CliRunner
 
 from data_mesh.cli import app
+from data_mesh.definitions import load_definitions
 from data_mesh.factories.definitions import build_definitions
+from data_mesh.gc_control import cyclic_gc_paused
 from data_mesh.loading import catalog_for_definitions, load_catalog, read_store_rows
 from data_mesh.metadata import schema
 from data_mesh.metadata.rows import read_store
@@ -40,6 +43,12 @@ def test_definitions_come_from_the_snapshot_without_the_store(
     assert _keys(gone, catalog) == expected
     defs = build_definitions(catalog, resources_for(gone), saved)
     assert defs.metadata["data_mesh/snapshot_marker"].value == saved.marker  # type: ignore[union-attr]
+    # The entry point a code server loads: same assets, the cyclic GC running again after.
+    loaded_defs = load_definitions(gone)
+    assert loaded_defs.get_repository_def().asset_graph.get_all_asset_keys() == (
+        defs.get_repository_def().asset_graph.get_all_asset_keys()
+    )
+    assert gc.isenabled()
     with pytest.raises(Exception, match=r"missing/store.db is not initialized"):
         load_catalog(gone)
 
@@ -113,3 +122,20 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
     # Generating again continues the numbering instead of colliding.
     more = generate_metadata(store, 1, first=301)
     assert more["DataProducts"] == 1 and more["ConfigurationItem"] == 0  # no schedule asked
+
+
+def test_cyclic_gc_is_paused_only_inside_the_block() -> None:
+    assert gc.isenabled()
+    with cyclic_gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), cyclic_gc_paused():
+        raise RuntimeError("fails while building")
+    assert gc.isenabled()
