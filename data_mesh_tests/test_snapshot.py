@@ -139,3 +139,29 @@ def test_cyclic_gc_is_paused_only_inside_the_block() -> None:
     with pytest.raises(RuntimeError), cyclic_gc_paused():
         raise RuntimeError("fails while building")
     assert gc.isenabled()
+
+
+def test_dagsters_loader_reuses_the_repository_built_with_the_gc_paused(
+    loaded: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code server's own loading path: the repository is built once, inside
+    `load_definitions` (GC paused); Dagster then takes the cached one."""
+    from dagster._core.code_pointer import CodePointer
+    from dagster._core.definitions import definitions_class
+    from dagster._core.definitions.reconstruct import initialize_repository_def_from_pointer
+
+    gc_enabled_at_builds: list[bool] = []
+    real_build = definitions_class._create_repository_using_definitions_args
+
+    def counting_build(*args: object, **kwargs: object) -> object:
+        gc_enabled_at_builds.append(gc.isenabled())
+        return real_build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(
+        definitions_class, "_create_repository_using_definitions_args", counting_build
+    )
+    pointer = CodePointer.from_module("data_mesh.definitions", "defs", working_directory=None)
+    repository = initialize_repository_def_from_pointer(pointer)
+    assert gc_enabled_at_builds == [False]
+    keys = {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()}
+    assert keys == _keys(loaded, load_catalog(loaded))
