@@ -9,8 +9,10 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from sqlalchemy import Engine, text
 
 from data_mesh.metadata import schema
@@ -89,6 +91,20 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
     assert result.exit_code == 0, result.output
     return settings
+
+
+def load_product_file(folder: Path, name: str, product: str | dict[str, Any]) -> Result:
+    """Write `product` (YAML text, or a dict dumped as YAML) to <folder>/<name>/product.yaml and
+    run `data-mesh load` on that folder; returns the CLI result."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from data_mesh.cli import app
+
+    path = folder / name / "product.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(product if isinstance(product, str) else yaml.safe_dump(product))
+    return CliRunner().invoke(app, ["load", str(path.parent)])
 
 
 def add_config_item(

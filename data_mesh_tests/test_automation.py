@@ -342,6 +342,7 @@ def test_a_bad_global_sensor_row_is_reported_not_fatal(loaded: Settings) -> None
     add_config_item(engine, "global", "sensor.storage.per", "team")
     catalog = load_catalog(loaded)
     assert catalog.products == []
+    assert catalog.problems
     assert all("'team' is not 'product' or 'domain'" in p.message for p in catalog.problems)
     defs = build_definitions(catalog, resources_for(loaded))
     assert defs.resolve_sensor_def(METADATA_SENSOR).default_status == DefaultSensorStatus.STOPPED

@@ -15,7 +15,7 @@ from data_mesh.loading import lake_storage, load_catalog
 from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+from data_mesh_tests.conftest import SAMPLE_PRODUCTS, load_product_file
 
 QUERY_FILE = "queries/sor1_payments/sor1_payments_query.properties"
 SEQUENCE_FILE = "queries/sor1_payments/sor1_payments_sequence.properties"
@@ -167,9 +167,7 @@ def test_sequence_naming_a_query_that_does_not_exist(loaded: Settings) -> None:
 
 def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_path) -> None:
     # A third product reading sor1_payments' DDZ output breaks when sor1_payments breaks.
-    product = tmp_path / "reader" / "product.yaml"
-    product.parent.mkdir()
-    product.write_text(
+    reader = (
         "name: payments_reader\ndomain: finance\n"
         "datasets:\n"
         "  - {name: payments_copy, source: ddz, layer: DDZ, target_table: PAYMENTS_COPY}\n"
@@ -178,7 +176,7 @@ def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_pat
         "    output: payments_copy\n"
         "    configuration: {query: 'select * from sor1_payments'}\n"
     )
-    assert CliRunner().invoke(app, ["load", str(product.parent)]).exit_code == 0
+    assert load_product_file(tmp_path, "reader", reader).exit_code == 0
     assert {p.name for p in load_catalog(loaded).products} >= {"payments_reader"}
     (loaded.resolved_lake_root / QUERY_FILE).unlink()
     catalog = load_catalog(loaded)
@@ -189,15 +187,15 @@ def test_downstream_of_a_broken_product_is_skipped_too(loaded: Settings, tmp_pat
 
 
 def test_invalid_product_file_is_rejected_naming_file_and_field(loaded: Settings, tmp_path) -> None:
-    product = tmp_path / "bad" / "product.yaml"
-    product.parent.mkdir()
-    product.write_text(
+    result = load_product_file(
+        tmp_path,
+        "bad",
         "name: bad\ndomain: x\n"
         "datasets:\n  - {name: out, source: ddz, layer: DDZ, target_table: OUT}\n"
         "transformations:\n  - name: t\n    type: join\n    output: out\n"
-        "    configuration: {input_dataset: a}\n"
+        "    configuration: {input_dataset: a}\n",
     )
-    result = CliRunner().invoke(app, ["load", str(product.parent)])
+    product = tmp_path / "bad" / "product.yaml"
     assert result.exit_code == 1
     assert str(product) in result.output.replace("\n", "")
     assert "transformation 't'" in result.output
@@ -288,10 +286,8 @@ def test_bad_schedule_in_a_product_file_is_refused_before_loading(
     loaded: Settings, tmp_path: Path
 ) -> None:
     text = (SAMPLE_PRODUCTS / "mdm_accounts" / "product.yaml").read_text()
-    bad = tmp_path / "mdm_accounts" / "product.yaml"
-    bad.parent.mkdir()
-    bad.write_text(text.replace("timezone: Asia/Kolkata", "timezone: Mars/Olympus_Mons"))
-    result = CliRunner().invoke(app, ["load", str(bad.parent)])
+    bad = text.replace("timezone: Asia/Kolkata", "timezone: Mars/Olympus_Mons")
+    result = load_product_file(tmp_path, "mdm_accounts", bad)
     assert result.exit_code == 1
     assert "schedule.timezone" in result.output and "Mars/Olympus_Mons" in result.output
 

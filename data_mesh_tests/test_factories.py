@@ -174,10 +174,7 @@ def test_importing_definitions_does_no_io(tmp_path) -> None:
 def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
     loaded: Settings, tmp_path
 ) -> None:
-    from typer.testing import CliRunner
-
-    from data_mesh.cli import app
-    from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+    from data_mesh_tests.conftest import SAMPLE_PRODUCTS, load_product_file
 
     text = (SAMPLE_PRODUCTS / "mdm_accounts" / "product.yaml").read_text()
     text = text.replace(
@@ -195,10 +192,7 @@ def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
         "      columns: [account_id]\n",
         1,
     )
-    product = tmp_path / "mdm_accounts" / "product.yaml"
-    product.parent.mkdir()
-    product.write_text(text)
-    assert CliRunner().invoke(app, ["load", str(product.parent)]).exit_code == 0
+    assert load_product_file(tmp_path, "mdm_accounts", text).exit_code == 0
     defs = _definitions(loaded)
     steps = {
         a.node_def.name: sorted(k.to_user_string() for k in a.keys)

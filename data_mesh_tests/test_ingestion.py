@@ -9,9 +9,7 @@ import pytest
 from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from sqlalchemy import text
-from typer.testing import CliRunner
 
-from data_mesh.cli import app
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
@@ -21,7 +19,7 @@ from data_mesh.metadata.store import make_engine
 from data_mesh.metadata.watermarks import read_watermark
 from data_mesh.run import RunOutcome, materialize_products
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import jdbc_url_of
+from data_mesh_tests.conftest import jdbc_url_of, load_product_file
 
 pytestmark = pytest.mark.slow
 
@@ -81,10 +79,7 @@ def source(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def inventory(settings: Settings, store: object, tmp_path: Path, source: str) -> Settings:
-    folder = tmp_path / "products" / "inventory_bronze"
-    folder.mkdir(parents=True)
-    (folder / "product.yaml").write_text(PRODUCT)
-    result = CliRunner().invoke(app, ["load", str(folder)])
+    result = load_product_file(tmp_path / "products", "inventory_bronze", PRODUCT)
     assert result.exit_code == 0, result.output
     lake_storage(settings).write_bytes(
         "landing/inventory/warehouses/part-0.csv",
