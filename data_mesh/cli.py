@@ -167,18 +167,16 @@ def validate(url: UrlOption = None) -> None:
 @app.command("generate-metadata")
 def generate_metadata_command(
     products: Annotated[int, typer.Option(help="Synthetic data products to add.")] = 1000,
-    url: Annotated[str | None, typer.Option(help="Store URL (default: the settings').")] = None,
+    url: UrlOption = None,
     schedules: Annotated[
         bool, typer.Option(help="Give every product a schedule (configuration rows).")
     ] = False,
 ) -> None:
     """Add N synthetic, valid data products to the store (for scale tests)."""
-    from data_mesh.metadata.store import make_engine
     from data_mesh.metadata.synthetic import generate_metadata
 
-    engine = make_engine(url or _settings().resolved_metadata_url)
     try:
-        counts = generate_metadata(engine, products, schedules=schedules)
+        counts = generate_metadata(store_engine(_settings(url)), products, schedules=schedules)
     except ValueError as error:
         _fail(str(error))
     for table, rows in counts.items():

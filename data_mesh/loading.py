@@ -67,16 +67,22 @@ def query_file_paths(catalog: Catalog) -> list[str]:
 def refresh_snapshot(settings: Settings) -> SavedSnapshot:
     """Read the store once (and the query files its products name) into the snapshot file.
     Query files that are missing are left out: the product is reported broken at load."""
+    return _refreshed(settings)[0]
+
+
+def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
+    """The new snapshot and the catalog its rows give (built once, to find the query files)."""
     rows = read_store_rows(settings)
     storage = lake_storage(settings)
+    catalog = build_catalog(rows, settings.env)
     files = {}
-    for path in query_file_paths(build_catalog(rows, settings.env)):
+    for path in query_file_paths(catalog):
         try:
             files[path] = storage.read_text(path)
         except StorageError:
             continue
     now = dt.datetime.now(dt.UTC)
-    return write_snapshot(settings.resolved_metadata_snapshot, rows, files, now)
+    return write_snapshot(settings.resolved_metadata_snapshot, rows, files, now), catalog
 
 
 def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SavedSnapshot | None]:
@@ -85,7 +91,10 @@ def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SavedSnapshot 
     if settings.definitions_from == "store":
         return load_catalog(settings), None
     path = settings.resolved_metadata_snapshot
-    saved = read_snapshot(path) if path.exists() else refresh_snapshot(settings)
-    catalog = build_catalog(saved.snapshot, settings.env)
+    if path.exists():
+        saved = read_snapshot(path)
+        catalog = build_catalog(saved.snapshot, settings.env)
+    else:
+        saved, catalog = _refreshed(settings)
     files = SavedFiles(saved.query_files, f"metadata snapshot {path}")
     return check_query_files(catalog, files), saved

@@ -6,7 +6,6 @@ implementation (same interface) lives with the resources. Engine code only needs
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -91,7 +90,8 @@ class LocalStorage:
 
 
 class SavedFiles:
-    """Files kept in memory (the query files saved in a metadata snapshot): read-only."""
+    """Files kept in memory (the query files saved in a metadata snapshot), for checking query
+    files at load: they can be read, nothing else."""
 
     def __init__(self, files: dict[str, str], origin: str) -> None:
         self.files = {normalize_path(path): text for path, text in files.items()}
@@ -103,24 +103,23 @@ class SavedFiles:
         except KeyError:
             raise StorageError(f"{normalize_path(path)} not found in {self.origin}") from None
 
-    def write_bytes(self, path: str, data: bytes) -> None:
-        raise StorageError(f"{self.origin} is read-only")
-
     def exists(self, path: str) -> bool:
         return normalize_path(path) in self.files
 
-    def list_files(self, prefix: str) -> list[str]:
-        start = normalize_path(prefix) + "/"
-        return sorted(p for p in self.files if p.startswith(start))
-
-    def list_versions(self, prefix: str) -> dict[str, str]:
-        return {
-            path: hashlib.sha256(self.files[path].encode()).hexdigest()[:16]
-            for path in self.list_files(prefix)
-        }
-
-    def spark_uri(self, path: str) -> str:
-        raise StorageError(f"{self.origin} has no files for Spark")
-
     def describe(self) -> str:
         return self.origin
+
+    def _unsupported(self) -> StorageError:
+        return StorageError(f"{self.origin} only holds query files to read")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        raise self._unsupported()
+
+    def list_files(self, prefix: str) -> list[str]:
+        raise self._unsupported()
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        raise self._unsupported()
+
+    def spark_uri(self, path: str) -> str:
+        raise self._unsupported()

@@ -4,6 +4,7 @@ No `from __future__ import annotations` here: Dagster inspects the compute funct
 annotations (the `context` type).
 """
 
+import functools
 import graphlib
 import json
 import time
@@ -79,20 +80,18 @@ def _owners(product: DataProductModel) -> list[str]:
     return [product.owner] if product.owner else []
 
 
-def _input_name(dataset: DataSetModel) -> str:
-    return f"in_{dataset.name}"
-
-
 def daily_partitions(dataset: DataSetModel) -> DailyPartitionsDefinition | None:
     """Daily partitions of a DataSet with a PartitionColumn, in its product's time zone; today's
     partition exists (a daily export lands during its own day, seed 002)."""
     if dataset.partition is None:
         return None
-    return DailyPartitionsDefinition(
-        start_date=dataset.partition.start.isoformat(),
-        timezone=dataset.partition.timezone,
-        end_offset=1,
-    )
+    return _daily(dataset.partition.start.isoformat(), dataset.partition.timezone)
+
+
+@functools.cache
+def _daily(start: str, timezone: str) -> DailyPartitionsDefinition:
+    """One definition per start and time zone, shared by every spec, check and step using it."""
+    return DailyPartitionsDefinition(start_date=start, timezone=timezone, end_offset=1)
 
 
 def source_asset_spec(dataset: DataSetModel, product: DataProductModel) -> AssetSpec:
@@ -520,8 +519,5 @@ def _references(
             uri = storage.spark_uri(reference.location or "")
             references[reference.id] = register_cdz_dataset(spark, reference, uri)
         else:
-            ddz = getattr(context.resources, DDZ_IO_MANAGER_KEY)
-            assert reference.target_schema and reference.target_table
-            table = TableName(reference.target_schema, reference.target_table)
-            references[reference.id] = ddz.read_table(table)
+            references[reference.id] = _read_ddz_input(context, reference, None)
     return references

@@ -152,7 +152,7 @@ def _sensor_status(enabled: bool) -> DefaultSensorStatus:
     return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
 
 
-def _suffixed(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str:
+def suffixed_name(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str:
     """`base` for a product run by one job; else `_full`, `_daily` (or `_daily_<n>` when its
     DataSets have several daily partitionings)."""
     if len(targets) == 1:
@@ -187,7 +187,7 @@ def product_schedules(
 
         definitions.append(
             ScheduleDefinition(
-                name=_suffixed(f"{product.name}_schedule", target, targets),
+                name=suffixed_name(f"{product.name}_schedule", target, targets),
                 cron_schedule=schedule.cron,
                 execution_timezone=schedule.timezone,
                 job_name=target.job,

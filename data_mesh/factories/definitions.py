@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from typing import Any
 
 from dagster import (
@@ -14,17 +13,20 @@ from dagster import (
     SensorDefinition,
 )
 
-from data_mesh.factories.assets import product_assets, source_asset_spec
+from data_mesh.factories.assets import dataset_asset_key, product_assets, source_asset_spec
 from data_mesh.factories.automation import (
     ALL_PRODUCTS_JOB,
+    Daily,
     build_jobs,
     daily_job_names,
     metadata_sensor,
     product_schedules,
+    product_targets,
     run_failure_audit_sensor,
     storage_sensors,
+    suffixed_name,
 )
-from data_mesh.metadata.catalog import Catalog, TransformationModel
+from data_mesh.metadata.catalog import Catalog
 from data_mesh.metadata.snapshot_file import SavedSnapshot
 
 log = logging.getLogger(__name__)
@@ -32,25 +34,26 @@ log = logging.getLogger(__name__)
 __all__ = ["ALL_PRODUCTS_JOB", "build_assets", "build_definitions"]
 
 
-def build_assets(catalog: Catalog) -> list[AssetSpec | AssetsDefinition]:
+def build_assets(
+    catalog: Catalog, daily_jobs: dict[Daily, str] | None = None
+) -> list[AssetSpec | AssetsDefinition]:
     """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset, one per
-    partitioning when it mixes them (a step has one partitioning)."""
+    job that runs them when it mixes partitionings (a step has one partitioning). Steps are
+    named like the product's schedules: `<product>`, `<product>_daily[_<n>]`."""
+    daily_jobs = daily_job_names(catalog) if daily_jobs is None else daily_jobs
     assets: list[AssetSpec | AssetsDefinition] = []
     outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
     for product in catalog.products:
         for dataset in product.datasets:
             if dataset.layer == "CDZ":
                 assets.append(source_asset_spec(dataset, product))
-        groups: dict[tuple[str, str] | None, list[TransformationModel]] = defaultdict(list)
-        for transformation in product.transformations:
-            partition = transformation.output.partition
-            daily = None if partition is None else (partition.start.isoformat(), partition.timezone)
-            groups[daily].append(transformation)
-        dailies = sorted(k for k in groups if k is not None)
-        for daily, transformations in groups.items():
-            name = product.name
-            if daily is not None and len(groups) > 1:
-                name += "_daily" if len(dailies) == 1 else f"_daily_{dailies.index(daily) + 1}"
+        targets = product_targets(product, daily_jobs)
+        for target in targets:
+            keys = set(target.keys)
+            transformations = [
+                t for t in product.transformations if dataset_asset_key(t.output) in keys
+            ]
+            name = suffixed_name(product.name, target, targets) if target.daily else product.name
             assets.append(product_assets(product, transformations, outputs, name))
     return assets
 
@@ -75,7 +78,7 @@ def build_definitions(
         schedules += product_schedules(product, daily_jobs)
     sensors += storage_sensors(catalog, daily_jobs, jobs)
     return Definitions(
-        assets=build_assets(catalog),
+        assets=build_assets(catalog, daily_jobs),
         jobs=list(jobs.values()),
         schedules=schedules,
         sensors=sensors,

@@ -55,7 +55,11 @@ def _plain_rows(snapshot: StoreSnapshot) -> dict[str, list[list[Any]]]:
 
 def store_marker(snapshot: StoreSnapshot) -> str:
     """A digest of every row: equal markers, equal stores."""
-    text = json.dumps(_plain_rows(snapshot), sort_keys=True, separators=(",", ":"))
+    return _marker_of(_plain_rows(snapshot))
+
+
+def _marker_of(plain: dict[str, list[list[Any]]]) -> str:
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -74,12 +78,13 @@ def write_snapshot(
     path: Path, snapshot: StoreSnapshot, query_files: Mapping[str, str], now: dt.datetime
 ) -> SavedSnapshot:
     """Write atomically: a run worker never reads a half-written file."""
-    saved = SavedSnapshot(snapshot, dict(query_files), now, store_marker(snapshot))
+    plain = _plain_rows(snapshot)  # once, for the marker and the file
+    saved = SavedSnapshot(snapshot, dict(query_files), now, _marker_of(plain))
     document = {
         "format": FORMAT,
         "taken_at": now.isoformat(),
         "marker": saved.marker,
-        "rows": _plain_rows(snapshot),
+        "rows": plain,
         "query_files": saved.query_files,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
