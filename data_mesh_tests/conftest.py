@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy import Engine, text
+from typer.testing import Result
 
 from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine, upgrade_store
