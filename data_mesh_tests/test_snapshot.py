@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,17 @@ def _keys(settings: Settings, catalog) -> set[str]:
     return {k.to_user_string() for k in defs.resolve_all_asset_keys()}
 
 
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """`load_definitions` freezes what is alive; the rest of the test process collects as
+    usual again after the test."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
 def test_definitions_come_from_the_snapshot_without_the_store(
-    loaded: Settings, tmp_path: Path
+    loaded: Settings, tmp_path: Path, unfrozen: None
 ) -> None:
     # `data-mesh load` refreshed the snapshot.
     assert loaded.resolved_metadata_snapshot.is_file()
@@ -43,12 +53,13 @@ def test_definitions_come_from_the_snapshot_without_the_store(
     defs = build_definitions(catalog, resources_for(gone), saved)
     assert {k.to_user_string() for k in defs.resolve_all_asset_keys()} == expected
     assert defs.metadata["data_mesh/snapshot_marker"].value == saved.marker  # type: ignore[union-attr]
-    # The entry point a code server loads: same assets, the cyclic GC running again after.
+    # The entry point a code server loads: same assets, the cyclic GC running again after, and
+    # what it built frozen out of later collections.
     loaded_defs = load_definitions(gone)
+    assert gc.isenabled() and gc.get_freeze_count() > 0
     assert loaded_defs.get_repository_def().asset_graph.get_all_asset_keys() == (
         defs.get_repository_def().asset_graph.get_all_asset_keys()
     )
-    assert gc.isenabled()
     with pytest.raises(Exception, match=r"missing/store.db is not initialized"):
         load_catalog(gone)
 
@@ -141,8 +152,31 @@ def test_cyclic_gc_is_paused_only_inside_the_block() -> None:
     assert gc.isenabled()
 
 
+def test_built_definitions_hold_no_reference_cycles(store: Engine, tmp_path: Path) -> None:
+    """`load_definitions` freezes what it built without a collection: a reference cycle made
+    while building would never be freed, once per load. The synthetic products cover every
+    transformation and rule type the generator makes."""
+    generate_metadata(store, 30, schedules=True)
+    from data_mesh.metadata.catalog import build_catalog
+
+    catalog = build_catalog(read_store(store))
+    resources = resources_for(Settings(home=tmp_path))
+    gc.collect()
+    with cyclic_gc_paused():
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            build_definitions(catalog, resources)
+            gc.collect()
+            garbage = Counter(type(o).__qualname__ for o in gc.garbage)
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+    # Not one cyclic object per product (the few left are Python's own, made once per build).
+    assert sum(garbage.values()) < len(catalog.products), garbage
+
+
 def test_dagsters_loader_reuses_the_repository_built_with_the_gc_paused(
-    loaded: Settings, monkeypatch: pytest.MonkeyPatch
+    loaded: Settings, monkeypatch: pytest.MonkeyPatch, unfrozen: None
 ) -> None:
     """The code server's own loading path: the repository is built once, inside
     `load_definitions` (GC paused); Dagster then takes the cached one."""
