@@ -6,9 +6,22 @@ import datetime as dt
 
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
+from data_mesh.metadata.catalog_cache import (
+    CachedCatalog,
+    cache_path,
+    file_digest,
+    read_cached_catalog,
+    save_cached_catalog,
+)
 from data_mesh.metadata.configs import PropertiesSequenceConfig
+from data_mesh.metadata.configuration import validity_window
 from data_mesh.metadata.rows import StoreSnapshot, read_store
-from data_mesh.metadata.snapshot_file import SavedSnapshot, read_snapshot, write_snapshot
+from data_mesh.metadata.snapshot_file import (
+    SavedSnapshot,
+    SnapshotStamp,
+    read_snapshot,
+    write_snapshot,
+)
 from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
@@ -65,36 +78,68 @@ def query_file_paths(catalog: Catalog) -> list[str]:
 
 
 def refresh_snapshot(settings: Settings) -> SavedSnapshot:
-    """Read the store once (and the query files its products name) into the snapshot file.
-    Query files that are missing are left out: the product is reported broken at load."""
+    """Read the store once (and the query files its products name) into the snapshot file,
+    and save the catalog it gives for `settings.env`. Query files that are missing are left
+    out: the product is reported broken at load."""
     return _refreshed(settings)[0]
 
 
 def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
-    """The new snapshot and the catalog its rows give (built once, to find the query files)."""
+    """The new snapshot and its checked catalog (built once, also to find the query files)."""
     rows = read_store_rows(settings)
     storage = lake_storage(settings)
-    catalog = build_catalog(rows, settings.env)
+    at = _now()
+    catalog = build_catalog(rows, settings.env, at)
     files = {}
     for path in query_file_paths(catalog):
         try:
             files[path] = storage.read_text(path)
         except StorageError:
             continue
-    now = dt.datetime.now(dt.UTC)
-    return write_snapshot(settings.resolved_metadata_snapshot, rows, files, now), catalog
+    saved = write_snapshot(
+        settings.resolved_metadata_snapshot, rows, files, dt.datetime.now(dt.UTC)
+    )
+    return saved, _checked_and_saved(settings, saved, catalog, at)
 
 
-def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SavedSnapshot | None]:
+def _now() -> dt.datetime:
+    """Naive UTC, as the store keeps configuration dates."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _checked_and_saved(
+    settings: Settings, saved: SavedSnapshot, catalog: Catalog, at: dt.datetime
+) -> Catalog:
+    """`catalog` (built from `saved` at `at`) without products whose saved query files are
+    broken, saved next to the snapshot for the next load."""
+    path = settings.resolved_metadata_snapshot
+    checked = check_query_files(catalog, SavedFiles(saved.query_files, f"metadata snapshot {path}"))
+    since, until = validity_window(saved.snapshot, at)
+    save_cached_catalog(
+        cache_path(path, settings.env),
+        saved.file_digest,
+        settings.env,
+        CachedCatalog(checked, saved.stamp, since, until),
+    )
+    return checked
+
+
+def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SnapshotStamp | None]:
     """The catalog Dagster definitions are built from: the snapshot file (made from the store
-    when there is none yet), so run workers never query the store; or the store itself."""
+    when there is none yet), so run workers never query the store; or the store itself.
+    From a snapshot, the catalog saved with it is used while it holds (`catalog_cache`)."""
     if settings.definitions_from == "store":
         return load_catalog(settings), None
     path = settings.resolved_metadata_snapshot
-    if path.exists():
-        saved = read_snapshot(path)
-        catalog = build_catalog(saved.snapshot, settings.env)
-    else:
+    if not path.exists():
         saved, catalog = _refreshed(settings)
-    files = SavedFiles(saved.query_files, f"metadata snapshot {path}")
-    return check_query_files(catalog, files), saved
+        return catalog, saved.stamp
+    at = _now()
+    cached = read_cached_catalog(
+        cache_path(path, settings.env), file_digest(path), settings.env, at
+    )
+    if cached is not None:
+        return cached.catalog, cached.stamp
+    saved = read_snapshot(path)
+    catalog = build_catalog(saved.snapshot, settings.env, at)
+    return _checked_and_saved(settings, saved, catalog, at), saved.stamp

@@ -27,7 +27,7 @@ from data_mesh.factories.automation import (
     suffixed_name,
 )
 from data_mesh.metadata.catalog import Catalog
-from data_mesh.metadata.snapshot_file import SavedSnapshot
+from data_mesh.metadata.snapshot_file import SnapshotStamp
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def build_assets(
 
 
 def build_definitions(
-    catalog: Catalog, resources: dict[str, Any], snapshot: SavedSnapshot | None = None
+    catalog: Catalog, resources: dict[str, Any], snapshot: SnapshotStamp | None = None
 ) -> Definitions:
     """Definitions for every product that loaded; skipped products are logged and listed.
     With a `snapshot`, its age and marker are shown on the code location (stale or not:

@@ -31,15 +31,27 @@ class SnapshotFileError(DataMeshError):
 
 
 @dataclass(frozen=True)
-class SavedSnapshot:
-    snapshot: StoreSnapshot
-    # Lake path -> text of every query file the snapshot's products name.
-    query_files: dict[str, str]
+class SnapshotStamp:
+    """When a snapshot was taken, and the digest of its rows (the store's marker then)."""
+
     taken_at: dt.datetime
     marker: str
 
     def age(self, now: dt.datetime | None = None) -> dt.timedelta:
         return (now or dt.datetime.now(dt.UTC)) - self.taken_at
+
+
+@dataclass(frozen=True)
+class SavedSnapshot(SnapshotStamp):
+    snapshot: StoreSnapshot
+    # Lake path -> text of every query file the snapshot's products name.
+    query_files: dict[str, str]
+    # SHA-256 of the file's bytes: what a catalog saved from it is keyed by.
+    file_digest: str
+
+    @property
+    def stamp(self) -> SnapshotStamp:
+        return SnapshotStamp(self.taken_at, self.marker)
 
 
 def _plain_rows(snapshot: StoreSnapshot) -> dict[str, list[list[Any]]]:
@@ -79,34 +91,43 @@ def write_snapshot(
 ) -> SavedSnapshot:
     """Write atomically: a run worker never reads a half-written file."""
     plain = _plain_rows(snapshot)  # once, for the marker and the file
-    saved = SavedSnapshot(snapshot, dict(query_files), now, _marker_of(plain))
+    marker = _marker_of(plain)
     document = {
         "format": FORMAT,
         "taken_at": now.isoformat(),
-        "marker": saved.marker,
+        "marker": marker,
         "rows": plain,
-        "query_files": saved.query_files,
+        "query_files": dict(query_files),
     }
+    content = json.dumps(document, separators=(",", ":")).encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        json.dump(document, file, separators=(",", ":"))
+    with os.fdopen(handle, "wb") as file:
+        file.write(content)
     os.replace(temporary, path)
-    return saved
+    return SavedSnapshot(
+        taken_at=now,
+        marker=marker,
+        snapshot=snapshot,
+        query_files=dict(query_files),
+        file_digest=hashlib.sha256(content).hexdigest(),
+    )
 
 
 def read_snapshot(path: Path) -> SavedSnapshot:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        content = path.read_bytes()
+        document = json.loads(content)
     except FileNotFoundError as error:
         raise SnapshotFileError(
             f"no metadata snapshot at {path}: run `data-mesh snapshot refresh`"
         ) from error
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError
         raise SnapshotFileError(f"metadata snapshot {path} is unreadable: {error}") from error
-    if document.get("format") != FORMAT:
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        found = document.get("format") if isinstance(document, dict) else None
         raise SnapshotFileError(
-            f"metadata snapshot {path} has format {document.get('format')!r}, this code reads "
+            f"metadata snapshot {path} has format {found!r}, this code reads "
             f"{FORMAT}: run `data-mesh snapshot refresh`"
         )
     values: dict[str, list[Any]] = {}
@@ -121,8 +142,9 @@ def read_snapshot(path: Path) -> SavedSnapshot:
                 row[index] = revive(row[index])
         values[attribute] = [row_type(*row) for row in rows]
     return SavedSnapshot(
-        snapshot=StoreSnapshot(**values),
-        query_files=dict(document.get("query_files", {})),
         taken_at=dt.datetime.fromisoformat(document["taken_at"]),
         marker=str(document["marker"]),
+        snapshot=StoreSnapshot(**values),
+        query_files=dict(document.get("query_files", {})),
+        file_digest=hashlib.sha256(content).hexdigest(),
     )
