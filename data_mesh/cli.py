@@ -136,6 +136,7 @@ def snapshot_status(
     )
     console.print(f"marker    {saved.marker}")
     console.print(f"store     {current}")
+    console.print(f"catalog   {_saved_catalog_status(settings, saved.file_digest)}")
     console.print(
         "[yellow]stale[/]: the store changed; run `data-mesh snapshot refresh`"
         if stale
@@ -143,6 +144,18 @@ def snapshot_status(
     )
     if stale and check:
         raise typer.Exit(1)
+
+
+def _saved_catalog_status(settings: Settings, snapshot_digest: str) -> str:
+    from data_mesh.metadata.catalog_cache import cache_path, read_cached_catalog
+    from data_mesh.metadata.rows import store_now
+
+    path = cache_path(settings.resolved_metadata_snapshot, settings.env)
+    cached = read_cached_catalog(path, snapshot_digest, settings.env, store_now())
+    if cached is None:
+        return "none for this snapshot, env and code: the next load validates the rows"
+    until = f"{cached.valid_until:%Y-%m-%d %H:%M} UTC" if cached.valid_until else "the next refresh"
+    return f"saved ({path.name}), used until {until}"
 
 
 @app.command()

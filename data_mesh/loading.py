@@ -15,7 +15,7 @@ from data_mesh.metadata.catalog_cache import (
 )
 from data_mesh.metadata.configs import PropertiesSequenceConfig
 from data_mesh.metadata.configuration import validity_window
-from data_mesh.metadata.rows import StoreSnapshot, read_store
+from data_mesh.metadata.rows import StoreSnapshot, read_store, store_now
 from data_mesh.metadata.snapshot_file import (
     SavedSnapshot,
     SnapshotStamp,
@@ -88,7 +88,7 @@ def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
     """The new snapshot and its checked catalog (built once, also to find the query files)."""
     rows = read_store_rows(settings)
     storage = lake_storage(settings)
-    at = _now()
+    at = store_now()
     catalog = build_catalog(rows, settings.env, at)
     files = {}
     for path in query_file_paths(catalog):
@@ -100,11 +100,6 @@ def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
         settings.resolved_metadata_snapshot, rows, files, dt.datetime.now(dt.UTC)
     )
     return saved, _checked_and_saved(settings, saved, catalog, at)
-
-
-def _now() -> dt.datetime:
-    """Naive UTC, as the store keeps configuration dates."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _checked_and_saved(
@@ -134,7 +129,7 @@ def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SnapshotStamp 
     if not path.exists():
         saved, catalog = _refreshed(settings)
         return catalog, saved.stamp
-    at = _now()
+    at = store_now()
     cached = read_cached_catalog(
         cache_path(path, settings.env), file_digest(path), settings.env, at
     )

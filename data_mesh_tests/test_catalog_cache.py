@@ -175,3 +175,20 @@ def test_the_code_digest_follows_every_source_file(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "models.py").rename(tmp_path / "pkg" / "other.py")
     assert len({first, changed, source_digest(tmp_path)}) == 3
     assert len(code_digest()) == 16 and code_digest() == code_digest()
+
+
+def test_snapshot_status_says_whether_loads_use_a_saved_catalog(loaded: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from data_mesh.cli import app
+
+    def status() -> str:
+        result = CliRunner().invoke(app, ["snapshot", "status"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())  # unwrapped
+
+    assert "catalog saved (metadata_local.catalog-LOCAL.pickle), used until the next refresh" in (
+        status()
+    )
+    _cache(loaded).unlink()
+    assert "catalog none for this snapshot, env and code: the next load validates" in status()

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from sqlalchemy import Engine, select
 
+from data_mesh.metadata.rows import store_now
 from data_mesh.metadata.schema import audit_log
 
 SUCCESS = "SUCCESS"
@@ -51,7 +52,7 @@ def audit_row(
     return AuditRow(
         AssetKey=asset,
         SourceTable=table,
-        LoadTimestamp=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        LoadTimestamp=store_now(),
         ProcessedBy=processed_by(),
         ProcessingTime=round(seconds, 3),
         Status=status,

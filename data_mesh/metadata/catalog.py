@@ -47,6 +47,7 @@ from data_mesh.metadata.rows import (
     DataSourceRow,
     StoreSnapshot,
     TransformationRow,
+    store_now,
 )
 from data_mesh.metadata.rule_configs import (
     ReferentialIntegrityRule,
@@ -330,7 +331,7 @@ def build_catalog(
 ) -> Catalog:
     """Typed, validated data products of environment `env` from one snapshot of the store,
     with the configuration valid at `at` (default: now, UTC)."""
-    at = at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    at = at or store_now()
     catalog = Catalog(
         env=env,
         configuration=resolve_configuration(snapshot, at),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, select
@@ -122,6 +122,11 @@ class StoreSnapshot:
     configuration_categories: list[ConfigurationCategoryRow] = field(default_factory=list)
     configuration_items: list[ConfigurationItemRow] = field(default_factory=list)
     configuration_versions: list[ConfigurationVersionRow] = field(default_factory=list)
+
+
+def store_now() -> datetime:
+    """Now as the store's rows keep times: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 RowT = TypeVar("RowT")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import Engine, delete, insert, select
 
+from data_mesh.metadata.rows import store_now
 from data_mesh.metadata.schema import ingestion_watermarks
 
 
@@ -32,7 +31,7 @@ def save_watermark(engine: Engine, dataset_id: int, column: str, value: str, run
                 DataSetID=dataset_id,
                 WatermarkColumn=column,
                 WatermarkValue=value,
-                UpdatedAt=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                UpdatedAt=store_now(),
                 RunID=run_id,
             )
         )

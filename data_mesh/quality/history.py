@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from data_mesh.metadata.quality_results import QualityResultRow
+from data_mesh.metadata.rows import store_now
 from data_mesh.quality.evaluate import QualityReport
 
 
@@ -12,7 +13,7 @@ def history_rows(
     report: QualityReport, run_id: str, evaluated_at: dt.datetime | None = None
 ) -> list[QualityResultRow]:
     """One row per evaluated rule; samples are not stored (they may hold personal data)."""
-    when = evaluated_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    when = evaluated_at or store_now()
     return [
         QualityResultRow(
             RuleID=o.rule.id,
