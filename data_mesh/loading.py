@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
@@ -18,8 +20,10 @@ from data_mesh.metadata.configuration import validity_window
 from data_mesh.metadata.rows import StoreSnapshot, read_store, store_now
 from data_mesh.metadata.snapshot_file import (
     SavedSnapshot,
+    SnapshotFileError,
     SnapshotStamp,
     read_snapshot,
+    write_atomically,
     write_snapshot,
 )
 from data_mesh.metadata.store import current_revision, head_revision
@@ -29,6 +33,8 @@ from data_mesh.storage import SavedFiles, Storage, StorageError
 from data_mesh.store_connection import store_engine
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 from data_mesh.validation import check_query_files
+
+log = logging.getLogger(__name__)
 
 
 def lake_storage(settings: Settings) -> Storage:
@@ -79,9 +85,39 @@ def query_file_paths(catalog: Catalog) -> list[str]:
 
 def refresh_snapshot(settings: Settings) -> SavedSnapshot:
     """Read the store once (and the query files its products name) into the snapshot file,
-    and save the catalog it gives for `settings.env`. Query files that are missing are left
-    out: the product is reported broken at load."""
-    return _refreshed(settings)[0]
+    save the catalog it gives for `settings.env`, and publish the file to the lake when
+    settings say where. Query files that are missing are left out: the product is reported
+    broken at load."""
+    saved = _refreshed(settings)[0]
+    lake_path = settings.resolved_metadata_snapshot_lake
+    if lake_path is not None:
+        storage = lake_storage(settings)
+        try:
+            storage.write_bytes(lake_path, settings.resolved_metadata_snapshot.read_bytes())
+        except Exception as error:  # the SDK's own errors: say what was being done, and where
+            raise SnapshotFileError(
+                f"metadata snapshot not published to {lake_path} ({storage.describe()}): {error}"
+            ) from error
+    return saved
+
+
+def _copy_published_snapshot(settings: Settings, lake_path: str) -> None:
+    """The snapshot the last refresh published, copied over the local file, so code servers
+    and run workers in other pods load the same one. None published yet: the local file (or
+    the store) as before, with a warning."""
+    storage = lake_storage(settings)
+    try:
+        content = storage.read_text(lake_path).encode()
+    except StorageError:
+        log.warning(
+            "no metadata snapshot published at %s (%s): run `data-mesh snapshot refresh`",
+            lake_path,
+            storage.describe(),
+        )
+        return
+    path = settings.resolved_metadata_snapshot
+    if not path.is_file() or file_digest(path) != hashlib.sha256(content).hexdigest():
+        write_atomically(path, content)
 
 
 def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
@@ -126,6 +162,9 @@ def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SnapshotStamp 
     if settings.definitions_from == "store":
         return load_catalog(settings), None
     path = settings.resolved_metadata_snapshot
+    lake_path = settings.resolved_metadata_snapshot_lake
+    if lake_path is not None:
+        _copy_published_snapshot(settings, lake_path)
     if not path.exists():
         saved, catalog = _refreshed(settings)
         return catalog, saved.stamp

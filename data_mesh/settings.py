@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     metadata_snapshot: Path | None = Field(
         default=None, description="The snapshot file; default <home>/defs_state/<env>.json."
     )
+    metadata_snapshot_lake: str | None = Field(
+        default=None,
+        description="Lake path (<container>/<path>) `data-mesh snapshot refresh` publishes the "
+        "snapshot to and every load copies it from, so code servers and run workers in other "
+        "pods load the same one; default with an ADLS lake: "
+        "queries/_data_mesh/metadata_<env>.json; 'none': not published.",
+    )
     spark_master: str = "local[*]"
     spark_remote: str | None = Field(
         default=None,
@@ -113,6 +120,15 @@ class Settings(BaseSettings):
     def resolved_metadata_snapshot(self) -> Path:
         default = self.home_dir / "defs_state" / f"metadata_{self.env.value.lower()}.json"
         return (self.metadata_snapshot or default).expanduser().resolve()
+
+    @property
+    def resolved_metadata_snapshot_lake(self) -> str | None:
+        if self.metadata_snapshot_lake is not None:
+            named = self.metadata_snapshot_lake.strip()
+            return None if named.lower() in ("", "none") else named
+        if self.resolved_lake_kind != "adls":
+            return None  # LOCAL's processes share the snapshot file itself
+        return f"queries/_data_mesh/metadata_{self.env.value.lower()}.json"
 
     @property
     def dagster_home(self) -> Path:

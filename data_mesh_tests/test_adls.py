@@ -4,6 +4,7 @@ containers created on demand, and the same CLI and catalog code as LOCAL."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from azure.storage.blob import BlobServiceClient
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 from data_mesh.blob_storage import BlobStorage
 from data_mesh.cli import app
 from data_mesh.errors import DataMeshError
-from data_mesh.loading import lake_storage, load_catalog
+from data_mesh.loading import catalog_for_definitions, lake_storage, load_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.resources.lake import AdlsLakeResource, LakeResource, lake_resource_for
 from data_mesh.settings import Settings
@@ -76,7 +77,7 @@ def adls_settings(
 
 
 def test_load_publishes_query_files_to_adls_and_validate_reads_them(
-    adls_settings: Settings, monkeypatch: pytest.MonkeyPatch
+    adls_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("DATA_MESH_LAKE", "adls")
     monkeypatch.setenv("DATA_MESH_ADLS_ACCOUNT", AZURITE_ACCOUNT)
@@ -97,6 +98,18 @@ def test_load_publishes_query_files_to_adls_and_validate_reads_them(
     assert [s.name for s in plan.statements] == ["df_driver", "df_payments", "df_target"]
     validate = runner.invoke(app, ["validate"])
     assert validate.exit_code == 0, validate.output
+
+    # The refresh published the snapshot next to the query files; a pod with no copy and no
+    # store loads the same products from it.
+    assert storage.exists("queries/_data_mesh/metadata_local.json")
+    pod = adls_settings.model_copy(
+        update={
+            "metadata_snapshot": tmp_path / "pod" / "metadata_local.json",
+            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
+        }
+    )
+    from_lake, _ = catalog_for_definitions(pod)
+    assert [p.name for p in from_lake.products] == [p.name for p in catalog.products]
 
     storage.write_bytes("queries/sor1_payments/sor1_payments_sequence.properties", b"df_nope\n")
     broken = load_catalog(adls_settings)

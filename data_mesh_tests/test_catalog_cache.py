@@ -82,7 +82,11 @@ def test_a_saved_catalog_serves_only_its_snapshot_env_and_code(
     assert len(catalog_for_definitions(settings)[0].products) == 4 and builds == ["LOCAL"]
     # Another environment, even from the same snapshot file, has its own.
     dev = settings.model_copy(
-        update={"env": Environment.DEV, "metadata_snapshot": settings.resolved_metadata_snapshot}
+        update={
+            "env": Environment.DEV,
+            "metadata_snapshot": settings.resolved_metadata_snapshot,
+            "lake": "local",
+        }
     )
     catalog_for_definitions(dev)
     assert builds == ["LOCAL", "DEV"] and _cache(dev) != _cache(settings)
@@ -152,16 +156,17 @@ def test_a_saved_catalog_holds_only_until_a_configuration_version_starts_or_ends
 
 def test_a_folder_that_cannot_be_written_only_loses_the_speed_up(tmp_path: Path) -> None:
     stamp = SnapshotStamp(dt.datetime.now(dt.UTC), "marker")
-    missing = tmp_path / "no_such_folder" / "c.pickle"
-    save_cached_catalog(missing, "digest", "LOCAL", CachedCatalog(Catalog(), stamp, None, None))
-    assert not missing.parent.exists()
+    (tmp_path / "a_file").write_text("not a folder")
+    unwritable = tmp_path / "a_file" / "c.pickle"
+    save_cached_catalog(unwritable, "digest", "LOCAL", CachedCatalog(Catalog(), stamp, None, None))
+    assert (tmp_path / "a_file").read_text() == "not a folder"
     saved = tmp_path / "c.pickle"
     save_cached_catalog(saved, "digest", "LOCAL", CachedCatalog(Catalog(), stamp, None, None))
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     cached = read_cached_catalog(saved, "digest", "LOCAL", now)
     assert cached is not None and cached.stamp == stamp and cached.catalog == Catalog()
     assert read_cached_catalog(saved, "other digest", "LOCAL", now) is None
-    assert list(tmp_path.iterdir()) == [saved]  # no temporary file left behind
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "a_file", saved]  # no temporary file left
 
 
 def test_the_code_digest_follows_every_source_file(tmp_path: Path) -> None:

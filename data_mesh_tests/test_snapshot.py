@@ -16,10 +16,21 @@ from data_mesh.cli import app
 from data_mesh.definitions import load_definitions
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.gc_control import cyclic_gc_paused
-from data_mesh.loading import catalog_for_definitions, load_catalog, read_store_rows
+from data_mesh.loading import (
+    catalog_for_definitions,
+    lake_storage,
+    load_catalog,
+    read_store_rows,
+    refresh_snapshot,
+)
 from data_mesh.metadata import schema
 from data_mesh.metadata.rows import read_store
-from data_mesh.metadata.snapshot_file import read_snapshot, store_marker, write_snapshot
+from data_mesh.metadata.snapshot_file import (
+    SnapshotFileError,
+    read_snapshot,
+    store_marker,
+    write_snapshot,
+)
 from data_mesh.metadata.store import make_engine
 from data_mesh.metadata.synthetic import TIMEZONES, generate_metadata
 from data_mesh.resources.environments import resources_for
@@ -199,3 +210,53 @@ def test_dagsters_loader_reuses_the_repository_built_with_the_gc_paused(
     assert gc_enabled_at_builds == [False]
     keys = {k.to_user_string() for k in repository.asset_graph.get_all_asset_keys()}
     assert keys == _keys(loaded, load_catalog(loaded))
+
+
+def test_a_published_snapshot_is_what_pods_without_it_load(
+    loaded: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Deployed: the refresh (CD's `data-mesh load`) publishes the snapshot to the lake; a code
+    server or run worker pod with no copy of it and no store loads it, and sees the next
+    refresh at its next load."""
+    published = loaded.model_copy(
+        update={"metadata_snapshot_lake": "queries/_data_mesh/metadata_local.json"}
+    )
+    refresh_snapshot(published)
+    assert lake_storage(published).exists("queries/_data_mesh/metadata_local.json")
+    pod = published.model_copy(
+        update={
+            "metadata_snapshot": tmp_path / "pod" / "metadata_local.json",
+            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
+        }
+    )
+    catalog, stamp = catalog_for_definitions(pod)
+    assert stamp is not None and stamp.marker == store_marker(read_store_rows(loaded))
+    expected = {p.name for p in load_catalog(loaded).products}
+    assert {p.name for p in catalog.products} == expected
+    generate_metadata(make_engine(loaded.resolved_metadata_url), 1)
+    refresh_snapshot(published)
+    again, _ = catalog_for_definitions(pod)
+    assert {p.name for p in again.products} == expected | {"product_00001"}
+
+    # Nothing published there yet: the pod's own copy, with a warning naming the lake path.
+    elsewhere = pod.model_copy(update={"metadata_snapshot_lake": "queries/_data_mesh/none.json"})
+    with caplog.at_level("WARNING"):
+        kept, _ = catalog_for_definitions(elsewhere)
+    assert kept == again and "no metadata snapshot published at queries/_data_mesh/none.json" in (
+        caplog.text
+    )
+
+
+def test_a_snapshot_that_cannot_be_published_fails_the_refresh(loaded: Settings) -> None:
+    lake = lake_storage(loaded)
+    lake.write_bytes("queries/blocked", b"a file where the folder would be")
+    blocked = loaded.model_copy(update={"metadata_snapshot_lake": "queries/blocked/s.json"})
+    with pytest.raises(SnapshotFileError, match=r"not published to queries/blocked/s.json \(local"):
+        refresh_snapshot(blocked)
+    runner = CliRunner()
+    result = runner.invoke(
+        app,
+        ["snapshot", "refresh"],
+        env={"DATA_MESH_METADATA_SNAPSHOT_LAKE": "queries/blocked/s.json"},
+    )
+    assert result.exit_code == 1 and "not published to queries/blocked/s.json" in result.output

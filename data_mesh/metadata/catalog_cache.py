@@ -23,12 +23,11 @@ import os
 import pickle
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from data_mesh.metadata.catalog import Catalog
-from data_mesh.metadata.snapshot_file import SnapshotStamp
+from data_mesh.metadata.snapshot_file import SnapshotStamp, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +119,7 @@ def save_cached_catalog(path: Path, snapshot_digest: str, env: str, cached: Cach
     """Written atomically, readable and writable by this user only. A folder that cannot be
     written (a read-only image) only costs the speed-up."""
     try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    except OSError as error:
-        log.info("catalog cache not saved in %s: %s", path.parent, error)
-        return
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(_header(snapshot_digest, env))
-            pickle.dump(cached, file, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(temporary, path)
+        content = _header(snapshot_digest, env) + pickle.dumps(cached, pickle.HIGHEST_PROTOCOL)
+        write_atomically(path, content)
     except Exception as error:
-        Path(temporary).unlink(missing_ok=True)
         log.warning("catalog cache not saved at %s: %s", path, error)

@@ -100,11 +100,7 @@ def write_snapshot(
         "query_files": dict(query_files),
     }
     content = json.dumps(document, separators=(",", ":")).encode()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(handle, "wb") as file:
-        file.write(content)
-    os.replace(temporary, path)
+    write_atomically(path, content)
     return SavedSnapshot(
         taken_at=now,
         marker=marker,
@@ -112,6 +108,19 @@ def write_snapshot(
         query_files=dict(query_files),
         file_digest=hashlib.sha256(content).hexdigest(),
     )
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """A reader never sees a half-written file; the file is readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def read_snapshot(path: Path) -> SavedSnapshot:
