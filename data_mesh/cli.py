@@ -147,15 +147,15 @@ def snapshot_status(
 
 
 def _saved_catalog_status(settings: Settings, snapshot_digest: str) -> str:
-    from data_mesh.metadata.catalog_cache import cache_path, read_cached_catalog
+    from data_mesh.metadata.catalog_cache import cache_path, saved_catalog_status
     from data_mesh.metadata.rows import store_now
 
+    lake_path = settings.resolved_metadata_snapshot_lake
+    if lake_path is not None:
+        return f"none: loads copy the snapshot from {lake_path} and validate it"
     path = cache_path(settings.resolved_metadata_snapshot, settings.env)
-    cached = read_cached_catalog(path, snapshot_digest, settings.env, store_now())
-    if cached is None:
-        return "none for this snapshot, env and code: the next load validates the rows"
-    until = f"{cached.valid_until:%Y-%m-%d %H:%M} UTC" if cached.valid_until else "the next refresh"
-    return f"saved ({path.name}), used until {until}"
+    used, reason = saved_catalog_status(path, snapshot_digest, settings.env, store_now())
+    return f"{'saved' if used else 'not used'} ({path.name}): {reason}"
 
 
 @app.command()

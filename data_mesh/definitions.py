@@ -12,7 +12,7 @@ import dagster as dg
 
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.gc_control import collect_and_freeze, cyclic_gc_paused
-from data_mesh.loading import catalog_for_definitions
+from data_mesh.loading import catalog_for_definitions, copy_published_snapshot
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings, load_settings
 
@@ -21,9 +21,14 @@ def load_definitions(settings: Settings) -> dg.Definitions:
     """What a code server or run worker loads: the snapshot's catalog as Definitions, with the
     repository already built (Dagster caches it), all with the cyclic GC paused; what it built
     is then frozen out of later collections (it lives as long as the process)."""
+    copy_published_snapshot(settings)
+    resources = resources_for(settings)
+    # Cycles left by imports, the lake client of the copy and Dagster's resource schemas are
+    # freed now: nothing but what the load builds gets frozen below.
+    gc.collect()
     with cyclic_gc_paused():
-        catalog, saved = catalog_for_definitions(settings)
-        definitions = build_definitions(catalog, resources_for(settings), saved)
+        catalog, stamp = catalog_for_definitions(settings, copy_published=False)
+        definitions = build_definitions(catalog, resources, stamp)
         # The catalog and specs make no reference cycles (a test checks it): frozen as they
         # are, without the collection that would scan them all.
         gc.freeze()

@@ -26,12 +26,10 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def collect_and_freeze() -> int:
+def collect_and_freeze() -> None:
     """Collects the cyclic garbage among the objects made since the last freeze, then moves
     every object still alive out of the collector's reach (`gc.freeze`): later collections
     never rescan them. Reference counting still frees them. For objects that live as long as
-    the process; garbage cycles frozen among them would never be freed. Returns the
-    unreachable objects found."""
-    found = gc.collect()
+    the process; garbage cycles frozen among them would never be freed."""
+    gc.collect()
     gc.freeze()
-    return found

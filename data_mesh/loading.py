@@ -22,9 +22,9 @@ from data_mesh.metadata.snapshot_file import (
     SavedSnapshot,
     SnapshotFileError,
     SnapshotStamp,
+    encode_snapshot,
     read_snapshot,
     write_atomically,
-    write_snapshot,
 )
 from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
@@ -85,43 +85,40 @@ def query_file_paths(catalog: Catalog) -> list[str]:
 
 def refresh_snapshot(settings: Settings) -> SavedSnapshot:
     """Read the store once (and the query files its products name) into the snapshot file,
-    save the catalog it gives for `settings.env`, and publish the file to the lake when
-    settings say where. Query files that are missing are left out: the product is reported
-    broken at load."""
-    saved = _refreshed(settings)[0]
+    published first to the lake when settings say where (deployed environments). Query files
+    that are missing are left out: the product is reported broken at load."""
+    return _refreshed(settings, publish=True)[0]
+
+
+def copy_published_snapshot(settings: Settings) -> None:
+    """The snapshot the last refresh published to the lake, copied over the local file, so the
+    code server and run worker pods load it and none queries the store. Nothing published
+    yet: the local copy, or the store when there is none, with a warning. The lake
+    unreachable: the local copy with a warning, or an error naming the lake path."""
     lake_path = settings.resolved_metadata_snapshot_lake
-    if lake_path is not None:
-        storage = lake_storage(settings)
-        try:
-            storage.write_bytes(lake_path, settings.resolved_metadata_snapshot.read_bytes())
-        except Exception as error:  # the SDK's own errors: say what was being done, and where
-            raise SnapshotFileError(
-                f"metadata snapshot not published to {lake_path} ({storage.describe()}): {error}"
-            ) from error
-    return saved
-
-
-def _copy_published_snapshot(settings: Settings, lake_path: str) -> None:
-    """The snapshot the last refresh published, copied over the local file, so code servers
-    and run workers in other pods load the same one. None published yet: the local file (or
-    the store) as before, with a warning."""
+    if lake_path is None:
+        return
+    path = settings.resolved_metadata_snapshot
     storage = lake_storage(settings)
+    where = f"{lake_path} ({storage.describe()})"
     try:
         content = storage.read_text(lake_path).encode()
     except StorageError:
-        log.warning(
-            "no metadata snapshot published at %s (%s): run `data-mesh snapshot refresh`",
-            lake_path,
-            storage.describe(),
-        )
+        log.warning("no metadata snapshot published at %s: run `data-mesh snapshot refresh`", where)
         return
-    path = settings.resolved_metadata_snapshot
+    except Exception as error:  # the SDK's own errors (network, rights): name the lake path
+        if not path.is_file():
+            raise SnapshotFileError(f"metadata snapshot {where} unreadable: {error}") from error
+        log.warning("metadata snapshot %s unreadable (%s): loading the local copy", where, error)
+        return
     if not path.is_file() or file_digest(path) != hashlib.sha256(content).hexdigest():
         write_atomically(path, content)
 
 
-def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
-    """The new snapshot and its checked catalog (built once, also to find the query files)."""
+def _refreshed(settings: Settings, publish: bool) -> tuple[SavedSnapshot, Catalog]:
+    """The new snapshot and its checked catalog (built once, also to find the query files).
+    With `publish`, the bytes written are first published to the lake, so no load copies an
+    older published file over them."""
     rows = read_store_rows(settings)
     storage = lake_storage(settings)
     at = store_now()
@@ -132,9 +129,16 @@ def _refreshed(settings: Settings) -> tuple[SavedSnapshot, Catalog]:
             files[path] = storage.read_text(path)
         except StorageError:
             continue
-    saved = write_snapshot(
-        settings.resolved_metadata_snapshot, rows, files, dt.datetime.now(dt.UTC)
-    )
+    content, saved = encode_snapshot(rows, files, dt.datetime.now(dt.UTC))
+    lake_path = settings.resolved_metadata_snapshot_lake
+    if publish and lake_path is not None:
+        try:
+            storage.write_bytes(lake_path, content)
+        except Exception as error:  # the SDK's own errors: say what was being done, and where
+            raise SnapshotFileError(
+                f"metadata snapshot not published to {lake_path} ({storage.describe()}): {error}"
+            ) from error
+    write_atomically(settings.resolved_metadata_snapshot, content)
     return saved, _checked_and_saved(settings, saved, catalog, at)
 
 
@@ -142,38 +146,51 @@ def _checked_and_saved(
     settings: Settings, saved: SavedSnapshot, catalog: Catalog, at: dt.datetime
 ) -> Catalog:
     """`catalog` (built from `saved` at `at`) without products whose saved query files are
-    broken, saved next to the snapshot for the next load."""
+    broken; saved next to the snapshot for the next load, unless pods copy the snapshot from
+    the lake at every start (a run pod's saved catalog would never be read)."""
     path = settings.resolved_metadata_snapshot
     checked = check_query_files(catalog, SavedFiles(saved.query_files, f"metadata snapshot {path}"))
-    since, until = validity_window(saved.snapshot, at)
-    save_cached_catalog(
-        cache_path(path, settings.env),
-        saved.file_digest,
-        settings.env,
-        CachedCatalog(checked, saved.stamp, since, until),
-    )
+    if settings.resolved_metadata_snapshot_lake is None:
+        since, until = validity_window(saved.snapshot, at)
+        save_cached_catalog(
+            cache_path(path, settings.env),
+            saved.file_digest,
+            settings.env,
+            CachedCatalog(checked, saved.stamp, since, until),
+        )
     return checked
 
 
-def catalog_for_definitions(settings: Settings) -> tuple[Catalog, SnapshotStamp | None]:
-    """The catalog Dagster definitions are built from: the snapshot file (made from the store
-    when there is none yet), so run workers never query the store; or the store itself.
-    From a snapshot, the catalog saved with it is used while it holds (`catalog_cache`)."""
+def catalog_for_definitions(
+    settings: Settings, copy_published: bool = True
+) -> tuple[Catalog, SnapshotStamp | None]:
+    """The catalog Dagster definitions are built from: the snapshot file (copied from the lake
+    first in deployed environments, unless the caller did; made from the store when there is
+    none yet), so run workers never query the store; or the store itself. The catalog saved
+    with the snapshot is used while it holds (`catalog_cache`)."""
     if settings.definitions_from == "store":
         return load_catalog(settings), None
+    if copy_published:
+        copy_published_snapshot(settings)
     path = settings.resolved_metadata_snapshot
-    lake_path = settings.resolved_metadata_snapshot_lake
-    if lake_path is not None:
-        _copy_published_snapshot(settings, lake_path)
     if not path.exists():
-        saved, catalog = _refreshed(settings)
+        saved, catalog = _refreshed(settings, publish=False)
         return catalog, saved.stamp
     at = store_now()
-    cached = read_cached_catalog(
-        cache_path(path, settings.env), file_digest(path), settings.env, at
-    )
-    if cached is not None:
-        return cached.catalog, cached.stamp
-    saved = read_snapshot(path)
+    if settings.resolved_metadata_snapshot_lake is None:
+        try:
+            digest = file_digest(path)
+        except OSError as error:
+            raise SnapshotFileError(f"metadata snapshot {path} is unreadable: {error}") from error
+        cached = read_cached_catalog(cache_path(path, settings.env), digest, settings.env, at)
+        if cached is not None:
+            return cached.catalog, cached.stamp
+    try:
+        saved = read_snapshot(path)
+    except SnapshotFileError as error:
+        lake_path = settings.resolved_metadata_snapshot_lake
+        if lake_path is None:
+            raise
+        raise SnapshotFileError(f"{error} (copied from the lake: {lake_path})") from error
     catalog = build_catalog(saved.snapshot, settings.env, at)
     return _checked_and_saved(settings, saved, catalog, at), saved.stamp

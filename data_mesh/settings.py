@@ -10,8 +10,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data_mesh.storage import StorageError, normalize_path
 
 # JDBC drivers from Debian packages (libh2-java, libpostgresql-jdbc-java); see .ci/run.
 DEFAULT_JDBC_JARS = ("/usr/share/java/h2.jar", "/usr/share/java/postgresql.jar")
@@ -92,6 +94,19 @@ class Settings(BaseSettings):
     )
     spark_driver_memory: str = "2g"
     jdbc_jars: tuple[str, ...] = DEFAULT_JDBC_JARS
+
+    @field_validator("metadata_snapshot_lake")
+    @classmethod
+    def _lake_file_path(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "none"):
+            return value
+        try:
+            path = normalize_path(value)
+        except StorageError as error:  # `..` or empty parts
+            raise ValueError(str(error)) from None
+        if "/" not in path:
+            raise ValueError(f"{value!r} names no file: give <container>/<path>")
+        return path
 
     @property
     def home_dir(self) -> Path:

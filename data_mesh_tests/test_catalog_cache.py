@@ -21,6 +21,7 @@ from data_mesh.metadata.catalog_cache import (
     code_digest,
     read_cached_catalog,
     save_cached_catalog,
+    saved_catalog_status,
     source_digest,
 )
 from data_mesh.metadata.configuration import validity_window
@@ -49,6 +50,16 @@ def _cache(settings: Settings) -> Path:
     return cache_path(settings.resolved_metadata_snapshot, settings.env)
 
 
+def _refresh_with_products(
+    store: Engine, settings: Settings, builds: list[str], products: int
+) -> None:
+    """`products` synthetic products, and the snapshot refreshed; the refresh's own build of
+    the catalog is not counted."""
+    generate_metadata(store, products)
+    refresh_snapshot(settings)
+    builds.clear()
+
+
 def test_the_refresh_saves_the_catalog_and_loads_use_it(
     loaded: Settings, builds: list[str]
 ) -> None:
@@ -70,9 +81,7 @@ def test_the_refresh_saves_the_catalog_and_loads_use_it(
 def test_a_saved_catalog_serves_only_its_snapshot_env_and_code(
     store: Engine, settings: Settings, builds: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    generate_metadata(store, 3)
-    refresh_snapshot(settings)
-    builds.clear()  # the refresh's own build
+    _refresh_with_products(store, settings, builds, 3)
     assert len(catalog_for_definitions(settings)[0].products) == 3 and builds == []
     # Another snapshot file (written without refreshing the saved catalog): built again.
     generate_metadata(store, 1, first=4)
@@ -103,9 +112,7 @@ def test_a_saved_catalog_serves_only_its_snapshot_env_and_code(
 def test_an_untrusted_or_damaged_saved_catalog_is_ignored(
     store: Engine, settings: Settings, builds: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    generate_metadata(store, 2)
-    refresh_snapshot(settings)
-    builds.clear()  # the refresh's own build
+    _refresh_with_products(store, settings, builds, 2)
     path = _cache(settings)
     path.chmod(0o664)  # others could have written code into it
     with caplog.at_level(logging.WARNING):
@@ -187,13 +194,74 @@ def test_snapshot_status_says_whether_loads_use_a_saved_catalog(loaded: Settings
 
     from data_mesh.cli import app
 
-    def status() -> str:
-        result = CliRunner().invoke(app, ["snapshot", "status"])
+    def status(*env: tuple[str, str]) -> str:
+        result = CliRunner().invoke(app, ["snapshot", "status"], env=dict(env))
         assert result.exit_code == 0, result.output
         return " ".join(result.output.split())  # unwrapped
 
-    assert "catalog saved (metadata_local.catalog-LOCAL.pickle), used until the next refresh" in (
-        status()
+    assert (
+        "catalog saved (metadata_local.catalog-LOCAL.pickle): used until the snapshot or the "
+        "code changes" in status()
+    )
+    assert "catalog none: loads copy the snapshot from queries/s.json and validate it" in status(
+        ("DATA_MESH_METADATA_SNAPSHOT_LAKE", "queries/s.json")
     )
     _cache(loaded).unlink()
-    assert "catalog none for this snapshot, env and code: the next load validates" in status()
+    assert "catalog not used (metadata_local.catalog-LOCAL.pickle): none saved" in status()
+
+
+def test_why_a_saved_catalog_is_not_used(store: Engine, settings: Settings) -> None:
+    generate_metadata(store, 1)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    later = now + dt.timedelta(hours=1)
+    add_config_item(store, "global", "ddz.max_connections", "4", [(1, "2", later, None)])
+    refresh_snapshot(settings)
+    path, digest = _cache(settings), read_snapshot(settings.resolved_metadata_snapshot).file_digest
+    assert saved_catalog_status(path, digest, "LOCAL", now) == (
+        True,
+        f"used until {later.isoformat()} UTC",
+    )
+    assert (
+        saved_catalog_status(path, "other", "LOCAL", now)[1] == "saved from another snapshot file"
+    )
+    assert saved_catalog_status(path, digest, "QA", now)[1] == "saved for environment LOCAL"
+    assert saved_catalog_status(path, digest, "LOCAL", later)[1] == (
+        f"a configuration version started or ended at {later.isoformat()}"
+    )
+
+
+def test_after_a_configuration_version_starts_the_load_uses_it(
+    store: Engine, settings: Settings, builds: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generate_metadata(store, 1)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    later = now + dt.timedelta(hours=1)
+    add_config_item(store, "global", "ddz.max_connections", "4", [(1, "2", later, None)])
+    refresh_snapshot(settings)
+    builds.clear()  # the refresh's own build
+
+    def connections(catalog: Catalog) -> set[int]:
+        return {
+            t.overrides.ddz["max_connections"] for p in catalog.products for t in p.transformations
+        }
+
+    assert connections(catalog_for_definitions(settings)[0]) == {4} and builds == []
+    monkeypatch.setattr(loading, "store_now", lambda: later + dt.timedelta(minutes=1))
+    assert connections(catalog_for_definitions(settings)[0]) == {2} and builds == ["LOCAL"]
+    assert connections(catalog_for_definitions(settings)[0]) == {2} and builds == ["LOCAL"]
+
+
+def test_settings_name_a_lake_file_for_the_snapshot() -> None:
+    assert Settings(metadata_snapshot_lake="queries/x/s.json").resolved_metadata_snapshot_lake == (
+        "queries/x/s.json"
+    )
+    assert (
+        Settings(metadata_snapshot_lake="none", lake="adls").resolved_metadata_snapshot_lake is None
+    )
+    assert Settings(lake="adls").resolved_metadata_snapshot_lake == (
+        "queries/_data_mesh/metadata_local.json"
+    )
+    assert Settings().resolved_metadata_snapshot_lake is None  # LOCAL's folder lake
+    for bad, problem in (("queries", "names no file"), ("q/../s.json", "is not a plain")):
+        with pytest.raises(ValueError, match=problem):
+            Settings(metadata_snapshot_lake=bad)

@@ -163,26 +163,33 @@ def test_cyclic_gc_is_paused_only_inside_the_block() -> None:
     assert gc.isenabled()
 
 
-def test_built_definitions_hold_no_reference_cycles(store: Engine, tmp_path: Path) -> None:
-    """`load_definitions` freezes what it built without a collection: a reference cycle made
-    while building would never be freed, once per load. The synthetic products cover every
-    transformation and rule type the generator makes."""
-    generate_metadata(store, 30, schedules=True)
-    from data_mesh.metadata.catalog import build_catalog
+def test_loading_and_building_definitions_make_no_reference_cycles(
+    store: Engine, settings: Settings
+) -> None:
+    """`load_definitions` freezes what it loaded and built without a collection: a reference
+    cycle made on the way would never be freed, once per load. Covers the catalog from the
+    rows and from the saved catalog, the resources and the build; the synthetic products
+    cover every transformation and rule type the generator makes."""
+    from data_mesh.metadata.catalog_cache import cache_path
 
-    catalog = build_catalog(read_store(store))
-    resources = resources_for(Settings(home=tmp_path))
-    gc.collect()
+    generate_metadata(store, 40, schedules=True)
+    refresh_snapshot(settings)
+    cache_path(settings.resolved_metadata_snapshot, settings.env).unlink()
+    resources = resources_for(settings)  # Dagster's resource schemas do make cycles: collected
+    gc.collect()  # before the pause, as `load_definitions` does
     with cyclic_gc_paused():
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
-            build_definitions(catalog, resources)
+            for _ in ("from the rows", "from the saved catalog"):
+                catalog, stamp = catalog_for_definitions(settings)
+                build_definitions(catalog, resources, stamp)
             gc.collect()
             garbage = Counter(type(o).__qualname__ for o in gc.garbage)
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
     # Not one cyclic object per product (the few left are Python's own, made once per build).
+    assert len(catalog.products) == 40
     assert sum(garbage.values()) < len(catalog.products), garbage
 
 
@@ -251,6 +258,8 @@ def test_a_snapshot_that_cannot_be_published_fails_the_refresh(loaded: Settings)
     lake = lake_storage(loaded)
     lake.write_bytes("queries/blocked", b"a file where the folder would be")
     blocked = loaded.model_copy(update={"metadata_snapshot_lake": "queries/blocked/s.json"})
+    before = read_snapshot(loaded.resolved_metadata_snapshot)
+    generate_metadata(make_engine(loaded.resolved_metadata_url), 1)  # a change to refresh
     with pytest.raises(SnapshotFileError, match=r"not published to queries/blocked/s.json \(local"):
         refresh_snapshot(blocked)
     runner = CliRunner()
@@ -260,3 +269,50 @@ def test_a_snapshot_that_cannot_be_published_fails_the_refresh(loaded: Settings)
         env={"DATA_MESH_METADATA_SNAPSHOT_LAKE": "queries/blocked/s.json"},
     )
     assert result.exit_code == 1 and "not published to queries/blocked/s.json" in result.output
+    # Published first: the local file is not replaced by a snapshot the pods never see.
+    assert read_snapshot(loaded.resolved_metadata_snapshot) == before
+
+
+def test_an_unreadable_lake_keeps_the_local_copy_or_names_the_lake(
+    loaded: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from data_mesh import loading
+
+    published = loaded.model_copy(update={"metadata_snapshot_lake": "queries/_data_mesh/s.json"})
+    refresh_snapshot(published)
+    expected = {p.name for p in load_catalog(loaded).products}
+    real = loading.lake_storage
+
+    class Unreachable:
+        """The lake's SDK failing (network, rights), not a missing file."""
+
+        def __init__(self, settings: Settings) -> None:
+            self.origin = real(settings).describe()
+
+        def read_text(self, path: str) -> str:
+            raise ConnectionError("connection reset by peer")
+
+        def describe(self) -> str:
+            return self.origin
+
+    monkeypatch.setattr(loading, "lake_storage", Unreachable)
+    with caplog.at_level("WARNING"):
+        catalog, _ = catalog_for_definitions(published)  # this pod has a copy
+    assert {p.name for p in catalog.products} == expected
+    assert "unreadable (connection reset by peer): loading the local copy" in caplog.text
+    pod = published.model_copy(
+        update={
+            "metadata_snapshot": tmp_path / "pod" / "s.json",
+            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
+        }
+    )
+    with pytest.raises(
+        SnapshotFileError,
+        match=r"metadata snapshot queries/_data_mesh/s.json \(local folder .*\) unreadable: "
+        "connection reset by peer",
+    ):
+        catalog_for_definitions(pod)
+    assert not (tmp_path / "pod" / "s.json").exists()

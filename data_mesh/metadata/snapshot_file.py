@@ -90,6 +90,15 @@ def write_snapshot(
     path: Path, snapshot: StoreSnapshot, query_files: Mapping[str, str], now: dt.datetime
 ) -> SavedSnapshot:
     """Write atomically: a run worker never reads a half-written file."""
+    content, saved = encode_snapshot(snapshot, query_files, now)
+    write_atomically(path, content)
+    return saved
+
+
+def encode_snapshot(
+    snapshot: StoreSnapshot, query_files: Mapping[str, str], now: dt.datetime
+) -> tuple[bytes, SavedSnapshot]:
+    """The bytes of a snapshot file, and what reading them back gives."""
     plain = _plain_rows(snapshot)  # once, for the marker and the file
     marker = _marker_of(plain)
     document = {
@@ -100,14 +109,14 @@ def write_snapshot(
         "query_files": dict(query_files),
     }
     content = json.dumps(document, separators=(",", ":")).encode()
-    write_atomically(path, content)
-    return SavedSnapshot(
+    saved = SavedSnapshot(
         taken_at=now,
         marker=marker,
         snapshot=snapshot,
         query_files=dict(query_files),
         file_digest=hashlib.sha256(content).hexdigest(),
     )
+    return content, saved
 
 
 def write_atomically(path: Path, content: bytes) -> None:
