@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 
 from data_mesh.errors import DataMeshError
@@ -24,12 +23,11 @@ from data_mesh.metadata.snapshot_file import (
     SnapshotStamp,
     encode_snapshot,
     read_snapshot,
-    write_atomically,
 )
 from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
-from data_mesh.storage import SavedFiles, Storage, StorageError
+from data_mesh.storage import SavedFiles, Storage, StorageError, write_atomically
 from data_mesh.store_connection import store_engine
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 from data_mesh.validation import check_query_files
@@ -111,7 +109,7 @@ def copy_published_snapshot(settings: Settings) -> None:
             raise SnapshotFileError(f"metadata snapshot {where} unreadable: {error}") from error
         log.warning("metadata snapshot %s unreadable (%s): loading the local copy", where, error)
         return
-    if not path.is_file() or file_digest(path) != hashlib.sha256(content).hexdigest():
+    if not path.is_file() or path.read_bytes() != content:
         write_atomically(path, content)
 
 

@@ -98,8 +98,10 @@ class Settings(BaseSettings):
     @field_validator("metadata_snapshot_lake")
     @classmethod
     def _lake_file_path(cls, value: str | None) -> str | None:
-        if value is None or value.strip().lower() in ("", "none"):
-            return value
+        if value is None:
+            return None  # the default, by lake kind
+        if value.strip().lower() in ("", "none"):
+            return "none"
         try:
             path = normalize_path(value)
         except StorageError as error:  # `..` or empty parts
@@ -139,8 +141,7 @@ class Settings(BaseSettings):
     @property
     def resolved_metadata_snapshot_lake(self) -> str | None:
         if self.metadata_snapshot_lake is not None:
-            named = self.metadata_snapshot_lake.strip()
-            return None if named.lower() in ("", "none") else named
+            return None if self.metadata_snapshot_lake == "none" else self.metadata_snapshot_lake
         if self.resolved_lake_kind != "adls":
             return None  # LOCAL's processes share the snapshot file itself
         return f"queries/_data_mesh/metadata_{self.env.value.lower()}.json"

@@ -6,8 +6,23 @@ implementation (same interface) lives with the resources. Engine code only needs
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """A reader never sees a half-written file; the file is readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(content)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 class StorageError(FileNotFoundError):
@@ -58,11 +73,7 @@ class LocalStorage:
         return file.read_text(encoding="utf-8")
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        file = self._file(path)
-        file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = file.with_name(file.name + ".tmp")
-        temporary.write_bytes(data)
-        temporary.replace(file)  # readers never see a half-written file
+        write_atomically(self._file(path), data)
 
     def exists(self, path: str) -> bool:
         return self._file(path).exists()

@@ -93,6 +93,17 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     return settings
 
 
+def pod_settings(settings: Settings, folder: Path) -> Settings:
+    """`settings` as a pod of a deployed environment sees them: an empty snapshot folder of its
+    own under `folder`, and a store it cannot open (any query would fail)."""
+    return settings.model_copy(
+        update={
+            "metadata_snapshot": folder / "pod" / "metadata_local.json",
+            "metadata_url": f"sqlite:///{folder}/missing/store.db",
+        }
+    )
+
+
 def load_product_file(folder: Path, name: str, product: str | dict[str, Any]) -> Result:
     """Write `product` (YAML text, or a dict dumped as YAML) to <folder>/<name>/product.yaml and
     run `data-mesh load` on that folder; returns the CLI result."""

@@ -19,7 +19,7 @@ from data_mesh.resources.lake import AdlsLakeResource, LakeResource, lake_resour
 from data_mesh.settings import Settings
 from data_mesh.storage import StorageError
 from data_mesh.transforms.query_files import load_query_plan
-from data_mesh_tests.conftest import AZURITE_ACCOUNT, SAMPLE_PRODUCTS
+from data_mesh_tests.conftest import AZURITE_ACCOUNT, SAMPLE_PRODUCTS, pod_settings
 
 CONNECTION_ENV = "DATA_MESH_TEST_AZURITE_CONNECTION"
 
@@ -102,12 +102,7 @@ def test_load_publishes_query_files_to_adls_and_validate_reads_them(
     # The refresh published the snapshot next to the query files; a pod with no copy and no
     # store loads the same products from it.
     assert storage.exists("queries/_data_mesh/metadata_local.json")
-    pod = adls_settings.model_copy(
-        update={
-            "metadata_snapshot": tmp_path / "pod" / "metadata_local.json",
-            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
-        }
-    )
+    pod = pod_settings(adls_settings, tmp_path)
     from_lake, _ = catalog_for_definitions(pod)
     assert [p.name for p in from_lake.products] == [p.name for p in catalog.products]
 

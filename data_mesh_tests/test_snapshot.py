@@ -35,6 +35,7 @@ from data_mesh.metadata.store import make_engine
 from data_mesh.metadata.synthetic import TIMEZONES, generate_metadata
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import pod_settings
 
 
 def _keys(settings: Settings, catalog) -> set[str]:
@@ -230,12 +231,7 @@ def test_a_published_snapshot_is_what_pods_without_it_load(
     )
     refresh_snapshot(published)
     assert lake_storage(published).exists("queries/_data_mesh/metadata_local.json")
-    pod = published.model_copy(
-        update={
-            "metadata_snapshot": tmp_path / "pod" / "metadata_local.json",
-            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
-        }
-    )
+    pod = pod_settings(published, tmp_path)
     catalog, stamp = catalog_for_definitions(pod)
     assert stamp is not None and stamp.marker == store_marker(read_store_rows(loaded))
     expected = {p.name for p in load_catalog(loaded).products}
@@ -303,16 +299,11 @@ def test_an_unreadable_lake_keeps_the_local_copy_or_names_the_lake(
         catalog, _ = catalog_for_definitions(published)  # this pod has a copy
     assert {p.name for p in catalog.products} == expected
     assert "unreadable (connection reset by peer): loading the local copy" in caplog.text
-    pod = published.model_copy(
-        update={
-            "metadata_snapshot": tmp_path / "pod" / "s.json",
-            "metadata_url": f"sqlite:///{tmp_path}/missing/store.db",
-        }
-    )
+    pod = pod_settings(published, tmp_path)
     with pytest.raises(
         SnapshotFileError,
         match=r"metadata snapshot queries/_data_mesh/s.json \(local folder .*\) unreadable: "
         "connection reset by peer",
     ):
         catalog_for_definitions(pod)
-    assert not (tmp_path / "pod" / "s.json").exists()
+    assert not pod.resolved_metadata_snapshot.exists()

@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from data_mesh.metadata.catalog import Catalog
-from data_mesh.metadata.snapshot_file import SnapshotStamp, write_atomically
+from data_mesh.metadata.snapshot_file import SnapshotStamp
+from data_mesh.storage import write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
-import tempfile
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
@@ -22,6 +20,7 @@ from typing import Any
 
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.rows import SNAPSHOT_TABLES, StoreSnapshot
+from data_mesh.storage import write_atomically
 
 FORMAT = 1
 
@@ -117,19 +116,6 @@ def encode_snapshot(
         file_digest=hashlib.sha256(content).hexdigest(),
     )
     return content, saved
-
-
-def write_atomically(path: Path, content: bytes) -> None:
-    """A reader never sees a half-written file; the file is readable by its owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(content)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def read_snapshot(path: Path) -> SavedSnapshot:
