@@ -34,7 +34,7 @@ from data_mesh.quality.evaluate import evaluate_rules  # noqa: E402
 from data_mesh.resources.spark import spark_session  # noqa: E402
 from data_mesh.sample_data import write_sample_data  # noqa: E402
 from data_mesh.settings import Settings  # noqa: E402
-from data_mesh.transforms.execute import register_cdz_dataset, run_transformation  # noqa: E402
+from data_mesh.transforms.execute import read_cdz_dataset, run_transformation  # noqa: E402
 from data_mesh.transforms.query_files import publish_query_files  # noqa: E402
 
 # 20 rules of every type that reads the data; several fail on purpose (sample rows fetched).
@@ -102,7 +102,7 @@ def prepare(rows: int, home: Path | None = None):  # type: ignore[no-untyped-def
     product = load_catalog(settings).product("sor1_payments")
     transformation = product.transformations[0]
     inputs = {
-        d.name: register_cdz_dataset(spark, d, storage.spark_uri(d.location or ""))
+        d.name: read_cdz_dataset(spark, d, storage.spark_uri(d.location or ""))
         for d in transformation.inputs
     }
     for key, value in transformation.config.spark_config.items():

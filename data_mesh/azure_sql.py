@@ -40,9 +40,16 @@ class AzureSqlTarget:
     def connection_string(self) -> str:
         """The ODBC connection string without any credential (they are added at connect time)."""
         return (
-            f"Driver={{{self.driver}}};Server=tcp:{self.server},1433;Database={self.database};"
+            f"Driver={odbc_value(self.driver)};Server={odbc_value(f'tcp:{self.server},1433')};"
+            f"Database={odbc_value(self.database)};"
             "Encrypt=yes;TrustServerCertificate=no;Connection Timeout=30;"
         )
+
+
+def odbc_value(text: str) -> str:
+    """`text` as one ODBC connection-string value: in braces, so `;` and `=` are data, with each
+    `}` doubled (the ODBC rule), so a `}` cannot end the value early."""
+    return "{" + text.replace("}", "}}") + "}"
 
 
 def access_token_struct(token: str) -> bytes:
@@ -86,7 +93,8 @@ def connect(
                 f"SQL authentication to {target.server}: set {target.user_env} and "
                 f"{target.password_env}"
             )
-        return connect_fn(target.connection_string() + f"UID={user};PWD={{{password}}};")
+        login = f"UID={odbc_value(user)};PWD={odbc_value(password)};"
+        return connect_fn(target.connection_string() + login)
 
     return with_retries(attempt, policy or RetryPolicy(), sleep=sleep)
 

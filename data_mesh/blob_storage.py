@@ -83,6 +83,19 @@ class BlobStorage:
             for blob in client.list_blobs(name_starts_with=start)
         }
 
+    def remove_tree(self, prefix: str) -> None:
+        container, name = self._split(prefix)
+        client = self.service.get_container_client(container)
+        if not client.exists():
+            return
+        start = name.rstrip("/") + "/" if name else ""
+        # Deepest first: on an ADLS Gen2 account folders are objects that must be empty.
+        names = sorted((b.name for b in client.list_blobs(name_starts_with=start)), reverse=True)
+        for blob in names:
+            client.delete_blob(blob)
+        if name and client.get_blob_client(name.rstrip("/")).exists():
+            client.delete_blob(name.rstrip("/"))
+
     def spark_uri(self, path: str) -> str:
         container, name = self._split(path)
         return f"abfss://{container}@{self.account}.dfs.{self.endpoint_suffix}/{name}"

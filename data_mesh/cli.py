@@ -14,7 +14,7 @@ from rich.table import Table
 
 from data_mesh.errors import DataMeshError
 from data_mesh.settings import Environment, Settings, load_settings
-from data_mesh.store_connection import store_engine
+from data_mesh.store_connection import store_engine_in_use
 
 if TYPE_CHECKING:  # pyspark loads only in the commands that need it
     from pyspark.sql import DataFrame
@@ -59,7 +59,8 @@ def init(url: UrlOption = None) -> None:
     from data_mesh.store_connection import describe_store
 
     settings = _settings(url)
-    revision = upgrade_store(store_engine(settings))
+    with store_engine_in_use(settings) as engine:
+        revision = upgrade_store(engine)
     console.print(f"metadata store at revision [bold]{revision}[/] ({describe_store(settings)})")
 
 
@@ -78,7 +79,8 @@ def load(
     settings = _settings(url)
     storage = lake_storage(settings)
     try:
-        loaded = load_product_files(store_engine(settings), path)
+        with store_engine_in_use(settings) as engine:
+            loaded = load_product_files(engine, path)
     except DataMeshError as error:
         _fail(str(error))
     for product in loaded:
@@ -189,7 +191,8 @@ def generate_metadata_command(
     from data_mesh.metadata.synthetic import generate_metadata
 
     try:
-        counts = generate_metadata(store_engine(_settings(url)), products, schedules=schedules)
+        with store_engine_in_use(_settings(url)) as engine:
+            counts = generate_metadata(engine, products, schedules=schedules)
     except ValueError as error:
         _fail(str(error))
     for table, rows in counts.items():
@@ -346,6 +349,8 @@ def ddz_show(
         settings.ddz_user_env,
         settings.ddz_password_env,
         settings.ddz_azure_auth,
+        settings.ddz_control,
+        settings.ddz_load_path,
     )
     frame = read_ddz_table(spark_session(settings), connection, name)
     _print_preview(frame, f"{name}: {{count:,}} rows", limit)
@@ -413,7 +418,8 @@ def runs(
     """Print the latest rows of the audit log: every materialization and every failure."""
     from data_mesh.metadata.audit import latest_audit
 
-    rows = latest_audit(store_engine(_settings(url)), last)
+    with store_engine_in_use(_settings(url)) as engine:
+        rows = latest_audit(engine, last)
     view = Table(title="audit log")
     for column in ("loaded (UTC)", "asset", "table", "status", "rows", "seconds", "run", "by"):
         view.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
@@ -444,7 +450,8 @@ def quality_history(
     """Print the latest quality rule results from the metadata store (one row per rule per run)."""
     from data_mesh.metadata.quality_results import latest_quality_results
 
-    rows = latest_quality_results(store_engine(_settings(url)), last, rule)
+    with store_engine_in_use(_settings(url)) as engine:
+        rows = latest_quality_results(engine, last, rule)
     view = Table(title="quality results")
     for column in ("evaluated (UTC)", "dataset", "rule", "result", "failing", "observed", "run"):
         view.add_column(column, justify="right" if column == "failing" else "left")

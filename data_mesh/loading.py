@@ -28,7 +28,7 @@ from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
 from data_mesh.storage import SavedFiles, Storage, StorageError, write_atomically
-from data_mesh.store_connection import store_engine
+from data_mesh.store_connection import store_engine_in_use
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 from data_mesh.validation import check_query_files
 
@@ -57,8 +57,7 @@ def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
 
 def read_store_rows(settings: Settings) -> StoreSnapshot:
     """Every row of the store: one SELECT per table, whatever the number of rows."""
-    engine = store_engine(settings)
-    try:
+    with store_engine_in_use(settings) as engine:
         revision = current_revision(engine)
         if revision != head_revision():
             where = engine.url.render_as_string(hide_password=True)
@@ -67,8 +66,6 @@ def read_store_rows(settings: Settings) -> StoreSnapshot:
                 f"metadata store {where} {state}: run `data-mesh init` to create or upgrade it"
             )
         return read_store(engine)
-    finally:
-        engine.dispose()
 
 
 def query_file_paths(catalog: Catalog) -> list[str]:

@@ -15,8 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from data_mesh.storage import StorageError, normalize_path
 
-# JDBC drivers from Debian packages (libh2-java, libpostgresql-jdbc-java); see .ci/run.
-DEFAULT_JDBC_JARS = ("/usr/share/java/h2.jar", "/usr/share/java/postgresql.jar")
+# mssql-jdbc from Maven Central, which scripts/setup.sh puts under .tools/jars of the checkout
+# (its version is pinned there); a path only, absent outside a checkout (then skipped).
+MSSQL_JDBC_JAR = str(Path(__file__).parents[1] / ".tools" / "jars" / "mssql-jdbc-13.6.2.jre11.jar")
+# JDBC drivers from Debian packages (libh2-java, libpostgresql-jdbc-java; see .ci/run) and
+# mssql-jdbc; the Spark session gets those that exist (data_mesh.resources.spark).
+DEFAULT_JDBC_JARS = ("/usr/share/java/h2.jar", "/usr/share/java/postgresql.jar", MSSQL_JDBC_JAR)
 
 
 class Environment(StrEnum):
@@ -71,6 +75,24 @@ class Settings(BaseSettings):
         description="Azure SQL DDZ: 'token' (Azure AD, managed identity) or 'sql' (user and "
         "password from the env vars above) for pyodbc control statements; empty: JDBC only.",
     )
+    ddz_control: Literal["", "jvm", "odbc", "psycopg"] = Field(
+        default="",
+        description="How the client sends the DDZ writer's control statements: odbc (pyodbc: "
+        "Azure SQL, or PostgreSQL through psqlODBC), psycopg (PostgreSQL) or jvm (the Spark "
+        "driver's JDBC, classic Spark only); empty: odbc with DATA_MESH_DDZ_AZURE_AUTH, "
+        "psycopg for PostgreSQL, jvm otherwise.",
+    )
+    ddz_load_path: Literal["", "jdbc", "copy"] = Field(
+        default="",
+        description="How rows travel into the DDZ: jdbc (Spark's JDBC writer, from the "
+        "cluster) or copy (PostgreSQL COPY from the Spark tasks); empty: copy for PostgreSQL, "
+        "jdbc otherwise.",
+    )
+    ddz_spool: str = Field(
+        default="spool/ddz",
+        description="Lake folder (<container>/<path>) where the jdbc load path spools each "
+        "load once; the cluster writes and reads it, so it must be in the lake.",
+    )
     definitions_from: Literal["snapshot", "store"] = Field(
         default="snapshot",
         description="Build Dagster definitions from the metadata snapshot file (refreshed by "
@@ -94,6 +116,17 @@ class Settings(BaseSettings):
     )
     spark_driver_memory: str = "2g"
     jdbc_jars: tuple[str, ...] = DEFAULT_JDBC_JARS
+
+    @field_validator("ddz_spool")
+    @classmethod
+    def _spool_folder(cls, value: str) -> str:
+        try:
+            path = normalize_path(value)
+        except StorageError as error:
+            raise ValueError(str(error)) from None
+        if "/" not in path:
+            raise ValueError(f"{value!r} names no folder in a container: give <container>/<path>")
+        return path
 
     @field_validator("metadata_snapshot_lake")
     @classmethod

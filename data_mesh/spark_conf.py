@@ -23,3 +23,8 @@ def spark_config_scope(spark: SparkSession, settings: Mapping[str, str]) -> Iter
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, old)
+
+
+def is_spark_connect(spark: SparkSession) -> bool:
+    """Whether `spark` is a Spark Connect client session (Spark runs elsewhere)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")

@@ -7,6 +7,7 @@ implementation (same interface) lives with the resources. Engine code only needs
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Protocol
@@ -54,6 +55,10 @@ class Storage(Protocol):
         """The URI Spark reads `path` from (a local path, or abfss:// in the cloud)."""
         ...
 
+    def remove_tree(self, prefix: str) -> None:
+        """Remove `prefix` and every file under it; nothing there is not an error."""
+        ...
+
     def describe(self) -> str: ...
 
 
@@ -96,6 +101,13 @@ class LocalStorage:
     def spark_uri(self, path: str) -> str:
         return str(self._file(path))
 
+    def remove_tree(self, prefix: str) -> None:
+        target = self._file(prefix)
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
     def describe(self) -> str:
         return f"local folder {self.root}"
 
@@ -133,4 +145,7 @@ class SavedFiles:
         raise self._unsupported()
 
     def spark_uri(self, path: str) -> str:
+        raise self._unsupported()
+
+    def remove_tree(self, prefix: str) -> None:
         raise self._unsupported()

@@ -3,7 +3,11 @@ cloud, or any SQLAlchemy URL (SQLite in LOCAL, PostgreSQL in tests): the same co
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from data_mesh.azure_sql import AzureSqlTarget, azure_sql_engine
 from data_mesh.metadata.store import make_engine
@@ -25,7 +29,19 @@ def engine_for_store(url: str, azure: AzureSqlTarget | None) -> Engine:
 
 
 def store_engine(settings: Settings) -> Engine:
+    """A new engine: the caller disposes of it (prefer `store_engine_in_use`)."""
     return engine_for_store(settings.resolved_metadata_url, store_target(settings))
+
+
+@contextmanager
+def store_engine_in_use(settings: Settings) -> Iterator[Engine]:
+    """The store's engine for one piece of work, disposed after it (its pooled connections
+    would stay open until garbage collection otherwise)."""
+    engine = store_engine(settings)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def describe_store(settings: Settings) -> str:
@@ -33,4 +49,5 @@ def describe_store(settings: Settings) -> str:
     target = store_target(settings)
     if target:
         return f"Azure SQL {target.server}/{target.database} ({target.authentication} auth)"
-    return make_engine(settings.resolved_metadata_url).url.render_as_string(hide_password=True)
+    # The URL alone: no engine (nor a SQLite folder) just to print where the store is.
+    return make_url(settings.resolved_metadata_url).render_as_string(hide_password=True)

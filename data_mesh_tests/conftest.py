@@ -8,11 +8,13 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.engine import make_url
 from typer.testing import Result
 
 from data_mesh.metadata import schema
@@ -44,7 +46,7 @@ def store(settings: Settings) -> Engine:
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[object]:
-    """The one Spark session of the test run (local[2], H2 and PostgreSQL JDBC drivers)."""
+    """The one Spark session of the test run (local[2]; H2, PostgreSQL and mssql-jdbc drivers)."""
     from data_mesh.resources.spark import spark_session
 
     base = Settings(home=Path(os.environ.get("PYTEST_SPARK_HOME", "/tmp/data_mesh_test_spark")))
@@ -91,6 +93,41 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
     assert result.exit_code == 0, result.output
     return settings
+
+
+@contextmanager
+def engines_opened(url: str) -> Iterator[list[Engine]]:
+    """The engines on `url` that open a connection inside the block. The list holds them, so
+    the garbage collector cannot close what a caller left open: a pool still holding a
+    connection afterwards was not disposed (`pooled_connections`)."""
+    engines: list[Engine] = []
+    wanted = make_url(url)
+
+    def record(connection: Connection) -> None:
+        if connection.engine.url == wanted and connection.engine not in engines:
+            engines.append(connection.engine)
+
+    event.listen(Engine, "engine_connect", record)
+    try:
+        yield engines
+    finally:
+        event.remove(Engine, "engine_connect", record)
+
+
+def pooled_connections(engine: Engine) -> int:
+    """Connections the engine's pool still holds (0 once `dispose()` replaced the pool)."""
+    pool: Any = engine.pool
+    return int(pool.checkedin()) + int(pool.checkedout())
+
+
+def catalog_tables(spark: Any) -> dict[str, set[str]]:
+    """The Spark catalog's databases and their tables (session temporary views left out)."""
+    return {
+        database.name: {
+            t.name for t in spark.catalog.listTables(database.name) if not t.isTemporary
+        }
+        for database in spark.catalog.listDatabases()
+    }
 
 
 def pod_settings(settings: Settings, folder: Path) -> Settings:

@@ -13,7 +13,10 @@ from pyspark.sql import DataFrame, SparkSession
 
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
+from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter
+from data_mesh.settings import DEFAULT_JDBC_JARS
+from data_mesh.storage import LocalStorage
 
 TABLE = TableName("ddz", "FAULTS")
 
@@ -27,17 +30,20 @@ def source_rows(spark: SparkSession, rows: int) -> DataFrame:
 
 def make_writer(url: str, user: str, password: str, spool: str, chunk_rows: int) -> DdzWriter:
     return DdzWriter(
-        DdzConnection(url, {"user": user, "password": password}),
+        DdzConnection(url, {"user": user, "password": password} if user else {}),
         ChunkSettings(max_chunk_rows=chunk_rows),
-        spool_root=Path(spool),
+        Spool(LocalStorage(Path(spool)), "spool/ddz"),
     )
 
 
 def main(argv: list[str]) -> None:
     url, user, password, spool, rows, chunk_rows = argv
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    jars = ",".join(jar for jar in DEFAULT_JDBC_JARS if Path(jar).is_file())
     spark = (
         SparkSession.builder.master("local[2]")
+        .config("spark.jars", jars)
+        .config("spark.driver.extraClassPath", jars.replace(",", ":"))
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()

@@ -39,7 +39,7 @@ from data_mesh.metadata.automation import quartz_to_cron
 from data_mesh.metadata.store import make_engine
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import add_config_item
+from data_mesh_tests.conftest import add_config_item, engines_opened, pooled_connections
 
 ACTIVE_ACCOUNTS = AssetKey(["mdm", "ddz", "active_accounts"])
 SOR1_PAYMENTS = AssetKey(["payments", "ddz", "sor1_payments"])
@@ -245,6 +245,19 @@ def test_metadata_sensor_reports_changed_products(loaded: Settings) -> None:
         assert [(r.job_name, list(r.asset_selection or [])) for r in requests] == [
             (ALL_PRODUCTS_JOB, [SOR1_PAYMENTS])
         ]
+
+
+def test_metadata_sensor_ticks_leave_no_store_connection_open(loaded: Settings) -> None:
+    defs = _definitions(loaded)
+    sensor = defs.resolve_sensor_def(METADATA_SENSOR)
+    with (
+        DagsterInstance.ephemeral() as instance,
+        engines_opened(loaded.resolved_metadata_url) as engines,
+    ):
+        _, cursor, _ = _evaluate(sensor, defs, instance, None, ("metadata_store",))
+        _evaluate(sensor, defs, instance, cursor, ("metadata_store",))
+    assert len(engines) == 2  # one engine per tick ...
+    assert [pooled_connections(engine) for engine in engines] == [0, 0]  # ... disposed after it
 
 
 class _Webhook(BaseHTTPRequestHandler):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyodbc
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from data_mesh.azure_sql import (
@@ -18,10 +19,12 @@ from data_mesh.azure_sql import (
     AzureSqlTarget,
     access_token_struct,
     connect,
+    odbc_value,
 )
 from data_mesh.ddz.retry import RetryPolicy, error_codes, is_transient
 from data_mesh.ddz.sessions import PyodbcSession, azure_sql_target_of, transaction
 from data_mesh.errors import DataMeshError
+from data_mesh.metadata.store import make_engine
 from data_mesh.resources.environments import QUALITY_HISTORY_KEY, resources_for
 from data_mesh.settings import Settings
 from data_mesh.store_connection import describe_store, store_target
@@ -64,7 +67,10 @@ def test_token_authentication_passes_a_fresh_token_and_no_secret_in_the_string()
     (_, first_kwargs), (string, kwargs) = recorder.calls
     assert first_kwargs["attrs_before"][SQL_COPT_SS_ACCESS_TOKEN] == access_token_struct("token-1")
     assert kwargs["attrs_before"][SQL_COPT_SS_ACCESS_TOKEN] == access_token_struct("token-2")
-    assert string.startswith("Driver={ODBC Driver 18 for SQL Server};Server=tcp:sql-dm-prod")
+    assert string.startswith(
+        "Driver={ODBC Driver 18 for SQL Server};Server={tcp:sql-dm-prod.database.windows.net,1433};"
+        "Database={data_mesh_metadata};"
+    )
     assert "Encrypt=yes" in string and "PWD" not in string and "UID" not in string
 
 
@@ -101,7 +107,25 @@ def test_sql_authentication_reads_credentials_from_env(monkeypatch: pytest.Monke
     monkeypatch.setenv("DATA_MESH_SQL_PASSWORD", "p;w}d")
     recorder = Recorder()
     connect(target, recorder, sleep=lambda _: None)
-    assert recorder.calls[0][0].endswith("UID=etl;PWD={p;w}d};")
+    assert recorder.calls[0][0].endswith("UID={etl};PWD={p;w}}d};")
+
+
+def test_every_connection_string_value_is_escaped() -> None:
+    """ODBC ends a braced value at the first lone `}`: each one inside is doubled."""
+    assert odbc_value("a}b;c={d}") == "{a}}b;c={d}}}"
+    target = AzureSqlTarget("srv}x.database.windows.net", "db}1;x=y", driver="Driver }18")
+    string = target.connection_string()
+    assert string.startswith(
+        "Driver={Driver }}18};Server={tcp:srv}}x.database.windows.net,1433};Database={db}}1;x=y};"
+    )
+    recorder = Recorder()
+    connect(
+        AzureSqlTarget("s", "d", authentication="sql"),
+        recorder,
+        sleep=lambda _: None,
+        credentials=("us}er", "}{;"),
+    )
+    assert recorder.calls[0][0].endswith("UID={us}}er};PWD={}}{;};")
 
 
 def test_cloud_settings_select_azure_sql_for_the_store(settings: Settings) -> None:
@@ -154,3 +178,35 @@ def test_pyodbc_session_on_postgresql_through_its_odbc_driver(pg_url: str) -> No
         with transaction(session):
             session.execute("DROP TABLE IF EXISTS odbc_probe")
         session.close()
+
+
+@pytest.mark.slow
+def test_a_password_with_braces_and_semicolons_logs_in_through_odbc(pg_url: str) -> None:
+    """The escaping round-trips through a real ODBC stack (unixODBC and psqlODBC, which reads
+    braced values for the driver and the password): a role whose password holds `}`, `;`, `{`
+    and `=` logs in."""
+    if "PostgreSQL Unicode" not in pyodbc.drivers():
+        if os.environ.get("CI"):
+            pytest.fail("psqlODBC is missing: scripts/setup.sh installs odbc-postgresql")
+        pytest.skip("psqlODBC (odbc-postgresql) is not installed")
+    role, password = "data_mesh_odbc_probe", "p}w;d{x}}=y}"
+    url = make_url(pg_url)
+    engine = make_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        # A utility statement takes no bind parameters; the literal holds no quote.
+        connection.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'"))
+    try:
+        odbc = pyodbc.connect(
+            f"Driver={odbc_value('PostgreSQL Unicode')};Server={url.host};"
+            f"Port={url.port or 5432};Database={url.database};"
+            f"UID={role};PWD={odbc_value(password)};"
+        )
+        try:
+            assert odbc.execute("SELECT current_user").fetchone()[0] == role
+        finally:
+            odbc.close()
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP ROLE {role}"))
+        engine.dispose()

@@ -16,10 +16,21 @@ import psycopg
 import pytest
 from pyspark.sql import SparkSession
 
-from data_mesh.ddz.sessions import postgres_connect_args
+from data_mesh.ddz.connection import DdzConnection
+from data_mesh.ddz.retry import RetryPolicy, with_retries
+from data_mesh.ddz.sessions import open_session, postgres_connect_args, transaction
 from data_mesh.ddz.writer import DdzTarget
 from data_mesh_tests.conftest import REPO, jdbc_url_of
 from data_mesh_tests.ddz_writer_process import TABLE, make_writer, source_rows
+
+
+def expected_amount(spark: SparkSession, rows: int):
+    """SUM(AMOUNT) of the source rows, computed by Spark from the same definition."""
+    from decimal import Decimal
+
+    total = source_rows(spark, rows).selectExpr("sum(cast(AMOUNT AS decimal(38,2)))").first()[0]
+    return Decimal(total)
+
 
 pytestmark = pytest.mark.slow
 ROWS = 600_000
@@ -179,3 +190,83 @@ def test_connection_cap_holds_with_more_tasks_than_slots(
     assert report.chunks >= 2
     assert max(seen) == 1
     assert _fingerprint(observer) == _expected(observer, ROWS)
+
+
+def test_killed_process_resumes_with_exact_rows_on_h2(spark: SparkSession, tmp_path: Path) -> None:
+    """The embedded default, killed for real (SIGKILL to the writing process, which holds the
+    H2 file), then written again by another process: the exact rows, the old table until then."""
+    url = f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE"
+    ddz = DdzConnection(url)
+
+    def query(sql: str) -> tuple:
+        def attempt() -> tuple:
+            session = open_session(spark, ddz)
+            try:
+                with transaction(session):
+                    return session.query(sql)[0]
+            finally:
+                session.close()
+
+        # Right after the kill H2 refuses to open the file until its lock file is old.
+        return with_retries(attempt, RetryPolicy())
+
+    def fingerprint() -> tuple:
+        return query(
+            'SELECT COUNT(*), COUNT(DISTINCT "ID"), COALESCE(SUM("ID"), 0), '
+            'COALESCE(SUM(CAST("AMOUNT" AS DECIMAL(38,2))), 0) FROM "ddz"."FAULTS"'
+        )
+
+    def committed_chunks() -> int:
+        found = query(
+            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'ddz_load_ledger'"
+        )
+        return (
+            int(query('SELECT COUNT(*) FROM "data_mesh"."ddz_load_ledger"')[0]) if found[0] else 0
+        )
+
+    make_writer(url, "", "", str(tmp_path), CHUNK_ROWS).write(
+        source_rows(spark, 1000), DdzTarget(TABLE)
+    )
+    old = fingerprint()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "data_mesh_tests.ddz_writer_process",
+            url,
+            "",
+            "",
+            str(tmp_path),
+            str(ROWS),
+            str(CHUNK_ROWS),
+        ],
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    committed = 0
+    deadline = time.monotonic() + 300
+    lock = tmp_path / "ddz.lock.db"
+    # Look only once the writer holds the file (then this process reaches it through H2's
+    # AUTO_SERVER), so the two processes do not race to open it.
+    while not lock.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    while committed < 2 and time.monotonic() < deadline and process.poll() is None:
+        committed = committed_chunks()
+        time.sleep(0.5)
+    assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    # H2 takes over a dead holder's lock file once nothing has touched it for a few seconds.
+    while lock.exists() and time.time() - lock.stat().st_mtime < 4:
+        time.sleep(0.5)
+    assert 2 <= committed < ROWS // CHUNK_ROWS
+    assert fingerprint() == old  # the kill left the old table as it was
+
+    report = make_writer(url, "", "", str(tmp_path), CHUNK_ROWS).write(
+        source_rows(spark, ROWS), DdzTarget(TABLE)
+    )
+    assert report.resumed_chunks >= 2
+    assert report.resumed_chunks + report.loaded_chunks == report.chunks
+    assert fingerprint() == (ROWS, ROWS, ROWS * (ROWS - 1) // 2, expected_amount(spark, ROWS))

@@ -22,8 +22,10 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.loaders import JdbcChunkLoader
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.sessions import open_session, transaction
+from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.streaming import partition_keys, spark_hash_long
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
+from data_mesh.storage import LocalStorage
 from data_mesh_tests.conftest import jdbc_url_of
 
 pytestmark = pytest.mark.slow
@@ -40,7 +42,7 @@ def ddz(request, tmp_path: Path) -> DdzConnection:
 
 
 def writer(ddz: DdzConnection, tmp_path: Path, **chunking: int) -> DdzWriter:
-    return DdzWriter(ddz, ChunkSettings(**chunking), spool_root=tmp_path / "spool")
+    return DdzWriter(ddz, ChunkSettings(**chunking), Spool(LocalStorage(tmp_path), "spool/ddz"))
 
 
 def rows_of(spark: SparkSession, ddz: DdzConnection, table: TableName = TABLE) -> list[tuple]:
@@ -48,7 +50,7 @@ def rows_of(spark: SparkSession, ddz: DdzConnection, table: TableName = TABLE) -
 
 
 def scalar(spark: SparkSession, ddz: DdzConnection, sql: str, params=()) -> object:
-    session = open_session(spark, ddz.jdbc_url, ddz.properties)
+    session = open_session(spark, ddz)
     try:
         with transaction(session):
             return session.query(sql, list(params))[0][0]
@@ -305,14 +307,14 @@ def test_partial_resume_of_spooled_chunks(spark: SparkSession, tmp_path: Path, m
     ddz = DdzConnection(f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
     w = writer(ddz, tmp_path, max_chunk_rows=100)
     data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
-    real_load = JdbcChunkLoader.load
+    real_load = JdbcChunkLoader.write_rows
 
     def fail_chunk_3(self, job):
         if job.chunk.id == 3:
             raise RuntimeError(f"simulated crash in chunk {job.chunk.id}")
         real_load(self, job)
 
-    monkeypatch.setattr(JdbcChunkLoader, "load", fail_chunk_3)
+    monkeypatch.setattr(JdbcChunkLoader, "write_rows", fail_chunk_3)
     with pytest.raises(DdzWriteError, match=r"chunk 3 of 6 .*simulated crash"):
         w.write(data, DdzTarget(TABLE, max_connections=1))
     monkeypatch.undo()

@@ -173,6 +173,7 @@ def test_the_expected_deployment_files_exist() -> None:
     expected = [
         PIPELINES / "ci.yml",
         PIPELINES / "cd.yml",
+        PIPELINES / "sqlserver-tests.yml",
         PIPELINES / "templates" / "deploy-env.yml",
         DOCKERFILE,
         DEPLOY / "docker" / "Dockerfile.dockerignore",
@@ -225,6 +226,42 @@ def test_ci_runs_the_test_script_and_publishes_junit() -> None:
     assert any("scripts/test.sh" in s and "--junitxml" in s for s in scripts), scripts
     publish = [s for s in steps if s.get("task") == "PublishTestResults@2"]
     assert publish and publish[0]["inputs"]["testResultsFormat"] == "JUnit"
+    assert publish[0]["condition"] == "succeededOrFailed()"
+
+
+def test_sqlserver_job_runs_the_module_against_dev_azure_sql() -> None:
+    """sqlserver-tests.yml: setup, then the SQL Server module with DEV's server and a token of
+    the DEV service connection (the server is Entra ID-only), results published."""
+    pipeline = _load_yaml(PIPELINES / "sqlserver-tests.yml")
+    assert pipeline["trigger"]["branches"]["include"] == ["main"]
+    assert pipeline["pr"] == "none"
+    groups = [v.get("group") for v in pipeline["variables"] if isinstance(v, dict)]
+    assert groups == ["data-mesh-dev"], groups
+    (job,) = pipeline["jobs"]
+    steps = job["steps"]
+    order = [s.get("task") for s in steps if "task" in s]
+    setup = next(s for s in steps if "scripts/setup.sh" in str(s.get("inputs", {}).get("script")))
+    tests = next(s for s in steps if s.get("task") == "AzureCLI@2")
+    assert steps.index(setup) < steps.index(tests), order
+    assert tests["inputs"]["azureSubscription"] == "sc-data-mesh-dev"
+    script = tests["inputs"]["inlineScript"]
+    assert ".venv/bin/python -m pytest" in script, script
+    assert "data_mesh_tests/test_ddz_sqlserver.py" in script, script
+    assert '--junitxml="$(junitFile)"' in script
+    assert "az account get-access-token --resource https://database.windows.net/" in script
+    assert "##vso[task.setsecret]$token" in script, "the token must be masked in the log"
+    # What the job exports is what the test module reads; the URL is always set, so the
+    # module cannot skip here.
+    exported = set(re.findall(r"^export (DATA_MESH_TEST_MSSQL_\w+)=", script, re.M))
+    module = (REPO / "data_mesh_tests" / "test_ddz_sqlserver.py").read_text(encoding="utf-8")
+    read = set(re.findall(r'os\.environ\.get\("(DATA_MESH_TEST_MSSQL_\w+)"', module))
+    assert {"DATA_MESH_TEST_MSSQL_URL", "DATA_MESH_TEST_MSSQL_ACCESS_TOKEN"} <= exported
+    assert exported <= read, exported - read
+    url = re.search(r'DATA_MESH_TEST_MSSQL_URL="([^"]+)"', script)
+    assert url and url.group(1).startswith("jdbc:sqlserver://${DATA_MESH_METADATA_AZURE_SERVER}")
+    publish = [s for s in steps if s.get("task") == "PublishTestResults@2"]
+    assert publish and publish[0]["inputs"]["testResultsFormat"] == "JUnit"
+    assert publish[0]["inputs"]["testResultsFiles"] == "$(junitFile)"
     assert publish[0]["condition"] == "succeededOrFailed()"
 
 

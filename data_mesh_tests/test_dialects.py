@@ -37,8 +37,11 @@ def _every_statement(dialect) -> list[str]:
         dialect.create_schema("ddz"),
         dialect.create_table(STAGE, COLUMNS),
         dialect.drop_table(STAGE),
-        dialect.rename_table(STAGE, TARGET),
-        *dialect.replace_from(TARGET, STAGE, NAMES),
+        *dialect.create_stage(STAGE, COLUMNS),
+        *dialect.install_stage(TARGET, STAGE, COLUMNS),
+        *dialect.replace_existing(TARGET, STAGE, NAMES),
+        dialect.count_rows(STAGE),
+        dialect.truncate(STAGE),
         dialect.delete_slice(TARGET, Column("LOAD_DATE", T.DateType())),
         dialect.rows_outside_slice(STAGE, Column("LOAD_DATE", T.DateType())),
         dialect.delete_outside_retention(TARGET, "LOAD_DATE", 7),
@@ -73,11 +76,22 @@ def test_sql_server_statements_say_what_azure_sql_needs() -> None:
     merge = sqlglot.parse_one(d.merge_from(TARGET, STAGE, NAMES, ["UNQ_USER_ID"]), read="tsql")
     assert merge.key == "merge"
     assert "WITH (HOLDLOCK)" in d.merge_from(TARGET, STAGE, NAMES, ["UNQ_USER_ID"])
-    # replace swaps by rename inside the publish transaction (DDL is transactional there).
-    assert d.replace_from(TARGET, STAGE, NAMES) == [
-        "DROP TABLE IF EXISTS [ddz].[SOR1_PAYMENTS]",
-        "EXEC sp_rename N'ddz.SOR1_PAYMENTS__dm_stage_0123abcd', N'SOR1_PAYMENTS', N'OBJECT'",
+    # replace keeps the target object: TRUNCATE + a metadata-only SWITCH, never a rename.
+    assert d.replace_existing(TARGET, STAGE, NAMES) == [
+        "TRUNCATE TABLE [ddz].[SOR1_PAYMENTS]",
+        "ALTER TABLE [ddz].[SOR1_PAYMENTS__dm_stage_0123abcd] SWITCH TO [ddz].[SOR1_PAYMENTS]",
+        "DROP TABLE IF EXISTS [ddz].[SOR1_PAYMENTS__dm_stage_0123abcd]",
     ]
+    assert not any("sp_rename" in sql for sql in _every_statement(d))
+    like = d.create_stage_like(STAGE, TARGET)
+    assert like[0] == (
+        "SELECT TOP (0) * INTO [ddz].[SOR1_PAYMENTS__dm_stage_0123abcd] FROM [ddz].[SOR1_PAYMENTS]"
+    )
+    # The index copy reads the target's indexes and creates them on the stage, clustered first.
+    assert "OBJECT_ID(N'ddz.SOR1_PAYMENTS')" in like[1] and "ORDER BY i.index_id" in like[1]
+    assert "ON [ddz].[SOR1_PAYMENTS__dm_stage_0123abcd] (" in like[1]
+    for sql in like:
+        assert sqlglot.parse(sql, read="tsql"), sql
     url = d.jdbc_url("jdbc:sqlserver://x.database.windows.net:1433;databaseName=ddz")
     assert url.endswith(";useBulkCopyForBatchInsert=true;sendStringParametersAsUnicode=true")
     assert d.jdbc_url(url) == url  # settings already present are not repeated
@@ -99,13 +113,29 @@ def test_postgres_statements_parse_and_merge_is_on_conflict() -> None:
     )
 
 
-def test_h2_replace_moves_rows_with_dml() -> None:
+def test_h2_replace_renames_the_stage_instead_of_copying_rows() -> None:
     d = H2Dialect()
-    assert d.replace_from(TARGET, STAGE, ["A"]) == [
-        'DELETE FROM "ddz"."SOR1_PAYMENTS"',
+    assert d.replace_existing(TARGET, STAGE, ["A"]) == [
+        'DROP TABLE IF EXISTS "ddz"."SOR1_PAYMENTS"',
+        'ALTER TABLE "ddz"."SOR1_PAYMENTS__dm_stage_0123abcd" RENAME TO "SOR1_PAYMENTS"',
+    ]
+
+
+def test_postgres_stage_is_unlogged_and_replace_copies_once() -> None:
+    d = PostgresDialect()
+    assert d.create_stage(STAGE, COLUMNS[:1]) == [
+        'CREATE UNLOGGED TABLE "ddz"."SOR1_PAYMENTS__dm_stage_0123abcd" ("UNQ_USER_ID" BIGINT)'
+    ]
+    assert d.replace_existing(TARGET, STAGE, ["A"]) == [
+        'TRUNCATE TABLE "ddz"."SOR1_PAYMENTS"',
         'INSERT INTO "ddz"."SOR1_PAYMENTS" ("A") SELECT "A" FROM '
         '"ddz"."SOR1_PAYMENTS__dm_stage_0123abcd"',
+        'DROP TABLE IF EXISTS "ddz"."SOR1_PAYMENTS__dm_stage_0123abcd"',
     ]
+    # A first load makes the unlogged stage the table, logged from then on.
+    assert d.install_stage(TARGET, STAGE, COLUMNS)[-1] == (
+        'ALTER TABLE "ddz"."SOR1_PAYMENTS" SET LOGGED'
+    )
 
 
 @pytest.mark.parametrize("bad", ["a]b", 'q"t', "x; DROP TABLE y", "", "1abc", "a b"])

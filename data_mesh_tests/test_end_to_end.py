@@ -22,6 +22,7 @@ from data_mesh.metadata.store import make_engine
 from data_mesh.run import RunOutcome, materialize_products
 from data_mesh.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
 from data_mesh.settings import Settings
+from data_mesh_tests.conftest import catalog_tables
 
 pytestmark = pytest.mark.slow
 ROWS = 2000
@@ -64,6 +65,30 @@ def _completed_orders() -> list[int]:
 def _before_go_live(order_id: int) -> bool:
     """Sample orders are dated 2026-01-01 + (id % 300) days; go-live is 2026-02-01."""
     return order_id % 300 < 31
+
+
+def test_cdz_tables_are_views_and_the_spark_catalog_is_left_alone(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    """A metastore shared with other jobs (Unity Catalog, Hive) is never written: a managed
+    table named like a CDZ dataset is neither read nor replaced, and no database or table
+    appears; seed 000's `analytics_sor1_cdz.sor1_driver_table` still reads the lake."""
+    write_sample_data(spark, lake_storage(loaded), ROWS)
+    decoy = "analytics_sor1_cdz.sor1_driver_table"
+    spark.sql("CREATE DATABASE analytics_sor1_cdz")
+    try:
+        spark.sql(f"CREATE TABLE {decoy} (user_id bigint, user_name string) USING parquet")
+        spark.sql(f"INSERT INTO {decoy} VALUES (-1, 'catalog row')")
+        before = catalog_tables(spark)
+        outcome = materialize_products(loaded, ["sor1_payments"], DagsterInstance.ephemeral())
+        assert outcome.success, outcome.failure
+        assert catalog_tables(spark) == before
+        assert spark.catalog.getTable(decoy).tableType == "MANAGED"
+        assert [tuple(r) for r in spark.table(decoy).collect()] == [(-1, "catalog row")]
+        names = {r.NAME for r in _table(spark, loaded, "ddz.SOR1_PAYMENTS").collect()}
+        assert names == {f"user_{i}" for i in range(1, USERS + 1)}
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS analytics_sor1_cdz CASCADE")
 
 
 def test_seed_000_payments_land_in_the_ddz(materialized: Settings, spark: SparkSession) -> None:
@@ -278,21 +303,21 @@ def test_a_failed_run_is_resumed_by_the_next_run(
     resources[DDZ_IO_MANAGER_KEY] = DdzIOManager(
         spark=resources["spark"],
         jdbc_url=loaded.resolved_ddz_jdbc_url,
-        spool_dir=str(loaded.home_dir / "spool"),
+        lake=resources["lake"],
         max_chunk_rows=100,
     )
     job = build_definitions(load_catalog(loaded), resources).resolve_job_def(ALL_PRODUCTS_JOB)
     key = AssetKey(["payments", "ddz", "sor1_payments"])
     instance = DagsterInstance.ephemeral()
 
-    real_load = JdbcChunkLoader.load
+    real_load = JdbcChunkLoader.write_rows
 
     def fail_on_chunk_7(self, chunk_job):
         if chunk_job.chunk.id == 7:
             raise RuntimeError("database went away")
         real_load(self, chunk_job)
 
-    monkeypatch.setattr(JdbcChunkLoader, "load", fail_on_chunk_7)
+    monkeypatch.setattr(JdbcChunkLoader, "write_rows", fail_on_chunk_7)
     failed = job.execute_in_process(instance=instance, asset_selection=[key], raise_on_error=False)
     assert not failed.success
     monkeypatch.undo()

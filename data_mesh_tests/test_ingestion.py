@@ -19,7 +19,12 @@ from data_mesh.metadata.store import make_engine
 from data_mesh.metadata.watermarks import read_watermark
 from data_mesh.run import RunOutcome, materialize_products
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import jdbc_url_of, load_product_file
+from data_mesh_tests.conftest import (
+    engines_opened,
+    jdbc_url_of,
+    load_product_file,
+    pooled_connections,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -133,6 +138,17 @@ def test_full_then_incremental_load_from_postgresql(
     materialized = {m.asset: m.rows for m in second.materializations}
     assert materialized["inventory/ddz/bz_products"] == 3
     assert _watermark(inventory) == "8"
+
+
+def test_watermark_reads_and_saves_leave_no_store_connection_open(
+    inventory: Settings, source: str
+) -> None:
+    with engines_opened(inventory.resolved_metadata_url) as engines:
+        outcome = _run(inventory)
+    assert outcome.success, outcome.failure
+    assert _watermark(inventory) == "5"  # the run read the watermark (none yet) and saved it
+    assert engines  # the catalog, the watermark and the audit rows
+    assert [pooled_connections(engine) for engine in engines] == [0] * len(engines)
 
 
 def test_watermark_stays_when_the_write_fails(

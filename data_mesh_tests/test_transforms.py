@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 from pathlib import Path
@@ -9,15 +10,17 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from data_mesh.metadata.catalog import DataSetModel, TransformationModel
+from data_mesh.metadata.catalog import DataSetModel, Partitioning, TransformationModel
 from data_mesh.metadata.configs import parse_transformation_config
 from data_mesh.spark_conf import spark_config_scope
 from data_mesh.storage import LocalStorage
 from data_mesh.transforms.execute import (
     TransformationError,
-    register_cdz_dataset,
+    read_cdz_dataset,
     run_transformation,
+    with_views_for_tables,
 )
+from data_mesh_tests.conftest import catalog_tables
 
 pytestmark = pytest.mark.slow
 
@@ -187,7 +190,7 @@ def test_properties_sequence_on_cdz_parquet(spark: SparkSession, tmp_path: Path)
     )
     storage.write_bytes("queries/t/s.properties", b"df_driver\ndf_pay\ndf_target\n")
     inputs = {
-        d.name: register_cdz_dataset(spark, d, storage.spark_uri(d.location or ""))
+        d.name: read_cdz_dataset(spark, d, storage.spark_uri(d.location or ""))
         for d in (driver, payments)
     }
     transformation = _transformation(
@@ -211,6 +214,104 @@ def test_properties_sequence_on_cdz_parquet(spark: SparkSession, tmp_path: Path)
         (1, "ann", Decimal("3.25"), today),
         (2, "bob", None, today),
     ]
+
+
+def test_cdz_names_in_queries_read_the_lake_through_views(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """`<source>.<dataset>` resolves to the lake data whatever the catalog holds: a managed
+    table of that name is neither read nor replaced, and nothing is added to the catalog."""
+    storage = LocalStorage(tmp_path)
+    driver, payments = (
+        _dataset("drv", "CDZ", "analytics_v_cdz", "parquet"),
+        _dataset("pay", "CDZ", "analytics_v_cdz", "parquet"),
+    )
+    spark.createDataFrame([(1, "ann"), (2, "bob")], "user_id long, user_name string").write.parquet(
+        storage.spark_uri(driver.location or "")
+    )
+    spark.createDataFrame(
+        [(1, 3.25, "travel"), (2, 1.0, "food")], "userid long, amount double, category string"
+    ).write.parquet(storage.spark_uri(payments.location or ""))
+    spark.sql("CREATE DATABASE analytics_v_cdz")
+    try:
+        spark.sql("CREATE TABLE analytics_v_cdz.drv (user_id long, user_name string) USING parquet")
+        spark.sql("INSERT INTO analytics_v_cdz.drv VALUES (9, 'catalog row')")
+        before = catalog_tables(spark)
+        storage.write_bytes(
+            "queries/v/q.properties",
+            # Any case and quoting; columns qualified by the table's name; Spark 4's pipe
+            # syntax, which sqlglot does not parse (the token fallback).
+            b"df_driver = select drv.user_id, Analytics_V_CDZ.DRV.user_name \\\n"
+            b"   from Analytics_V_CDZ.`DRV` where drv.user_id > 0\n"
+            b"df_pay = FROM analytics_v_cdz.pay |> DROP category\n"
+            b"df_target = select a.user_id, a.user_name, b.amount \\\n"
+            b"   from df_driver a join df_pay b on a.user_id = b.userid\n",
+        )
+        storage.write_bytes("queries/v/s.properties", b"df_driver\ndf_pay\ndf_target\n")
+        inputs = {
+            d.name: read_cdz_dataset(spark, d, storage.spark_uri(d.location or ""))
+            for d in (driver, payments)
+        }
+        sequence = _transformation(
+            "properties_sequence",
+            '{"folder": "v", "que_name": "q", "seq_name": "s"}',
+            [driver, payments],
+        )
+        out = run_transformation(spark, sequence, inputs, storage)
+        assert _rows(out) == [(1, "ann", 3.25), (2, "bob", 1.0)]
+        query = _transformation(
+            "sql",
+            '{"query": "select p.userid, drv.user_name from analytics_v_cdz.drv'
+            ' join ANALYTICS_V_CDZ.pay p on drv.user_id = p.userid where p.amount > 2"}',
+            [driver, payments],
+        )
+        assert _rows(run_transformation(spark, query, inputs, storage)) == [(1, "ann")]
+        assert catalog_tables(spark) == before
+        assert spark.catalog.getTable("analytics_v_cdz.drv").tableType == "MANAGED"
+        assert _rows(spark.table("analytics_v_cdz.drv")) == [(9, "catalog row")]
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS analytics_v_cdz CASCADE")
+
+
+def test_only_table_references_to_cdz_inputs_are_rewritten() -> None:
+    views = {("src", "t"): "v_t"}
+    unchanged = [
+        "select 'src.t' from other.t",  # a string, another database
+        "select s.t from src s",  # column `t` of alias `s`
+        "select * from spark_catalog.src.t",  # a name with its catalog
+        "with t as (select 1) select * from t",  # a CTE
+        "select x:y from other.t -- src.t",  # kept as written: sqlglot would change `x:y`
+    ]
+    for sql in unchanged:
+        assert with_views_for_tables(sql, views) == sql
+    assert with_views_for_tables("select * from Src.`T` x", views) == "select * from v_t x"
+    assert with_views_for_tables("select x:y from src.t", views) == "select x:y from v_t AS t"
+    assert (
+        with_views_for_tables("select * from src.t tablesample (50 percent)", views)
+        == "select * from v_t tablesample (50 percent)"
+    )
+    assert with_views_for_tables("TABLE src.t", views) == "TABLE v_t"  # not parsed: tokens
+
+
+def test_a_partitioned_cdz_dataset_is_read_for_one_day_with_its_column(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path)
+    dataset = _dataset("accounts", "CDZ", "mdm_v_cdz", "parquet")
+    dataset = dataclasses.replace(
+        dataset, partition=Partitioning("load_date", dt.date(2026, 11, 14))
+    )
+    root = storage.spark_uri(dataset.location or "")
+    for day, ids in (("2026-11-14", [1, 2]), ("2026-11-15", [3])):
+        spark.createDataFrame([(i,) for i in ids], "id long").write.parquet(
+            f"{root}/load_date={day}"
+        )
+    day = read_cdz_dataset(spark, dataset, root, "2026-11-15")
+    assert day.columns == ["id", "load_date"]
+    assert [tuple(r) for r in day.collect()] == [(3, dt.date(2026, 11, 15))]
+    assert day.inputFiles() and all("load_date=2026-11-15" in f for f in day.inputFiles())
+    every_day = read_cdz_dataset(spark, dataset, root)
+    assert sorted(r.id for r in every_day.collect()) == [1, 2, 3]
 
 
 def test_mapping_or_cast_of_a_missing_column_names_the_transformation(

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
 # Installs what data_mesh needs on Debian 12: Java 17, JDBC drivers (H2, PostgreSQL) and unixODBC
-# from Debian packages, then a virtualenv in .venv with the project and its dev tools.
+# from Debian packages, mssql-jdbc (SQL Server / Azure SQL) from Maven Central into .tools/jars,
+# then a virtualenv in .venv with the project and its dev tools.
 # Safe to run again: it skips what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# mssql-jdbc, pinned (version and SHA-256 of the Maven Central jar); data_mesh.settings names
+# this file in DEFAULT_JDBC_JARS, so Spark's driver class path has it once it is here.
+MSSQL_JDBC_VERSION=13.6.2.jre11
+MSSQL_JDBC_SHA256=5fbc0a70fe4d1d563d431a41b23f493d68807571f0bb49db0bb1737e83e9161f
+MSSQL_JDBC_JAR=".tools/jars/mssql-jdbc-$MSSQL_JDBC_VERSION.jar"
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/h2.jar ] || need_apt+=(libh2-java)
 [ -f /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
 ldconfig -p 2>/dev/null | grep -q libodbc.so.2 || need_apt+=(unixodbc)
+[ -f "$MSSQL_JDBC_JAR" ] || command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${DATA_MESH_WITH_POSTGRES:-0}" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
   # psqlODBC: the pyodbc session (Azure SQL's in the cloud) is tested on PostgreSQL.
@@ -22,6 +30,22 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 java -version 2>&1 | head -n 1
+if [ ! -f "$MSSQL_JDBC_JAR" ]; then
+  # The way users get it: Maven resolves it from Central (-C: failing on a bad checksum); the
+  # jar lands in a scratch folder and is moved into place only once its SHA-256 matches.
+  echo "setup: fetching mssql-jdbc $MSSQL_JDBC_VERSION (Maven Central) into .tools/jars"
+  rm -rf .tools/jars.partial
+  # Maven's output only on failure (its quiet mode still prints colour resets).
+  mvn_log=$(mvn -q -B -C \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+    -Dartifact="com.microsoft.sqlserver:mssql-jdbc:$MSSQL_JDBC_VERSION" \
+    -DoutputDirectory=.tools/jars.partial 2>&1) || { printf '%s\n' "$mvn_log" >&2; exit 1; }
+  partial=".tools/jars.partial/$(basename "$MSSQL_JDBC_JAR")"
+  echo "$MSSQL_JDBC_SHA256  $partial" | sha256sum -c --quiet -
+  mkdir -p .tools/jars
+  mv "$partial" "$MSSQL_JDBC_JAR"
+  rm -rf .tools/jars.partial
+fi
 
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

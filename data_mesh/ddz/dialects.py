@@ -2,10 +2,14 @@
 
 Every statement the writer sends is built here from validated identifiers, quoted per dialect;
 values travel as bound parameters (`?`). Three dialects:
-- `PostgresDialect`: `INSERT ... ON CONFLICT` merges, transactional DDL (atomic swap).
-- `SqlServerDialect` (Azure SQL): `MERGE`, renames in a transaction, bulk-copy batch inserts.
-- `H2Dialect`: the embedded default; DDL commits on its own there, so `replace` moves rows with
-  DML inside one transaction instead of swapping tables.
+- `SqlServerDialect` (Azure SQL): the stage is made like the target (columns and indexes) and a
+  `replace` publishes by `TRUNCATE` + `ALTER TABLE ... SWITCH` in one transaction: metadata
+  only, so each row is written once into the log (Azure SQL's ceiling is its log rate), and the
+  target keeps its grants, indexes and dependent views. `MERGE` for merges.
+- `PostgresDialect`: the stage is `UNLOGGED` (no WAL), so `TRUNCATE` + `INSERT ... SELECT`
+  writes each row once into the WAL; `INSERT ... ON CONFLICT` merges; transactional DDL.
+- `H2Dialect`: the embedded default. DDL commits on its own there, and H2 shares the Spark
+  driver's heap, so a `replace` renames the stage into place instead of copying its rows.
 """
 
 from __future__ import annotations
@@ -56,8 +60,12 @@ class Dialect:
     url_separator = ";"
     # Whether DDL joins the surrounding transaction (PostgreSQL, SQL Server) or commits (H2).
     transactional_ddl = True
-    # Whether `replace_from` renames the stage into place (it is then gone) or copies its rows.
-    replace_swaps_tables = False
+    # Whether a `replace` needs the stage made like the existing target (SQL Server's SWITCH).
+    stage_like_target = False
+
+    def embedded(self, url: str) -> bool:
+        """Whether the database runs inside the Spark driver's JVM and shares its heap."""
+        return False
 
     # -- names ------------------------------------------------------------------------------
     def quote(self, identifier: str) -> str:
@@ -122,6 +130,35 @@ class Dialect:
     def rename_table(self, source: TableName, target: TableName) -> str:
         return f"ALTER TABLE {self.qualified(source)} RENAME TO {self.quote(target.table)}"
 
+    def count_rows(self, name: TableName) -> str:
+        return f"SELECT COUNT(*) FROM {self.qualified(name)}"
+
+    def truncate(self, name: TableName) -> str:
+        return f"TRUNCATE TABLE {self.qualified(name)}"
+
+    # -- the stage and publishing it ---------------------------------------------------------
+    def create_stage(self, stage: TableName, columns: list[Column]) -> list[str]:
+        return [self.create_table(stage, columns)]
+
+    def create_stage_like(self, stage: TableName, target: TableName) -> list[str]:
+        """A stage with the structure of `target` (only where `stage_like_target`)."""
+        raise NotImplementedError
+
+    def replace_existing(
+        self, target: TableName, stage: TableName, columns: list[str]
+    ) -> list[str]:
+        """Statements, in one transaction where DDL allows, that give the existing `target`
+        exactly the rows of `stage` and drop the stage; the target object stays (grants,
+        indexes, dependent views)."""
+        raise NotImplementedError
+
+    def install_stage(
+        self, target: TableName, stage: TableName, columns: list[Column]
+    ) -> list[str]:
+        """The stage becomes `target`, which is missing or has other columns (then it is a new
+        table: a change of columns replaces the table object)."""
+        return [self.drop_table(target), self.rename_table(stage, target)]
+
     def create_key_index(self, name: TableName, keys: list[str]) -> str:
         """A unique index on the key columns: merges look rows up by key (and need uniqueness)."""
         index = self.quote(f"UX_{name.table}_keys"[:128])
@@ -158,9 +195,6 @@ class Dialect:
             f"SELECT {cols} FROM {self.qualified(source)}"
         )
 
-    def delete_all(self, name: TableName) -> str:
-        return f"DELETE FROM {self.qualified(name)}"
-
     def delete_slice(self, name: TableName, column: Column) -> str:
         """Delete one partition's rows; the value is bound as text and cast to the column type."""
         condition = f"{self.quote(column.name)} = {self._typed(column)}"
@@ -191,14 +225,6 @@ class Dialect:
         self, target: TableName, source: TableName, columns: list[str], keys: list[str]
     ) -> str:
         raise NotImplementedError
-
-    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
-        """Statements, run in one transaction, that give `target` exactly the rows of `source`.
-
-        Rows move with DML so readers see the old or the new rows, never a mix, and the table
-        keeps its grants, indexes and dependent views.
-        """
-        return [self.delete_all(target), self.insert_from(target, source, columns)]
 
     # -- the chunk ledger -------------------------------------------------------------------
     def create_ledger(self) -> str:
@@ -268,6 +294,19 @@ class H2Dialect(Dialect):
     transactional_ddl = False
     text_type = "VARCHAR"
 
+    def embedded(self, url: str) -> bool:
+        # jdbc:h2:file:/mem: (or a bare path) run in this JVM; tcp:/ssl: reach an H2 server.
+        # AUTO_SERVER lets other processes in, but the first opener still holds the data.
+        return not url.startswith(("jdbc:h2:tcp:", "jdbc:h2:ssl:"))
+
+    def replace_existing(
+        self, target: TableName, stage: TableName, columns: list[str]
+    ) -> list[str]:
+        # Copying the rows (DELETE + INSERT ... SELECT) would buffer them in the heap H2 shares
+        # with the Spark driver; the rename moves none. DDL commits on its own in H2, so a
+        # reader can find no table for a moment, and a view on the table blocks the DROP.
+        return self.install_stage(target, stage, [])
+
     def merge_from(
         self, target: TableName, source: TableName, columns: list[str], keys: list[str]
     ) -> str:
@@ -316,13 +355,29 @@ class PostgresDialect(Dialect):
     def days_before(self, days: int, value: str) -> str:
         return f"({value} - {int(days)})"
 
-    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
-        # TRUNCATE is transactional in PostgreSQL and far cheaper than DELETE; readers wait for
-        # the commit and then see the new rows.
+    def create_stage(self, stage: TableName, columns: list[Column]) -> list[str]:
+        # UNLOGGED: the chunks write no WAL, so the publish's one copy is the only one logged.
+        # A server crash empties it; the writer then finds the stage short and reloads.
+        return [self.create_table(stage, columns).replace("CREATE TABLE", "CREATE UNLOGGED TABLE")]
+
+    def replace_existing(
+        self, target: TableName, stage: TableName, columns: list[str]
+    ) -> list[str]:
+        # TRUNCATE is transactional here; readers wait for the commit and see the new rows.
         return [
-            f"TRUNCATE TABLE {self.qualified(target)}",
-            self.insert_from(target, source, columns),
+            self.truncate(target),
+            self.insert_from(target, stage, columns),
+            self.drop_table(stage),
         ]
+
+    def install_stage(
+        self, target: TableName, stage: TableName, columns: list[Column]
+    ) -> list[str]:
+        # SET LOGGED writes the table into the WAL once, as a plain insert would.
+        return [*super().install_stage(target, stage, columns), self.set_logged(target)]
+
+    def set_logged(self, name: TableName) -> str:
+        return f"ALTER TABLE {self.qualified(name)} SET LOGGED"
 
 
 class SqlServerDialect(Dialect):
@@ -336,7 +391,7 @@ class SqlServerDialect(Dialect):
     }
     text_type = "NVARCHAR(MAX)"
     binary_type = "VARBINARY(MAX)"
-    replace_swaps_tables = True
+    stage_like_target = True
     # A table lock on bulk-copy batches: faster loads into a chunk table nobody else reads.
     table_lock_setting = "bulkCopyForBatchInsertTableLock"
 
@@ -348,8 +403,6 @@ class SqlServerDialect(Dialect):
         match data_type:
             case T.BooleanType():
                 return "BIT"
-            case T.ByteType():
-                return "TINYINT"
             case T.DoubleType():
                 return "FLOAT"
             case T.VarcharType():
@@ -367,10 +420,6 @@ class SqlServerDialect(Dialect):
 
     def drop_table(self, name: TableName) -> str:
         return f"DROP TABLE IF EXISTS {self.qualified(name)}"
-
-    def rename_table(self, source: TableName, target: TableName) -> str:
-        # sp_rename takes the old name as a string and the new one unqualified.
-        return f"EXEC sp_rename N'{source.schema}.{source.table}', N'{target.table}', N'OBJECT'"
 
     def create_key_index(self, name: TableName, keys: list[str]) -> str:
         index = f"UX_{name.table}_keys"[:128]
@@ -401,10 +450,74 @@ class SqlServerDialect(Dialect):
             f"VALUES ({', '.join(f's.{self.quote(c)}' for c in columns)});"
         )
 
-    def replace_from(self, target: TableName, source: TableName, columns: list[str]) -> list[str]:
-        # DDL is transactional here: swap by renames inside the transaction (metadata only,
-        # no second copy of the rows in the log, which Azure SQL's log-rate limit punishes).
-        return [self.drop_table(target), self.rename_table(source, target)]
+    def count_rows(self, name: TableName) -> str:
+        return f"SELECT COUNT_BIG(*) FROM {self.qualified(name)}"
+
+    def switch(self, stage: TableName, target: TableName) -> str:
+        """Metadata only: the stage's pages become the (empty) target's; nothing is logged
+        per row. Needs the same columns, indexes and filegroup (`create_stage_like`)."""
+        return f"ALTER TABLE {self.qualified(stage)} SWITCH TO {self.qualified(target)}"
+
+    def create_stage_like(self, stage: TableName, target: TableName) -> list[str]:
+        # SELECT INTO copies the columns exactly (types, nullability, collation); SWITCH also
+        # needs the target's indexes on the stage, made here from the catalog views.
+        return [
+            f"SELECT TOP (0) * INTO {self.qualified(stage)} FROM {self.qualified(target)}",
+            self._copy_indexes(target, stage),
+        ]
+
+    def _copy_indexes(self, source: TableName, destination: TableName) -> str:
+        """One batch that creates on `destination` every rowstore index and primary key or
+        unique constraint `source` has (clustered first), as SWITCH requires."""
+        columns = (
+            "SELECT STRING_AGG(QUOTENAME(c.name) + CASE WHEN ic.is_descending_key = 1 "
+            "THEN N' DESC' ELSE N'' END, N', ') WITHIN GROUP (ORDER BY ic.key_ordinal) "
+            "FROM sys.index_columns AS ic JOIN sys.columns AS c ON c.object_id = ic.object_id "
+            "AND c.column_id = ic.column_id WHERE ic.object_id = i.object_id "
+            "AND ic.index_id = i.index_id AND ic.is_included_column = {included}"
+        )
+        key_columns = columns.format(included=0)
+        included = columns.replace(" WITHIN GROUP (ORDER BY ic.key_ordinal)", "").format(included=1)
+        table = self.qualified(destination)
+        # Constraint names are unique per schema: the stage's get a suffix. Index names are
+        # unique per table only, so indexes keep theirs.
+        statement = (
+            "CASE WHEN i.is_primary_key = 1 OR i.is_unique_constraint = 1 "
+            f"THEN N'ALTER TABLE {table} ADD CONSTRAINT ' + QUOTENAME(LEFT(i.name, 110) + "
+            "N'__dm_stage') + CASE WHEN i.is_primary_key = 1 THEN N' PRIMARY KEY ' "
+            "ELSE N' UNIQUE ' END + i.type_desc COLLATE DATABASE_DEFAULT + N' (' + "
+            f"({key_columns}) + N')' "
+            "ELSE N'CREATE ' + CASE WHEN i.is_unique = 1 THEN N'UNIQUE ' ELSE N'' END + "
+            "i.type_desc COLLATE DATABASE_DEFAULT + N' INDEX ' + QUOTENAME(i.name) + "
+            f"N' ON {table} (' + ({key_columns}) + N')' + "
+            f"ISNULL(N' INCLUDE (' + ({included}) + N')', N'') + "
+            "ISNULL(N' WHERE ' + i.filter_definition, N'') END"
+        )
+        return (
+            "DECLARE @dm_indexes NVARCHAR(MAX) = (SELECT STRING_AGG(CAST("
+            f"{statement} AS NVARCHAR(MAX)), N'; ') WITHIN GROUP (ORDER BY i.index_id) "
+            "FROM sys.indexes AS i "
+            f"WHERE i.object_id = OBJECT_ID(N'{source.schema}.{source.table}') "
+            "AND i.type IN (1, 2) AND i.is_hypothetical = 0); "
+            "IF @dm_indexes IS NOT NULL EXEC sp_executesql @dm_indexes"
+        )
+
+    def replace_existing(
+        self, target: TableName, stage: TableName, columns: list[str]
+    ) -> list[str]:
+        return [self.truncate(target), self.switch(stage, target), self.drop_table(stage)]
+
+    def install_stage(
+        self, target: TableName, stage: TableName, columns: list[Column]
+    ) -> list[str]:
+        # No sp_rename (a schema-modification lock on the name, and it keeps the stage's name
+        # in the definitions of anything bound to it): a new target, then the same SWITCH.
+        return [
+            self.drop_table(target),
+            self.create_table(target, columns),
+            self.switch(stage, target),
+            self.drop_table(stage),
+        ]
 
     def create_ledger(self) -> str:
         ledger = self.ledger

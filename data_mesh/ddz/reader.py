@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
+from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.sessions import open_session, transaction
-from data_mesh.ddz.writer import DdzConnection
 
 _INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
@@ -36,7 +36,7 @@ def read_ddz_table(
     field = next((f for f in frame.schema.fields if f.name == partition_column), None)
     if field is None or not isinstance(field.dataType, _INTEGRAL):
         return frame  # a non-integer key cannot be split into ranges: read in one query
-    session = open_session(spark, url, connection.properties, connection.odbc_auth)
+    session = open_session(spark, connection)
     try:
         with transaction(session):
             low, high = session.query(dialect.key_bounds(table, partition_column))[0]

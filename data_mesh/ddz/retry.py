@@ -52,6 +52,10 @@ TRANSIENT_MESSAGES = (
     "connection has been closed",
     "terminating connection",
     "i/o error",
+    # H2 after its holder was killed (the lock file is trusted as stale only seconds later),
+    # or while another process opens or closes the file (AUTO_SERVER hands it over).
+    "lock file recently modified",
+    "locked by another process",
 )
 
 

@@ -1,10 +1,14 @@
-"""Database sessions for the writer's control statements and chunk loads.
+"""Database sessions for the writer's control statements (the client's side of the DDZ).
 
-One interface, two implementations:
-- `PsycopgSession` for PostgreSQL (Python driver);
-- `JvmJdbcSession` for H2 and SQL Server, through the JDBC driver on the Spark driver's class
-  path (the embedded H2 has no Python driver; mssql-jdbc does bulk copy).
-Statements use `?` placeholders; values are always bound, never pasted into SQL.
+One interface, three implementations, chosen by `DdzConnection.resolved_control`:
+- `PyodbcSession`: Azure SQL (msodbcsql, Entra token or SQL auth), or PostgreSQL through
+  psqlODBC, which is how the SQL Server control flow is tested here;
+- `PsycopgSession`: PostgreSQL;
+- `JvmJdbcSession`: H2 (no Python driver) or SQL Server through the JDBC driver on the Spark
+  driver's class path, classic Spark only.
+Statements use `?` placeholders; values are always bound, never pasted into SQL. Opening a
+session is not retried here: the writer retries each statement's whole attempt once, in one
+layer (`data_mesh.ddz.retry`), so attempts never multiply.
 """
 
 from __future__ import annotations
@@ -17,8 +21,15 @@ from urllib.parse import parse_qsl, urlparse
 from pyspark.sql import SparkSession
 
 from data_mesh import azure_sql
-from data_mesh.azure_sql import AzureSqlTarget
+from data_mesh.azure_sql import AzureSqlTarget, odbc_value
+from data_mesh.ddz.connection import DdzConnection
+from data_mesh.ddz.retry import RetryPolicy
 from data_mesh.errors import DataMeshError
+
+# The writer's retry layer owns retries; connecting inside it tries once.
+_CONNECT_ONCE = RetryPolicy(max_attempts=1)
+# psqlODBC's driver name in odbcinst.ini (Debian's odbc-postgresql).
+POSTGRES_ODBC_DRIVER = "PostgreSQL Unicode"
 
 
 class DdzSession(Protocol):
@@ -154,13 +165,8 @@ class JvmJdbcSession:
 
     def __init__(self, spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]) -> None:
         jvm = getattr(spark, "_jvm", None)
-        if jvm is None:
-            scheme = jdbc_url.split(":", 2)[1] if jdbc_url.count(":") >= 2 else jdbc_url
-            raise DataMeshError(
-                f"the DDZ ({scheme}) is written through the Spark driver's JVM, which Spark "
-                "Connect does not expose: under Spark Connect, use a PostgreSQL DDZ or a "
-                "classic Spark session (DATA_MESH_SPARK_MASTER)"
-            )
+        if jvm is None:  # `DdzConnection.check` says so earlier, with what to set
+            raise DataMeshError("JDBC control sessions need the classic Spark driver's JVM")
         self._jvm = jvm
         java_properties = jvm.java.util.Properties()
         for key, value in properties.items():
@@ -220,17 +226,46 @@ def _python_value(value: Any) -> Any:
     return str(value.toString()) if hasattr(value, "toString") else value
 
 
+def postgres_odbc_string(jdbc_url: str, properties: Mapping[str, str]) -> str:
+    """A psqlODBC connection string for `jdbc:postgresql://host:port/db` and its credentials."""
+    args = postgres_connect_args(jdbc_url, properties)
+    parts = {
+        "Driver": POSTGRES_ODBC_DRIVER,
+        "Server": args["host"],
+        "Port": str(args["port"]),
+        "Database": args["dbname"],
+        "UID": args.get("user", ""),
+        "PWD": args.get("password", ""),
+        "SSLmode": args.get("sslmode", "prefer"),
+    }
+    return "".join(f"{key}={_psqlodbc_value(value)};" for key, value in parts.items())
+
+
+def _psqlodbc_value(value: str) -> str:
+    # psqlODBC takes braces literally (a braced user name is another user), so only values
+    # that need them (a `;`, a brace, edge spaces) get them, escaped the ODBC way.
+    plain = value == value.strip() and not any(c in value for c in ";{}")
+    return value if plain else odbc_value(value)
+
+
 def open_session(
-    spark: SparkSession, jdbc_url: str, properties: Mapping[str, str], odbc_auth: str = ""
+    spark: SparkSession, connection: DdzConnection
 ) -> PsycopgSession | JvmJdbcSession | PyodbcSession:
-    """PostgreSQL: psycopg. SQL Server with `odbc_auth` (token or sql): pyodbc, as in the
-    cloud. Otherwise (H2, SQL Server without ODBC): JDBC in the Spark driver's JVM."""
-    if jdbc_url.startswith("jdbc:postgresql:"):
-        return PsycopgSession(jdbc_url, properties)
-    if jdbc_url.startswith("jdbc:sqlserver:") and odbc_auth:
-        target = azure_sql_target_of(jdbc_url, odbc_auth)
+    """A control session of the kind `connection` resolves to (see `DdzConnection`)."""
+    control = connection.resolved_control
+    url, properties = connection.jdbc_url, connection.properties
+    if control == "psycopg":
+        return PsycopgSession(url, properties)
+    if control == "odbc" and connection.dialect.name == "postgresql":
+        import pyodbc
+
+        return PyodbcSession(pyodbc.connect(postgres_odbc_string(url, properties)))
+    if control == "odbc":
+        target = azure_sql_target_of(url, connection.odbc_auth)
         credentials = None
-        if odbc_auth == "sql":
+        if connection.odbc_auth == "sql":
             credentials = (properties.get("user", ""), properties.get("password", ""))
-        return PyodbcSession(azure_sql.connect(target, credentials=credentials))
-    return JvmJdbcSession(spark, jdbc_url, properties)
+        return PyodbcSession(
+            azure_sql.connect(target, credentials=credentials, policy=_CONNECT_ONCE)
+        )
+    return JvmJdbcSession(spark, url, properties)

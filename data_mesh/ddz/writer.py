@@ -1,19 +1,25 @@
 """Chunked, resumable, memory-bounded writes of a Spark DataFrame into a DDZ table.
 
 Why this shape (seed 000's PROD out-of-memory failure, `shared/reference/sql-writes.md`):
-1. One aggregation pass measures the data per hash bucket (rows, checksum, bytes). Chunks are
-   ranges of buckets sized by rows *and* bytes; the same rows always form the same chunk.
-2. The data is spooled once, one folder per chunk, by Spark (streaming, no `collect()`).
-3. Each chunk is loaded in its own transaction together with a ledger row, by at most
-   `max_connections` connections at a time (Azure SQL throttles on log rate), retried with
-   backoff on transient errors. A re-executed load skips committed chunks; a load whose input
-   changed is detected by its fingerprint and restarted cleanly.
-4. All rows land in a staging table; one final transaction publishes them (replace, replace
-   of one partition's slice, append or merge), so readers see the old table or the new one.
+1. Rows go to chunks by a hash of the key columns (or of the whole row), never `rand()`, so the
+   same rows always form the same chunk. Chunks are bounded by rows *and* bytes.
+2. Every row is written once into the database, into a staging table, one transaction per
+   chunk, by at most `max_connections` connections (Azure SQL throttles on log rate):
+   - the jdbc load path (every database): the data is spooled once into the lake, one folder
+     per chunk, and each chunk is one Spark JDBC task into the stage; the ledger records it;
+   - the copy load path (PostgreSQL): one Spark pass streams each chunk through COPY, with its
+     ledger row in the same transaction.
+3. A re-executed load skips recorded chunks; a load whose input changed is detected by its
+   fingerprint and restarted; a stage whose row count is not the ledger's (a chunk committed
+   twice by a retried task, or committed but not recorded) is reloaded.
+4. One final transaction publishes the stage: `replace` by a metadata-only switch on SQL Server
+   (the target keeps its grants, indexes and views), `append`, `merge` or the `replace` of one
+   partition's slice by one more move of the rows, so readers see the old table or the new one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -21,15 +27,16 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+from pyspark.util import inheritable_thread_target
 
 from data_mesh.ddz.chunks import (
     CHUNK_COLUMN,
@@ -41,11 +48,12 @@ from data_mesh.ddz.chunks import (
     load_fingerprint,
     rows_and_row_bytes,
 )
-from data_mesh.ddz.dialects import Column, Dialect, PostgresDialect, TableName, dialect_for_url
-from data_mesh.ddz.loaders import ChunkJob, ChunkLoader, JdbcChunkLoader
+from data_mesh.ddz.connection import DdzConnection, DdzConnectionError
+from data_mesh.ddz.dialects import Column, TableName
+from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
 from data_mesh.ddz.retry import RetryPolicy, with_retries
 from data_mesh.ddz.sessions import DdzSession, open_session, postgres_connect_args, transaction
-from data_mesh.ddz.spool import is_complete, remove_spool, write_spool
+from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.streaming import (
     ChunkResult,
     StreamJob,
@@ -55,12 +63,16 @@ from data_mesh.ddz.streaming import (
 )
 from data_mesh.errors import DataMeshError
 from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
-from data_mesh.spark_conf import spark_config_scope
+from data_mesh.spark_conf import is_spark_connect, spark_config_scope
+from data_mesh.storage import LocalStorage
+
+__all__ = ["DdzConnection", "DdzTarget", "DdzWriteError", "DdzWriter", "WriteReport"]
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
 ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
+PARQUET_BATCH_ROWS = "spark.sql.parquet.columnarReaderBatchSize"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Violation|Shutdown)\b.*: ")
 
 WRITE_MODES = ("replace", "append", "merge")
@@ -69,26 +81,6 @@ WRITE_MODES = ("replace", "append", "merge")
 class DdzWriteError(DataMeshError):
     """A DDZ write that failed; names the table, the chunk and the cause. The target table is
     unchanged; committed chunks stay in the ledger for the next attempt to resume from."""
-
-
-@dataclass(frozen=True)
-class DdzConnection:
-    """Where the DDZ is. `properties` (user, password) are resolved secrets: never log them."""
-
-    url: str
-    properties: Mapping[str, str] = field(default_factory=dict, repr=False)
-    table_lock: bool = False
-    # SQL Server in the cloud: control statements over pyodbc with "token" (Azure AD) or
-    # "sql" authentication; empty: through JDBC in the Spark driver's JVM.
-    odbc_auth: str = ""
-
-    @property
-    def dialect(self) -> Dialect:
-        return dialect_for_url(self.url)
-
-    @property
-    def jdbc_url(self) -> str:
-        return self.dialect.jdbc_url(self.url, self.table_lock)
 
 
 @dataclass(frozen=True)
@@ -160,6 +152,25 @@ def prepare_for_ddz(frame: DataFrame, where: str) -> DataFrame:
     return frame.withColumns(conversions) if conversions else frame
 
 
+def _check_target(target: DdzTarget, columns: list[Column], where: str) -> None:
+    """What the target asks of the data: key and partition columns present, and so on."""
+    names = [c.name for c in columns]
+    for key in target.key_columns:
+        if key not in names:
+            raise DdzWriteError(f"{where}: key column {key!r} is not in the data ({names})")
+    if target.write_mode == "merge" and not target.key_columns:
+        raise DdzWriteError(f"{where}: write mode 'merge' needs key columns")
+    if target.partition is not None and target.partition[0] not in names:
+        raise DdzWriteError(f"{where}: partition column {target.partition[0]!r} is not in the data")
+    if target.retention_days is not None:
+        partition_type = next(
+            (c.data_type for c in columns if target.partition and c.name == target.partition[0]),
+            None,
+        )
+        if not isinstance(partition_type, T.DateType):
+            raise DdzWriteError(f"{where}: retention needs a daily partition column of type date")
+
+
 @dataclass(frozen=True)
 class _LoadOutcome:
     chunks: int
@@ -186,13 +197,14 @@ class DdzWriter:
         self,
         connection: DdzConnection,
         settings: ChunkSettings | None = None,
-        spool_root: Path | None = None,
+        spool: Spool | None = None,
         retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.connection = connection
         self.dialect = connection.dialect
         self.settings = settings or ChunkSettings()
-        self.spool_root = spool_root or Path(tempfile.gettempdir()) / "data_mesh_spool"
+        # None: a folder of this machine, which only a classic (local) Spark driver can use.
+        self.spool = spool
         self.retry_policy = retry_policy or RetryPolicy()
         self._retries = 0
         self._lock = threading.Lock()
@@ -203,35 +215,39 @@ class DdzWriter:
             self._retries += 1
         log.warning("transient error (attempt %d), retrying: %s", attempt, describe_error(error))
 
+    def _retrying(self, action: Callable[[], Result]) -> Result:
+        """The writer's one retry layer: at most `retry_policy.max_attempts` attempts of
+        `action`, which opens its own connections without retrying."""
+        return with_retries(action, self.retry_policy, self._count_retry)
+
     def _transact(self, spark: SparkSession, work: Callable[[DdzSession], Result]) -> Result:
         """`work` in one transaction on a fresh session, retried as a whole on transient errors."""
 
         def attempt() -> Result:
-            session = open_session(
-                spark,
-                self.connection.jdbc_url,
-                self.connection.properties,
-                self.connection.odbc_auth,
-            )
+            session = open_session(spark, self.connection)
             try:
                 with transaction(session):
                     return work(session)
             finally:
                 session.close()
 
-        return with_retries(attempt, self.retry_policy, self._count_retry)
+        return self._retrying(attempt)
 
     def _run(self, spark: SparkSession, statements: list[tuple[str, list[object]]]) -> None:
         def run_all(session: DdzSession) -> None:
             for sql, params in statements:
                 session.execute(sql, params)
 
-        self._transact(spark, run_all)
+        if statements:
+            self._transact(spark, run_all)
 
     def _query(
         self, spark: SparkSession, sql: str, params: list[object]
     ) -> list[tuple[object, ...]]:
         return self._transact(spark, lambda session: session.query(sql, params))
+
+    def _scalar(self, spark: SparkSession, sql: str, params: list[object]) -> int:
+        return int(str(self._query(spark, sql, params)[0][0]))
 
     def _table_columns(self, spark: SparkSession, table: TableName) -> list[str]:
         sql, params = self.dialect.columns_of(table)
@@ -248,36 +264,21 @@ class DdzWriter:
             raise DdzWriteError(f"{where}: unknown write mode {target.write_mode!r}")
         frame = prepare_for_ddz(frame, where)
         columns = [Column(f.name, f.dataType) for f in frame.schema.fields]
-        names = [c.name for c in columns]
-        for key in target.key_columns:
-            if key not in names:
-                raise DdzWriteError(f"{where}: key column {key!r} is not in the data ({names})")
-        if target.write_mode == "merge" and not target.key_columns:
-            raise DdzWriteError(f"{where}: write mode 'merge' needs key columns")
-        if target.partition is not None and target.partition[0] not in names:
-            raise DdzWriteError(
-                f"{where}: partition column {target.partition[0]!r} is not in the data"
-            )
-        if target.retention_days is not None:
-            partition_type = next(
-                (
-                    c.data_type
-                    for c in columns
-                    if target.partition and c.name == target.partition[0]
-                ),
-                None,
-            )
-            if not isinstance(partition_type, T.DateType):
-                raise DdzWriteError(
-                    f"{where}: retention needs a daily partition column of type date"
-                )
+        _check_target(target, columns, where)
         for column in columns:
             try:  # fail before any work on a type the DDZ cannot store
                 d.column_type(column.data_type)
             except ValueError as error:
                 raise DdzWriteError(f"{where}: column {column.name!r}: {error}") from error
+        spark_connect = is_spark_connect(spark)
+        try:
+            self.connection.check(spark_connect)
+        except DdzConnectionError as error:
+            raise DdzWriteError(f"{where}: {error}") from error
+        spool = self._spool_for(spark_connect, where)
+        target = self._sized_for_the_database(spark, target)
 
-        hash_columns = list(target.key_columns) or names
+        hash_columns = list(target.key_columns) or [c.name for c in columns]
         try:
             self._run(
                 spark,
@@ -288,10 +289,10 @@ class DdzWriter:
                 ],
             )
             state = _LoadState(self._query(spark, d.ledger_rows(), [target.slot]))
-            if isinstance(d, PostgresDialect):
-                outcome = self._load_streaming(spark, frame, target, columns, hash_columns, state)
+            if self.connection.resolved_load_path == "copy":
+                outcome = self._load_copy(spark, frame, target, columns, hash_columns, state)
             else:
-                outcome = self._load_spooled(spark, frame, target, columns, hash_columns, state)
+                outcome = self._load_jdbc(spark, frame, target, columns, hash_columns, state, spool)
         except DdzWriteError:
             raise
         except Exception as error:
@@ -315,27 +316,93 @@ class DdzWriter:
             else f"{target.partition[0]}={target.partition[1]}",
         )
 
+    def _sized_for_the_database(self, spark: SparkSession, target: DdzTarget) -> DdzTarget:
+        """An embedded database (H2 in a file) lives in the Spark driver's JVM and holds each
+        open chunk transaction in the heap it shares with Spark: one chunk at a time there,
+        of at most an eighth of the heap (measured: two concurrent 100 MB chunks into H2
+        exhaust a 512m driver that one chunk at a time does not)."""
+        if not self.dialect.embedded(self.connection.url):
+            return target
+        heap = int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())  # type: ignore[union-attr]
+        budget = max(self.settings.batch_bytes, heap // 8)
+        if budget < self.settings.max_chunk_bytes:
+            self.settings = dataclasses.replace(self.settings, max_chunk_bytes=budget)
+        return dataclasses.replace(target, max_connections=1)
+
+    def _spool_for(self, spark_connect: bool, where: str) -> Spool:
+        if self.spool is not None:
+            return self.spool
+        if spark_connect and self.connection.resolved_load_path == "jdbc":
+            raise DdzWriteError(
+                f"{where}: under Spark Connect the load is spooled where the cluster can read "
+                "it: give the writer the lake (the DDZ IO manager spools to "
+                "DATA_MESH_DDZ_SPOOL in the lake), not a folder of this machine"
+            )
+        return Spool(LocalStorage(Path(tempfile.gettempdir())), "data_mesh_spool")
+
     def _stage(self, target: DdzTarget) -> TableName:
         return target.table.with_suffix(f"__dm_stage_{target.slot_hash[:8]}")
 
     def _restart_if_stale(
         self, spark: SparkSession, target: DdzTarget, state: _LoadState, load_id: str
     ) -> _LoadState:
-        """Forget an interrupted load whose input or layout differs from this one."""
-        if state.committed and (
-            state.load_ids != {load_id} or not self._exists(spark, self._stage(target))
-        ):
+        """Forget an interrupted load whose input or layout differs from this one, or whose
+        stage no longer holds exactly the rows its ledger records."""
+        if not state.committed:
+            return state
+        stage = self._stage(target)
+        if state.load_ids != {load_id} or not self._exists(spark, stage):
             log.warning("DDZ table %s: the interrupted load is stale; restarting", target.table)
-            self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
-            return _LoadState([])
-        return state
+        else:
+            staged = self._scalar(spark, self.dialect.count_rows(stage), [])
+            recorded = self._scalar(spark, self.dialect.ledger_total_rows(), [target.slot])
+            if staged == recorded:
+                return state
+            log.warning(
+                "DDZ table %s: the stage holds %d rows, its ledger %d (a chunk committed but not "
+                "recorded, or lost in a server crash); reloading it",
+                target.table,
+                staged,
+                recorded,
+            )
+        self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
+        return _LoadState([])
+
+    def _in_place_replace(self, target: DdzTarget, existing: list[str], names: list[str]) -> bool:
+        """A `replace` of a whole table that keeps its columns: the table object stays."""
+        return (
+            target.write_mode == "replace"
+            and target.partition is None
+            and bool(existing)
+            and [c.lower() for c in existing] == [n.lower() for n in names]
+        )
 
     def _new_stage(self, spark: SparkSession, target: DdzTarget, columns: list[Column]) -> None:
         stage = self._stage(target)
         d = self.dialect
-        self._run(spark, [(d.drop_table(stage), []), (d.create_table(stage, columns), [])])
+        existing = self._table_columns(spark, target.table)
+        like = d.stage_like_target and self._in_place_replace(
+            target, existing, [c.name for c in columns]
+        )
+        create = (
+            d.create_stage_like(stage, target.table) if like else d.create_stage(stage, columns)
+        )
+        self._run(spark, [(d.drop_table(stage), []), *[(sql, []) for sql in create]])
 
-    def _load_streaming(
+    def _reset_stage(self, spark: SparkSession, target: DdzTarget) -> None:
+        """Empty the stage (keeping its structure) and forget its chunks."""
+        self._run(
+            spark,
+            [
+                (self.dialect.truncate(self._stage(target)), []),
+                (self.dialect.ledger_clear(), [target.slot]),
+            ],
+        )
+
+    def _staged_rows(self, spark: SparkSession, target: DdzTarget) -> int:
+        return self._scalar(spark, self.dialect.count_rows(self._stage(target)), [])
+
+    def _load_copy(
         self,
         spark: SparkSession,
         frame: DataFrame,
@@ -373,7 +440,7 @@ class DdzWriter:
                 return stream_chunks(chunked, job)
 
             with spark_config_scope(spark, {ARROW_BATCH_ROWS: str(batch)}):
-                results = with_retries(run, self.retry_policy, self._count_retry)
+                results = self._retrying(run)
             seen = {r.chunk for r in results}
             stale = [r.chunk for r in results if r.status == "stale"]
             stale += sorted(state.committed - seen)  # committed chunks the new input lacks
@@ -390,8 +457,8 @@ class DdzWriter:
                 f"{where}: {rows} rows reached the stage, the source has {source_rows} (is the "
                 "transformation deterministic?); nothing was published"
             )
-        self._check_ledger(spark, target, rows)
-        self._publish(spark, target, self._stage(target), columns)
+        self._check_staged(spark, target, rows)
+        self._publish(spark, target, columns)
         loaded = [r for r in results if r.status == "loaded"]
         sent = sum(r.bytes for r in loaded)
         sent_rows = sum(r.rows for r in loaded)
@@ -404,15 +471,17 @@ class DdzWriter:
             batch_rows=batch,
         )
 
-    def _check_ledger(self, spark: SparkSession, target: DdzTarget, rows: int) -> None:
-        total = int(str(self._query(spark, self.dialect.ledger_total_rows(), [target.slot])[0][0]))
-        if total != rows:
+    def _check_staged(self, spark: SparkSession, target: DdzTarget, rows: int) -> None:
+        """The ledger and the stage itself both hold exactly the source's rows."""
+        recorded = self._scalar(spark, self.dialect.ledger_total_rows(), [target.slot])
+        staged = self._staged_rows(spark, target)
+        if recorded != rows or staged != rows:
             raise DdzWriteError(
-                f"DDZ table {target.table}: the ledger holds {total} rows for this load, the "
-                f"source {rows}; nothing was published"
+                f"DDZ table {target.table}: the ledger records {recorded} rows for this load and "
+                f"the stage holds {staged}, the source {rows}; nothing was published"
             )
 
-    def _load_spooled(
+    def _load_jdbc(
         self,
         spark: SparkSession,
         frame: DataFrame,
@@ -420,8 +489,10 @@ class DdzWriter:
         columns: list[Column],
         hash_columns: list[str],
         state: _LoadState,
+        spool: Spool,
     ) -> _LoadOutcome:
-        """H2 and SQL Server: measure, spool once, load chunk tables through Spark's JDBC writer."""
+        """Measure, spool once into the lake, load each chunk straight into the stage."""
+        where = f"DDZ table {target.table}"
         stats = collect_stats(frame, hash_columns)
         types = [(c.name, c.data_type.simpleString()) for c in columns]
         planned = stats.chunk_count(self.settings, target.max_connections)
@@ -433,49 +504,82 @@ class DdzWriter:
             load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
             self._new_stage(spark, target, columns)
         chunks = stats.chunks(count)
-
+        resumed = len(state.committed)
         rows_per_batch = batch_rows(stats.row_bytes, self.settings)
-        loader = JdbcChunkLoader(
-            spark,
-            self.dialect,
-            self.connection.jdbc_url,
-            self.connection.properties,
-            rows_per_batch,
-            self.connection.odbc_auth,
-        )
-        spool = self.spool_root / target.slot_hash[:16]
-        pending = [c for c in chunks if c.rows > 0 and c.id not in state.committed]
-        if pending and not is_complete(spool, load_id):
-            chunked = frame.withColumn(CHUNK_COLUMN, chunk_expression(hash_columns, count))
-            write_spool(chunked, spool, load_id)
+        loader = JdbcChunkLoader(spark, self.connection, rows_per_batch)
+        folder = spool.folder(target.slot_hash, load_id)
         stage = self._stage(target)
-        jobs = [ChunkJob(c, count, target.slot, load_id, stage, columns, spool) for c in pending]
-        self._load_chunks(loader, jobs, target, f"DDZ table {target.table}")
-        self._check_ledger(spark, target, stats.rows)
-        self._publish(spark, target, stage, columns)
-        remove_spool(spool)
+        loaded = 0
+        for attempt in ("load", "reload"):
+            pending = [c for c in chunks if c.rows > 0 and c.id not in state.committed]
+            if pending and not spool.is_complete(folder):
+                spool.write(
+                    frame.withColumn(CHUNK_COLUMN, chunk_expression(hash_columns, count)), folder
+                )
+            jobs = [
+                ChunkJob(c, count, target.slot, load_id, stage, columns, spool, folder)
+                for c in pending
+            ]
+            # The spool's reader holds a batch of rows per task: as many as a JDBC batch, so
+            # wide rows do not make it hold 4,096 of them.
+            with spark_config_scope(spark, {PARQUET_BATCH_ROWS: str(min(4096, rows_per_batch))}):
+                loaded += self._load_chunks(spark, loader, jobs, target.max_connections, where)
+            staged = self._staged_rows(spark, target)
+            if staged == stats.rows:
+                break
+            if attempt == "reload":
+                raise DdzWriteError(
+                    f"{where}: the stage holds {staged} rows after a reload, the source "
+                    f"{stats.rows} (is the transformation deterministic?); nothing was published"
+                )
+            log.warning(
+                "%s: the stage holds %d rows, the source %d (a chunk committed twice, e.g. by a "
+                "Spark task retried after its commit); reloading the stage",
+                where,
+                staged,
+                stats.rows,
+            )
+            self._reset_stage(spark, target)
+            state, resumed = _LoadState([]), 0
+        self._check_staged(spark, target, stats.rows)
+        self._publish(spark, target, columns)
+        spool.remove(target.slot_hash)
         return _LoadOutcome(
             chunks=count,
-            loaded=len(pending),
-            resumed=len(state.committed),
+            loaded=loaded,
+            resumed=resumed,
             rows=stats.rows,
             row_bytes=stats.row_bytes,
             batch_rows=rows_per_batch,
         )
 
     def _load_chunks(
-        self, loader: ChunkLoader, jobs: list[ChunkJob], target: DdzTarget, where: str
-    ) -> None:
+        self,
+        spark: SparkSession,
+        loader: JdbcChunkLoader,
+        jobs: list[ChunkJob],
+        max_connections: int,
+        where: str,
+    ) -> int:
+        """Load `jobs` on at most `max_connections` threads; returns the chunks loaded now."""
         if not jobs:
-            return
-        workers = max(1, min(target.max_connections, len(jobs)))
+            return 0
+
+        def load(job: ChunkJob) -> bool:
+            if self._retrying(lambda: loader.is_loaded(job)):
+                return False
+            # A failed Spark JDBC task rolls its transaction back, so a retry loads the chunk
+            # once; a retry after a commit shows in the stage's row count.
+            self._retrying(lambda: loader.write_rows(job))
+            self._retrying(lambda: loader.record(job))
+            return True
+
+        # The threads inherit the run's Spark job tags, so cancelling the run cancels them.
+        load_in_thread = inheritable_thread_target(spark)(load)
+        workers = max(1, min(max_connections, len(jobs)))
+        loaded = 0
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddz-chunk") as pool:
-            futures = {
-                pool.submit(
-                    with_retries, lambda j=job: loader.load(j), self.retry_policy, self._count_retry
-                ): job
-                for job in jobs
-            }
+            futures = {pool.submit(load_in_thread, job): job for job in jobs}
             for future in as_completed(futures):
                 error = future.exception()
                 if error is not None:
@@ -486,82 +590,72 @@ class DdzWriter:
                         f"{where}: chunk {job.chunk.id} of {job.chunk_count} "
                         f"({job.chunk.rows} rows) failed: {describe_error(error)}"
                     ) from error
+                loaded += int(future.result())
+        return loaded
 
     def _exists(self, spark: SparkSession, table: TableName) -> bool:
         sql, params = self.dialect.table_exists(table)
-        return int(str(self._query(spark, sql, params)[0][0])) > 0
+        return self._scalar(spark, sql, params) > 0
 
-    def _check_slice(
-        self, spark: SparkSession, target: DdzTarget, stage: TableName, column: Column
-    ) -> None:
+    def _check_slice(self, spark: SparkSession, target: DdzTarget, column: Column) -> None:
         """Only the partition's own rows may replace its slice: rows of other days would be
         duplicated by their own partition's load and never deleted by this one."""
         assert target.partition is not None
         value = target.partition[1]
-        outside = self._query(spark, self.dialect.rows_outside_slice(stage, column), [value])
-        count = int(str(outside[0][0]))
+        sql = self.dialect.rows_outside_slice(self._stage(target), column)
+        count = self._scalar(spark, sql, [value])
         if count:
             raise DdzWriteError(
                 f"DDZ table {target.table}: {count} rows have a {column.name} other than the "
                 f"partition {value} being loaded (or none); the table is unchanged"
             )
 
-    def _publish(
-        self, spark: SparkSession, target: DdzTarget, stage: TableName, columns: list[Column]
-    ) -> None:
-        """Move the staged rows into the target, with the ledger cleared, in one transaction."""
+    def _publish(self, spark: SparkSession, target: DdzTarget, columns: list[Column]) -> None:
+        """Move the staged rows into the target, with the ledger cleared, in one transaction
+        (where DDL commits on its own, DDL first and the stage dropped last)."""
         d = self.dialect
+        stage = self._stage(target)
         names = [c.name for c in columns]
         partition_column = None
         if target.partition is not None:
             partition_column = next(c for c in columns if c.name == target.partition[0])
-            self._check_slice(spark, target, stage, partition_column)
+            self._check_slice(spark, target, partition_column)
         existing = self._table_columns(spark, target.table)
         keys = list(target.key_columns)
-        statements: list[tuple[str, list[object]]] = []
-        stage_consumed = False
-        if not existing or (
-            target.write_mode == "replace"
-            and target.partition is None
-            and [c.lower() for c in existing] != [n.lower() for n in names]
-        ):
+        Statements = list[tuple[str, list[object]]]
+        key_index: Statements = [(d.create_key_index(target.table, keys), [])] if keys else []
+        before: Statements = []
+        statements: Statements = []
+        after: Statements = []
+        whole_replace = target.write_mode == "replace" and target.partition is None
+        if not existing or (whole_replace and not self._in_place_replace(target, existing, names)):
             # First load, or a replace that changes the columns: the stage becomes the table.
-            statements += [
-                (d.drop_table(target.table), []),
-                (d.rename_table(stage, target.table), []),
-            ]
-            stage_consumed = True
-        elif target.write_mode == "replace" and target.partition is None:
-            replace = d.replace_from(target.table, stage, names)
-            statements += [(sql, []) for sql in replace]
-            stage_consumed = d.replace_swaps_tables
-        elif target.write_mode == "replace":
-            assert target.partition is not None and partition_column is not None
-            statements += [
-                (d.delete_slice(target.table, partition_column), [target.partition[1]]),
-                (d.insert_from(target.table, stage, names), []),
-            ]
-        elif target.write_mode == "append":
-            statements.append((d.insert_from(target.table, stage, names), []))
+            statements += [(sql, []) for sql in d.install_stage(target.table, stage, columns)]
+            statements += key_index
         else:
-            statements.append((d.merge_from(target.table, stage, names, keys), []))
-        if keys:
-            statements.append((d.create_key_index(target.table, keys), []))
+            # The key index first: where DDL commits on its own it must not split the move.
+            before += key_index
+            if self._in_place_replace(target, existing, names):
+                # The stage is consumed (switched, renamed or dropped) by these statements.
+                statements += [(sql, []) for sql in d.replace_existing(target.table, stage, names)]
+            else:
+                if target.partition is not None and partition_column is not None:
+                    delete = d.delete_slice(target.table, partition_column)
+                    statements.append((delete, [target.partition[1]]))
+                if target.write_mode == "merge":
+                    statements.append((d.merge_from(target.table, stage, names, keys), []))
+                else:
+                    statements.append((d.insert_from(target.table, stage, names), []))
+                (statements if d.transactional_ddl else after).append((d.drop_table(stage), []))
         if target.partition is not None and target.retention_days is not None:
-            statements.append(
-                (
-                    d.delete_outside_retention(
-                        target.table, target.partition[0], target.retention_days
-                    ),
-                    [],
-                )
+            retention = d.delete_outside_retention(
+                target.table, target.partition[0], target.retention_days
             )
+            statements.append((retention, []))
         statements.append((d.ledger_clear(), [target.slot]))
-        if not stage_consumed and d.transactional_ddl:
-            statements.append((d.drop_table(stage), []))
+        self._run(spark, before)
         self._run(spark, statements)
-        if not stage_consumed and not d.transactional_ddl:
-            self._run(spark, [(d.drop_table(stage), [])])
+        self._run(spark, after)
 
 
 def describe_error(error: BaseException) -> str:

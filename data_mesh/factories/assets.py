@@ -62,7 +62,7 @@ from data_mesh.storage import Storage
 from data_mesh.transforms.execute import (
     TransformationError,
     apply_output_shaping,
-    register_cdz_dataset,
+    read_cdz_dataset,
     run_transformation,
     with_partition_column,
 )
@@ -396,7 +396,7 @@ def _computed(
                 if dataset.layer == "DDZ":
                     inputs[dataset.name] = _read_ddz_input(context, dataset, day)
                 else:
-                    inputs[dataset.name] = _register_cdz_input(spark, storage, dataset, day)
+                    inputs[dataset.name] = _read_cdz_input(spark, storage, dataset, day)
             result = run_transformation(spark, transformation, inputs, storage)
         if day is not None and output.partition is not None:
             result = with_partition_column(result, output.partition.column, day)
@@ -436,8 +436,8 @@ def _computed(
         # starts after them. A failed write leaves the stored high mark where it was.
         if bronze is not None and bronze.watermark and bronze.watermark != watermark:
             column = transformation.config.watermark_column  # type: ignore[attr-defined]
-            store = getattr(context.resources, METADATA_STORE_KEY)
-            save_watermark(store.engine(), output.id, column, bronze.watermark, context.run_id)
+            with getattr(context.resources, METADATA_STORE_KEY).engine_in_use() as engine:
+                save_watermark(engine, output.id, column, bronze.watermark, context.run_id)
     if bronze is not None:
         bronze.release()
 
@@ -451,8 +451,8 @@ def _bronze_load(
     assert isinstance(config, IngestConfig)
     after = None
     if config.watermark_column:
-        store = getattr(context.resources, METADATA_STORE_KEY)
-        after = read_watermark(store.engine(), transformation.output.id, config.watermark_column)
+        with getattr(context.resources, METADATA_STORE_KEY).engine_in_use() as engine:
+            after = read_watermark(engine, transformation.output.id, config.watermark_column)
     spark = context.resources.spark.spark_session
     source = transformation.inputs[0]
     load = load_bronze(spark, source, config, storage, context.run_id, after)
@@ -480,20 +480,20 @@ def _rejected_rows(
     return {"rejected_rows": rows, "rejected_path": path} if rows else {"rejected_rows": 0}
 
 
-def _register_cdz_input(
+def _read_cdz_input(
     spark: SparkSession, storage: Storage, dataset: DataSetModel, day: str | None
 ) -> DataFrame:
     """A CDZ input; a daily-partitioned one holds only the run's day, which must have landed."""
     location = dataset.location or ""
     if dataset.partition is None or day is None:
-        return register_cdz_dataset(spark, dataset, storage.spark_uri(location))
+        return read_cdz_dataset(spark, dataset, storage.spark_uri(location))
     folder = f"{location.rstrip('/')}/{dataset.partition.column}={day}"
     if not storage.exists(folder):
         raise TransformationError(
             f"DataSets row {dataset.id} ({dataset.name}): no data for partition {day}: "
             f"{folder} is not in the lake ({storage.describe()})"
         )
-    return register_cdz_dataset(spark, dataset, storage.spark_uri(location), day)
+    return read_cdz_dataset(spark, dataset, storage.spark_uri(location), day)
 
 
 def _references(
@@ -517,7 +517,7 @@ def _references(
         elif reference.layer == "CDZ":
             spark = context.resources.spark.spark_session
             uri = storage.spark_uri(reference.location or "")
-            references[reference.id] = register_cdz_dataset(spark, reference, uri)
+            references[reference.id] = read_cdz_dataset(spark, reference, uri)
         else:
             references[reference.id] = _read_ddz_input(context, reference, None)
     return references

@@ -350,7 +350,8 @@ def metadata_sensor(
         required_resource_keys={METADATA_STORE_KEY},
     )
     def _sensor(context: SensorEvaluationContext) -> SensorResult:
-        snapshot = read_store(getattr(context.resources, METADATA_STORE_KEY).engine())
+        with getattr(context.resources, METADATA_STORE_KEY).engine_in_use() as engine:
+            snapshot = read_store(engine)
         current = product_digests(snapshot)
         cursor = json.dumps(current, sort_keys=True)
         if context.cursor is None:

@@ -84,7 +84,8 @@ class PropertiesSequenceConfig(OutputShaping):
 
 
 class SqlConfig(OutputShaping):
-    """One Spark SQL query over the inputs, each registered as a view named after its DataSet."""
+    """One Spark SQL query over the inputs: DDZ inputs by DataSet name, CDZ inputs as
+    `<source>.<dataset>` (`run_transformation` registers both as session views)."""
 
     query: str = Field(min_length=1)
 

@@ -10,7 +10,6 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from dagster import (
@@ -29,9 +28,11 @@ from data_mesh.azure_sql import default_token
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
 from data_mesh.metadata.audit import FAILED, SUCCESS, audit_row
 from data_mesh.resources.audit import AuditLogResource
+from data_mesh.resources.lake import LakeStorageResource
 from data_mesh.spark_conf import spark_config_scope
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
@@ -86,20 +87,28 @@ def target_from_metadata(
 
 
 def connection_from_env(
-    url: str, user_env: str, password_env: str, azure_auth: str = ""
+    url: str,
+    user_env: str,
+    password_env: str,
+    azure_auth: str = "",
+    control: str = "",
+    load_path: str = "",
 ) -> DdzConnection:
     """Credentials are looked up by env var *name* at use time: never in config, rows or logs.
 
     `azure_auth="token"` (Azure SQL): an Azure AD token from the managed identity, for the
     Spark JDBC writes (mssql-jdbc's accessToken) and the pyodbc control statements alike."""
-    if azure_auth == "token":
-        return DdzConnection(url, {"accessToken": default_token()}, odbc_auth="token")
     properties = {}
-    if os.environ.get(user_env):
-        properties["user"] = os.environ[user_env]
-    if os.environ.get(password_env):
-        properties["password"] = os.environ[password_env]
-    return DdzConnection(url, properties, odbc_auth=azure_auth)
+    if azure_auth == "token":
+        properties["accessToken"] = default_token()
+    else:
+        if os.environ.get(user_env):
+            properties["user"] = os.environ[user_env]
+        if os.environ.get(password_env):
+            properties["password"] = os.environ[password_env]
+    return DdzConnection(
+        url, properties, control=control, odbc_auth=azure_auth, load_path=load_path
+    )
 
 
 def report_metadata(report: WriteReport) -> dict[str, Any]:
@@ -134,17 +143,30 @@ class DdzIOManager(ConfigurableIOManager):
     password_env: str = "DATA_MESH_DDZ_PASSWORD"
     # Azure SQL DDZ: "token" (managed identity) or "sql" for pyodbc control statements.
     azure_auth: str = ""
+    # How control statements and rows travel (`data_mesh.ddz.connection`); empty: defaults.
+    control: str = ""
+    load_path: str = ""
     max_chunk_rows: int = ChunkSettings.max_chunk_rows
     max_chunk_bytes: int = ChunkSettings.max_chunk_bytes
     batch_bytes: int = ChunkSettings.batch_bytes
     max_connections: int = 4
-    spool_dir: str | None = None
+    # The lake, and the folder in it (<container>/<path>) where loads are spooled: the Spark
+    # cluster writes and reads the spool, so it never lives on this machine's disk.
+    lake: LakeStorageResource
+    spool: str = "spool/ddz"
     read_partitions: int = 4
     # Where each write (and each failed write) is recorded; None: not audited.
     audit: AuditLogResource | None = None
 
     def _connection(self) -> DdzConnection:
-        return connection_from_env(self.jdbc_url, self.user_env, self.password_env, self.azure_auth)
+        return connection_from_env(
+            self.jdbc_url,
+            self.user_env,
+            self.password_env,
+            self.azure_auth,
+            self.control,
+            self.load_path,
+        )
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
         metadata = dict(context.definition_metadata or {})
@@ -160,7 +182,7 @@ class DdzIOManager(ConfigurableIOManager):
                 max_chunk_bytes=_metadata_int(metadata, MAX_CHUNK_BYTES, self.max_chunk_bytes),
                 batch_bytes=_metadata_int(metadata, BATCH_BYTES, self.batch_bytes),
             ),
-            Path(self.spool_dir) if self.spool_dir else None,
+            Spool(self.lake.storage(), self.spool),
         )
         asset = context.asset_key.to_user_string()
         started = time.monotonic()

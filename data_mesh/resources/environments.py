@@ -26,11 +26,12 @@ def resources_for(settings: Settings) -> dict[str, Any]:
     pointed elsewhere through `DATA_MESH_*` variables.
     """
     spark = spark_resource(settings)
+    lake = lake_resource_for(settings)
     store = MetadataStoreResource.from_settings(settings)
     audit = AuditLogResource(store=store)
     resources: dict[str, Any] = {
         "spark": spark,
-        "lake": lake_resource_for(settings),
+        "lake": lake,
         QUALITY_HISTORY_KEY: QualityHistoryResource(store=store),
         AUDIT_LOG_KEY: audit,
         METADATA_STORE_KEY: store,
@@ -40,7 +41,10 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             user_env=settings.ddz_user_env,
             password_env=settings.ddz_password_env,
             azure_auth=settings.ddz_azure_auth,
-            spool_dir=str(settings.home_dir / "spool"),
+            control=settings.ddz_control,
+            load_path=settings.ddz_load_path,
+            lake=lake,
+            spool=settings.ddz_spool,
             audit=audit,
         ),
     }

@@ -20,7 +20,14 @@ from data_mesh.settings import Settings
 from data_mesh.storage import LocalStorage, Storage
 
 
-class LakeResource(ConfigurableResource):  # type: ignore[type-arg]
+class LakeStorageResource(ConfigurableResource):  # type: ignore[type-arg]
+    """The lake, whichever it is: what other resources (the DDZ IO manager's spool) depend on."""
+
+    def storage(self) -> Storage:
+        raise NotImplementedError
+
+
+class LakeResource(LakeStorageResource):
     """A local folder laid out like the ADLS account: `<root>/<container>/<path>`."""
 
     root: str
@@ -29,7 +36,7 @@ class LakeResource(ConfigurableResource):  # type: ignore[type-arg]
         return LocalStorage(self.root)
 
 
-class AdlsLakeResource(ConfigurableResource):  # type: ignore[type-arg]
+class AdlsLakeResource(LakeStorageResource):
     """The lake in an ADLS Gen2 account. Clients come from dagster-azure's `ADLS2Resource`
     with an account key, a SAS token or DefaultAzureCredential (managed identity).
 
@@ -74,7 +81,7 @@ def _required_env(name: str, what: str) -> str:
     return value
 
 
-def lake_resource_for(settings: Settings) -> LakeResource | AdlsLakeResource:
+def lake_resource_for(settings: Settings) -> LakeStorageResource:
     """LOCAL: a folder. Cloud environments (or DATA_MESH_LAKE=adls): the ADLS account."""
     if settings.resolved_lake_kind == "local":
         return LakeResource(root=str(settings.resolved_lake_root))

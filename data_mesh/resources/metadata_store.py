@@ -6,7 +6,8 @@ a connection opens."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from dagster import ConfigurableResource
@@ -42,20 +43,30 @@ class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
         return AzureSqlTarget(self.azure_server, self.azure_database, self.azure_auth)
 
     def engine(self) -> Engine:
+        """A new engine: the caller disposes of it (prefer `engine_in_use`)."""
         return engine_for_store(self.metadata_url, self.azure_target())
+
+    @contextmanager
+    def engine_in_use(self) -> Iterator[Engine]:
+        """An engine for one piece of work, disposed after it: sensors and assets ask for one
+        per tick or step, and an undisposed pool keeps its connections open until the garbage
+        collector happens to run."""
+        engine = self.engine()
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
     def write_or_warn(self, write: Callable[[Engine], None], what: str) -> bool:
         """Run `write` on the store; an outage is logged, not allowed to fail the run (history
         and audit rows must not stop a load that itself succeeded)."""
-        engine = self.engine()
-        try:
-            write(engine)
-            return True
-        except SQLAlchemyError as error:
-            log.warning("%s not recorded: %s", what, error)
-            return False
-        finally:
-            engine.dispose()
+        with self.engine_in_use() as engine:
+            try:
+                write(engine)
+                return True
+            except SQLAlchemyError as error:
+                log.warning("%s not recorded: %s", what, error)
+                return False
 
     def connect(self) -> Any:
         """A raw pyodbc connection to the Azure SQL store (for statements SQLAlchemy lacks)."""

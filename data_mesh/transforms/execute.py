@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
+import sqlglot
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from sqlglot import exp
+from sqlglot.dialects.spark import Spark
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
 
 from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import DataSetModel, TransformationModel
@@ -18,7 +24,6 @@ from data_mesh.metadata.configs import (
     SelectConfig,
     SqlConfig,
 )
-from data_mesh.spark_sql import string_literal
 from data_mesh.storage import Storage
 from data_mesh.transforms.query_files import load_query_plan
 
@@ -36,15 +41,24 @@ class TransformationError(DataMeshError):
     """A transformation that cannot run; the message names the transformation and the cause."""
 
 
-def register_cdz_dataset(
+def cdz_view_name(dataset: DataSetModel) -> str:
+    """The session temporary view a CDZ input is queried through. Generated, so it cannot be
+    the name of a user's table or view; the id keeps two datasets apart whose names differ only
+    in characters an unquoted identifier cannot hold."""
+    plain = re.sub(r"[^0-9A-Za-z_]", "_", f"{dataset.source_name}__{dataset.name}")
+    return f"data_mesh_cdz_{dataset.id}__{plain}"
+
+
+def read_cdz_dataset(
     spark: SparkSession, dataset: DataSetModel, uri: str, day: str | None = None
 ) -> DataFrame:
-    """Expose a lake dataset to Spark SQL as `<source>.<dataset>` (seed 000's table names).
+    """A lake dataset as a DataFrame, read straight from its path: nothing is written to the
+    Spark catalog (a shared metastore such as Unity Catalog or Hive is never touched);
+    `run_transformation` makes it a temporary view that queries reach as `<source>.<dataset>`.
 
-    It is registered as an external table over the lake path, like a Synapse lake database. An
-    existing managed table of that name is never dropped. A daily-partitioned dataset
-    (`<path>/<column>=<day>/`) holds only `day`'s folder when `day` is given, so every query of
-    a partition's run reads that day alone; otherwise all its days.
+    A daily-partitioned dataset (`<path>/<column>=<day>/`) is read for `day` alone when it is
+    given, otherwise with all its days; either way the partition column is a column, as Spark's
+    partition discovery gives it.
     """
     fmt = dataset.source_format.lower()
     if fmt not in CDZ_FORMAT_OPTIONS:
@@ -52,26 +66,88 @@ def register_cdz_dataset(
             f"DataSets row {dataset.id} ({dataset.name}): Format {dataset.source_format!r} of its "
             f"DataSource is not readable (use one of {', '.join(CDZ_FORMAT_OPTIONS)})"
         )
-    database, table = f"`{dataset.source_name}`", f"`{dataset.source_name}`.`{dataset.name}`"
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-    if spark.catalog.tableExists(f"{dataset.source_name}.{dataset.name}"):
-        existing = spark.catalog.getTable(f"{dataset.source_name}.{dataset.name}")
-        if (existing.tableType or "").upper() != "EXTERNAL":
-            raise TransformationError(
-                f"DataSets row {dataset.id}: {dataset.sql_name} exists in the Spark catalog as a "
-                f"{existing.tableType} table; data_mesh only replaces external tables"
-            )
-        spark.sql(f"DROP TABLE {table}")
-    options = {"path": uri, **CDZ_FORMAT_OPTIONS[fmt]}
-    rendered = ", ".join(f"'{k}' {string_literal(v)}" for k, v in options.items())
-    spark.sql(f"CREATE TABLE {table} USING {fmt} OPTIONS ({rendered})")
-    if dataset.partition is not None:
-        column = f"`{dataset.partition.column}`"
-        if day is None:
-            spark.sql(f"ALTER TABLE {table} RECOVER PARTITIONS")
-        else:
-            spark.sql(f"ALTER TABLE {table} ADD PARTITION ({column} = {string_literal(day)})")
-    return spark.table(f"{dataset.source_name}.{dataset.name}")
+    reader = spark.read.format(fmt).options(**CDZ_FORMAT_OPTIONS[fmt])
+    if dataset.partition is None or day is None:
+        return reader.load(uri)
+    column = dataset.partition.column
+    if fmt == "delta":
+        # Delta reads its log at the table root; the filter prunes to the day's files.
+        return reader.load(uri).where(F.col(column) == F.lit(day))
+    # Only the day's folder is listed; basePath keeps `<column>=<day>` a discovered column.
+    return reader.option("basePath", uri).load(f"{uri.rstrip('/')}/{column}={day}")
+
+
+def with_views_for_tables(sql: str, views: Mapping[tuple[str, str], str]) -> str:
+    """`sql` with each table reference `<database>.<table>` in `views` (keys in lower case:
+    Spark's names are case-insensitive) replaced by its view, aliased as the table unless the
+    query gives an alias, so `<table>.<column>` still resolves. Only those names change: the
+    rest of the text is kept as written, because regenerating SQL from sqlglot's tree can
+    change what Spark runs (e.g. `x:y` becomes `x AS :y`)."""
+    if not views:
+        return sql
+    for start, end, text in sorted(_replacements(sql, views), reverse=True):
+        sql = sql[:start] + text + sql[end:]
+    return sql
+
+
+def _replacements(sql: str, views: Mapping[tuple[str, str], str]) -> list[tuple[int, int, str]]:
+    """(start, end, new text) of each name to replace. The parse tree tells tables from
+    columns (`a.b` may be column `b` of alias `a`); Spark syntax sqlglot does not know falls back
+    to the tokens (`check_query_only` accepts such statements too)."""
+    try:
+        trees = [tree for tree in sqlglot.parse(sql, read="spark") if tree is not None]
+    except SqlglotError:
+        return _token_spans(sql, views)
+    found = []
+    for tree in trees:
+        for node in tree.find_all(exp.Table, exp.Column):
+            key = "this" if isinstance(node, exp.Table) else "table"
+            database, name = node.args.get("db"), node.args.get(key)
+            if node.args.get("catalog") or not isinstance(database, exp.Identifier):
+                continue  # a three-part name names its catalog: not a CDZ input
+            if not isinstance(name, exp.Identifier):
+                continue
+            view = views.get((database.name.lower(), name.name.lower()))
+            if view is None:
+                continue
+            if "start" not in database.meta or not {"start", "end"} <= name.meta.keys():
+                return _token_spans(sql, views)
+            start, end = database.meta["start"], name.meta["end"] + 1
+            written = sql[name.meta["start"] : end]  # the table's name as the query has it
+            if isinstance(node, exp.Column):
+                text = written  # `<database>.<table>.<column>` -> `<table>.<column>`
+            elif node.alias or node.args.get("sample") or node.args.get("version"):
+                text = view  # the query's alias; Spark wants none before a sample or version
+            else:
+                text = f"{view} AS {written}"
+            found.append((start, end, text))
+    return found
+
+
+def _token_spans(sql: str, views: Mapping[tuple[str, str], str]) -> list[tuple[int, int, str]]:
+    """References as `<name>.<name>` token runs that are not part of a longer dotted name."""
+    try:
+        tokens = Spark().tokenize(sql)
+    except SqlglotError:
+        return []  # Spark reports what is wrong with the statement
+    names = (TokenType.VAR, TokenType.IDENTIFIER)
+    spans = []
+    for index in range(len(tokens) - 2):
+        database, dot, name = tokens[index : index + 3]
+        if database.token_type not in names or dot.token_type != TokenType.DOT:
+            continue
+        if name.token_type not in names:
+            continue
+        before = tokens[index - 1] if index else None
+        after = tokens[index + 3] if index + 3 < len(tokens) else None
+        if (before and before.token_type == TokenType.DOT) or (
+            after and after.token_type == TokenType.DOT
+        ):
+            continue
+        view = views.get((database.text.lower(), name.text.lower()))
+        if view is not None:
+            spans.append((database.start, name.end + 1, view))
+    return spans
 
 
 def run_transformation(
@@ -82,16 +158,22 @@ def run_transformation(
 ) -> DataFrame:
     """The transformation's result with mapping and casts applied; `inputs` by DataSet name.
 
-    DDZ inputs are also registered as temporary views named after their DataSet, so SQL can use
-    them; CDZ inputs are expected to be registered already (`register_cdz_dataset`).
+    Every input becomes a session temporary view (nothing is written to the catalog): a DDZ
+    input named after its DataSet; a CDZ input under `cdz_view_name`, and each statement's
+    `<source>.<dataset>` references (seed 000's table names) are rewritten to that view.
     """
     where = f"transformation {transformation.name!r} (Transformations row {transformation.id})"
+    views: dict[tuple[str, str], str] = {}
     for dataset in transformation.inputs:
         if dataset.layer == "DDZ":
             inputs[dataset.name].createOrReplaceTempView(dataset.name)
+        else:
+            view = cdz_view_name(dataset)
+            inputs[dataset.name].createOrReplaceTempView(view)
+            views[(dataset.source_name.lower(), dataset.name.lower())] = view
     config = transformation.config
     try:
-        result = _compute(spark, config, inputs, storage)
+        result = _compute(spark, config, inputs, storage, views)
         return apply_output_shaping(result, config, where)
     except TransformationError:
         raise
@@ -100,19 +182,23 @@ def run_transformation(
 
 
 def _compute(
-    spark: SparkSession, config: OutputShaping, inputs: Mapping[str, DataFrame], storage: Storage
+    spark: SparkSession,
+    config: OutputShaping,
+    inputs: Mapping[str, DataFrame],
+    storage: Storage,
+    views: Mapping[tuple[str, str], str],
 ) -> DataFrame:
     match config:
         case PropertiesSequenceConfig():
             plan = load_query_plan(storage, config)
             result: DataFrame | None = None
             for statement in plan.statements:
-                result = spark.sql(statement.sql)
+                result = spark.sql(with_views_for_tables(statement.sql, views))
                 result.createOrReplaceTempView(statement.name)
             assert result is not None
             return result
         case SqlConfig():
-            return spark.sql(config.query)
+            return spark.sql(with_views_for_tables(config.query, views))
         case FilterConfig():
             return inputs[config.input_dataset].filter(F.expr(config.condition))
         case SelectConfig():

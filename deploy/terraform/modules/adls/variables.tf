@@ -29,9 +29,9 @@ variable "account_replication_type" {
 }
 
 variable "containers" {
-  description = "Containers of the lake: cdz (curated inputs), queries (.properties files), quarantine (rows rejected by drop rules), dagster-logs (compute logs)."
+  description = "Containers of the lake: cdz (curated inputs), queries (.properties files), quarantine (rows rejected by drop rules), dagster-logs (compute logs), spool (each DDZ load spooled once by the Spark cluster, removed after publish)."
   type        = list(string)
-  default     = ["cdz", "queries", "quarantine", "dagster-logs"]
+  default     = ["cdz", "queries", "quarantine", "dagster-logs", "spool"]
 }
 
 variable "blob_soft_delete_retention_days" {
