@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import pwd
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +25,47 @@ from data_mesh.metadata.store import make_engine, upgrade_store
 from data_mesh.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
+# Rows every DDZ database must store and give back exactly: each type, unicode, nulls, empty
+# and padded strings, quotes, commas, newlines and backslashes.
+AWKWARD_SCHEMA = (
+    "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double, "
+    "BIN binary, SM smallint"
+)
+
+
+def awkward_rows() -> list[tuple[Any, ...]]:
+    from decimal import Decimal
+
+    ts = dt.datetime(2026, 11, 21, 13, 14, 15, 123456)
+    return [
+        (
+            1,
+            "Zoë \u2013 東京 🚀",
+            Decimal("12.34"),
+            dt.date(2026, 1, 31),
+            ts,
+            True,
+            1.5e10,
+            bytearray(b"\x00\xffab"),
+            7,
+        ),
+        (2, None, None, None, None, None, None, None, None),
+        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0, bytearray(b""), -1),
+        (
+            4,
+            "a 'quoted', \"comma\"\nand newline\\ backslash; DROP TABLE x --",
+            Decimal("0"),
+            None,
+            None,
+            True,
+            3.25,
+            None,
+            0,
+        ),
+        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None, None, None),
+    ]
+
+
 SAMPLE_PRODUCTS = REPO / "metadata" / "products"
 
 
@@ -231,6 +275,73 @@ def wait_for_port(
                 tail = log.read_text()[-2000:] if log and log.exists() else ""
                 pytest.fail(f"{what} did not start on port {port}\n{tail}")
             time.sleep(0.2)
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`data-mesh ARGS` in a process of its own, as users run it; fails the test on an error."""
+    data_mesh = Path(sys.executable).with_name("data-mesh")
+    result = subprocess.run(
+        [str(data_mesh), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, f"data-mesh {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@contextmanager
+def spark_connect_server(
+    work: Path, jars: str, user: pwd.struct_passwd | None = None
+) -> Iterator[str]:
+    """pyspark's own Spark Connect server on 127.0.0.1 (local[2]), working in `work`, run as
+    `user` when given (the caller is root); yields its `sc://` URL."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = _free_port()
+    env = {**os.environ, "SPARK_HOME": str(home), "PYSPARK_PYTHON": sys.executable}
+    if user is not None:  # nothing of the caller's environment, home or folders
+        env = {"PATH": os.environ["PATH"], "SPARK_HOME": str(home), "HOME": str(work)}
+        os.chown(work, user.pw_uid, user.pw_gid)
+    server = subprocess.Popen(
+        [
+            str(home / "bin" / "spark-submit"),
+            "--class",
+            "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.connect.grpc.binding.address=127.0.0.1",
+            "--conf",
+            f"spark.connect.grpc.binding.port={port}",
+            "--conf",
+            f"spark.sql.warehouse.dir={work / 'warehouse'}",
+            "--conf",
+            f"spark.driver.extraJavaOptions=-Dderby.system.home={work / 'derby'}",
+            "--conf",
+            f"spark.local.dir={work / 'local'}",
+            "--conf",
+            "spark.ui.enabled=false",
+            "--jars",
+            jars,
+            "spark-internal",
+        ],
+        env=env,
+        cwd=work,
+        user=None if user is None else user.pw_uid,
+        group=None if user is None else user.pw_gid,
+        extra_groups=None if user is None else [],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    wait_for_port(server, port, 180, "Spark Connect server")
+    try:
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from subprocess import PIPE, STDOUT, Popen
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -33,6 +34,29 @@ def make_writer(url: str, user: str, password: str, spool: str, chunk_rows: int)
         DdzConnection(url, {"user": user, "password": password} if user else {}),
         ChunkSettings(max_chunk_rows=chunk_rows),
         Spool(LocalStorage(Path(spool)), "spool/ddz"),
+    )
+
+
+def start(
+    url: str, user: str, password: str, spool: Path, rows: int, chunk_rows: int
+) -> Popen[bytes]:
+    """This module as a process of its own, in a session of its own (to be killed whole)."""
+    return Popen(
+        [
+            sys.executable,
+            "-m",
+            __name__,
+            url,
+            user,
+            password,
+            str(spool),
+            str(rows),
+            str(chunk_rows),
+        ],
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+        stdout=PIPE,
+        stderr=STDOUT,
     )
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +18,8 @@ from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.retry import RetryPolicy, with_retries
 from data_mesh.ddz.sessions import open_session, postgres_connect_args, transaction
 from data_mesh.ddz.writer import DdzTarget
-from data_mesh_tests.conftest import REPO, jdbc_url_of
-from data_mesh_tests.ddz_writer_process import TABLE, make_writer, source_rows
+from data_mesh_tests.conftest import jdbc_url_of
+from data_mesh_tests.ddz_writer_process import TABLE, make_writer, source_rows, start
 
 
 def expected_amount(spark: SparkSession, rows: int):
@@ -123,23 +121,7 @@ def test_killed_process_resumes_with_exact_rows(spark: SparkSession, pg, tmp_pat
     reader = _Reader(url, properties)
     reader.start()
 
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "data_mesh_tests.ddz_writer_process",
-            url,
-            properties["user"],
-            properties["password"],
-            str(tmp_path),
-            str(ROWS),
-            str(CHUNK_ROWS),
-        ],
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start(url, properties["user"], properties["password"], tmp_path, ROWS, CHUNK_ROWS)
     committed = 0
     deadline = time.monotonic() + 240
     while committed < 3 and time.monotonic() < deadline and process.poll() is None:
@@ -228,23 +210,7 @@ def test_killed_process_resumes_with_exact_rows_on_h2(spark: SparkSession, tmp_p
         source_rows(spark, 1000), DdzTarget(TABLE)
     )
     old = fingerprint()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "data_mesh_tests.ddz_writer_process",
-            url,
-            "",
-            "",
-            str(tmp_path),
-            str(ROWS),
-            str(CHUNK_ROWS),
-        ],
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start(url, "", "", tmp_path, ROWS, CHUNK_ROWS)
     committed = 0
     deadline = time.monotonic() + 300
     lock = tmp_path / "ddz.lock.db"

@@ -28,7 +28,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +42,7 @@ from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
 from data_mesh.settings import MSSQL_JDBC_JAR
 from data_mesh.storage import LocalStorage
+from data_mesh_tests.conftest import AWKWARD_SCHEMA, awkward_rows
 
 URL = os.environ.get("DATA_MESH_TEST_MSSQL_URL", "")
 
@@ -281,38 +281,7 @@ def test_wide_rows_with_table_locks(spark: SparkSession, db: Database, tmp_path:
 def test_types_unicode_nulls_and_awkward_strings(
     spark: SparkSession, db: Database, tmp_path: Path
 ) -> None:
-    schema = (
-        "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double, "
-        "BIN binary, SM smallint"
-    )
-    ts = dt.datetime(2026, 11, 21, 13, 14, 15, 123456)
-    rows = [
-        (
-            1,
-            "Zoë \u2013 東京 🚀",
-            Decimal("12.34"),
-            dt.date(2026, 1, 31),
-            ts,
-            True,
-            1.5e10,
-            bytearray(b"\x00\xffab"),
-            7,
-        ),
-        (2, None, None, None, None, None, None, None, None),
-        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0, bytearray(b""), -1),
-        (
-            4,
-            "a 'quoted', \"comma\"\nand newline\\ backslash; DROP TABLE x --",
-            Decimal("0"),
-            None,
-            None,
-            True,
-            3.25,
-            None,
-            0,
-        ),
-        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None, None, None),
-    ]
+    schema, rows = AWKWARD_SCHEMA, awkward_rows()
     make_writer(tmp_path).write(frame(spark, rows, schema), DdzTarget(db.table("TYPED")))
     back = read_ddz_table(spark, mssql_connection(), db.table("TYPED"))
     assert sorted(tuple(r) for r in back.collect()) == rows

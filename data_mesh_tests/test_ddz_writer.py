@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,7 @@ from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.streaming import partition_keys, spark_hash_long
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
 from data_mesh.storage import LocalStorage
-from data_mesh_tests.conftest import jdbc_url_of
+from data_mesh_tests.conftest import AWKWARD_SCHEMA, awkward_rows, jdbc_url_of
 
 pytestmark = pytest.mark.slow
 TABLE = TableName("ddz", "ORDERS")
@@ -179,38 +177,7 @@ def test_types_unicode_nulls_and_awkward_strings(
             pytest.skip("the COPY format only matters on PostgreSQL")
         # The CSV path is PostgreSQL's fallback for types pgpq cannot encode.
         monkeypatch.setattr("data_mesh.ddz.writer.binary_copy_supported", lambda frame: False)
-    schema = (
-        "ID int, S string, D decimal(18,2), DT date, TS timestamp, B boolean, F double, "
-        "BIN binary, SM smallint"
-    )
-    ts = dt.datetime(2026, 11, 21, 13, 14, 15, 123456)
-    rows = [
-        (
-            1,
-            "Zoë \u2013 東京 🚀",
-            Decimal("12.34"),
-            dt.date(2026, 1, 31),
-            ts,
-            True,
-            1.5e10,
-            bytearray(b"\x00\xffab"),
-            7,
-        ),
-        (2, None, None, None, None, None, None, None, None),
-        (3, "", Decimal("-0.01"), dt.date(1999, 12, 31), ts, False, -0.0, bytearray(b""), -1),
-        (
-            4,
-            'a "quoted", comma\nand newline\\ backslash',
-            Decimal("0"),
-            None,
-            None,
-            True,
-            3.25,
-            None,
-            0,
-        ),
-        (5, "  padded  ", Decimal("99999999.99"), None, None, None, None, None, None),
-    ]
+    schema, rows = AWKWARD_SCHEMA, awkward_rows()
     w = writer(ddz, tmp_path)
     w.write(frame(spark, rows, schema), DdzTarget(TableName("ddz", "TYPED")))
     back = read_ddz_table(spark, ddz, TableName("ddz", "TYPED"))
@@ -331,3 +298,57 @@ def test_partitioned_read(spark: SparkSession, ddz: DdzConnection, tmp_path: Pat
     back = read_ddz_table(spark, ddz, TABLE, partition_column="ID", num_partitions=4)
     assert back.rdd.getNumPartitions() == 4
     assert sorted(tuple(r) for r in back.collect()) == rows
+
+
+@pytest.fixture(params=["h2", "postgresql-jdbc"])
+def jdbc_ddz(request, tmp_path: Path) -> DdzConnection:
+    """The jdbc load path: the embedded H2, and PostgreSQL with SQL Server's control flow."""
+    if request.param == "h2":
+        return DdzConnection(f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
+    url, properties = jdbc_url_of(request.getfixturevalue("pg_url"))
+    return DdzConnection(url, properties, control="odbc", load_path="jdbc")
+
+
+def test_a_chunk_committed_twice_is_detected_and_repaired(
+    spark: SparkSession, jdbc_ddz: DdzConnection, tmp_path: Path, monkeypatch
+) -> None:
+    """What a Spark task retried after its commit does: the chunk's rows reach the stage twice.
+    The stage's row count gives it away before the publish, and the stage is reloaded."""
+    real_write = JdbcChunkLoader.write_rows
+    twice: list[int] = []
+
+    def write_chunk_2_twice(self, job):
+        real_write(self, job)
+        if job.chunk.id == 2 and not twice:
+            twice.append(job.chunk.id)
+            real_write(self, job)
+
+    monkeypatch.setattr(JdbcChunkLoader, "write_rows", write_chunk_2_twice)
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
+    report = writer(jdbc_ddz, tmp_path, max_chunk_rows=100).write(data, DdzTarget(TABLE))
+    assert twice == [2]
+    assert report.loaded_chunks == report.chunks == 6  # all reloaded once, none twice
+    assert rows_of(spark, jdbc_ddz) == sorted(tuple(r) for r in data.collect())
+
+
+def test_a_chunk_committed_but_not_recorded_is_reloaded_on_resume(
+    spark: SparkSession, jdbc_ddz: DdzConnection, tmp_path: Path, monkeypatch
+) -> None:
+    """The client dies between a chunk's commit and its ledger row: the next attempt finds
+    the stage holding more rows than the ledger records, and reloads instead of resuming."""
+    real_record = JdbcChunkLoader.record
+
+    def die_before_recording_chunk_3(self, job):
+        if job.chunk.id == 3:
+            raise RuntimeError("the client died after the chunk's commit")
+        real_record(self, job)
+
+    w = writer(jdbc_ddz, tmp_path, max_chunk_rows=100)
+    data = frame(spark, [(i, f"n{i}", float(i)) for i in range(1, 601)])
+    monkeypatch.setattr(JdbcChunkLoader, "record", die_before_recording_chunk_3)
+    with pytest.raises(DdzWriteError, match="the client died"):
+        w.write(data, DdzTarget(TABLE, max_connections=1))
+    monkeypatch.undo()
+    report = w.write(data, DdzTarget(TABLE))
+    assert report.resumed_chunks == 0 and report.loaded_chunks == 6
+    assert rows_of(spark, jdbc_ddz) == sorted(tuple(r) for r in data.collect())

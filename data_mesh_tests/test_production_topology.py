@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pyspark
 import pytest
 from sqlalchemy import text
 
@@ -28,10 +27,10 @@ from data_mesh.metadata.store import make_engine
 from data_mesh_tests.conftest import (
     REPO,
     SAMPLE_PRODUCTS,
-    _free_port,
     add_config_item,
     jdbc_url_of,
-    wait_for_port,
+    run_cli,
+    spark_connect_server,
 )
 
 pytestmark = pytest.mark.slow
@@ -71,59 +70,13 @@ def shared_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def spark_connect(shared_lake: Path) -> Iterator[str]:
-    user = _server_user()
-    home = Path(pyspark.__file__).parent
     work = Path(f"/tmp/data_mesh_spark_server_{os.getpid()}")
     work.mkdir(mode=0o700)
-    os.chown(work, user.pw_uid, user.pw_gid)
-    port = _free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "JAVA_HOME": os.environ.get("JAVA_HOME", ""),
-        "SPARK_HOME": str(home),
-        "HOME": str(work),
-        "SPARK_LOCAL_DIRS": str(work / "local"),
-    }
-    log = work / "server.log"
-    server = subprocess.Popen(
-        [
-            str(home / "bin" / "spark-submit"),
-            "--class",
-            "org.apache.spark.sql.connect.service.SparkConnectServer",
-            "--master",
-            "local[2]",
-            "--conf",
-            "spark.connect.grpc.binding.address=127.0.0.1",
-            "--conf",
-            f"spark.connect.grpc.binding.port={port}",
-            "--conf",
-            f"spark.sql.warehouse.dir={work / 'warehouse'}",
-            "--conf",
-            f"spark.driver.extraJavaOptions=-Dderby.system.home={work / 'derby'}",
-            "--conf",
-            "spark.ui.enabled=false",
-            "--jars",
-            JARS,
-            "spark-internal",
-        ],
-        env=env,
-        cwd=work,
-        user=user.pw_uid,
-        group=user.pw_gid,
-        extra_groups=[],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    # The server writes its log itself: the client (this process) only reads it on failure.
-    wait_for_port(server, port, 180, "Spark Connect server", log)
-    yield f"sc://127.0.0.1:{port}"
-    os.killpg(server.pid, signal.SIGTERM)
     try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)
-    subprocess.run(["rm", "-rf", str(work)], check=False)
+        with spark_connect_server(work, JARS, _server_user()) as url:
+            yield url
+    finally:
+        subprocess.run(["rm", "-rf", str(work)], check=False)
 
 
 def _client_env(spark_connect: str, pg_url: str, lake: Path, home: Path) -> dict[str, str]:
@@ -141,15 +94,6 @@ def _client_env(spark_connect: str, pg_url: str, lake: Path, home: Path) -> dict
         DATA_MESH_DDZ_CONTROL="odbc",
         COLUMNS="200",
     )
-
-
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    data_mesh = Path(sys.executable).with_name("data-mesh")
-    result = subprocess.run(
-        [str(data_mesh), *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=900
-    )
-    assert result.returncode == 0, f"data-mesh {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def _readable_by_server(folder: Path) -> bool:
@@ -190,15 +134,15 @@ def test_sor1_payments_through_spark_connect_with_sql_servers_control_flow(
 ) -> None:
     home = tmp_path / "home"
     env = _client_env(spark_connect, pg_url, shared_lake, home)
-    _cli(env, "init")
-    _cli(env, "load", str(SAMPLE_PRODUCTS))
+    run_cli(env, "init")
+    run_cli(env, "load", str(SAMPLE_PRODUCTS))
     # Small chunks, so a load has many and can be killed between them.
     add_config_item(
         make_engine(f"sqlite:///{home / 'metadata.db'}"), "global", "ddz.max_chunk_rows", "1000"
     )
-    _cli(env, "generate-sample-data", "--rows", str(ROWS))
+    run_cli(env, "generate-sample-data", "--rows", str(ROWS))
 
-    result = _cli(env, "materialize", "--product", "sor1_payments")
+    result = run_cli(env, "materialize", "--product", "sor1_payments")
     assert "ddz.SOR1_PAYMENTS" in result.stdout
     expected = _multiset(pg_url)
     assert len(expected) == ROWS
@@ -226,6 +170,6 @@ def test_sor1_payments_through_spark_connect_with_sql_servers_control_flow(
     process.wait(timeout=30)
     assert _multiset(pg_url) == expected  # the kill left the table as it was
 
-    _cli(env, "materialize", "--product", "sor1_payments")
+    run_cli(env, "materialize", "--product", "sor1_payments")
     assert _multiset(pg_url) == expected
     assert _ledger_chunks(pg_url) == 0

@@ -168,18 +168,25 @@ def test_sql_over_ddz_inputs_registered_as_views(spark, frames, tmp_path) -> Non
     assert _rows(out) == [(1, "NL"), (2, "NL"), (3, "BE")]
 
 
-def test_properties_sequence_on_cdz_parquet(spark: SparkSession, tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path)
-    driver, payments = (
-        _dataset("drv", "CDZ", "analytics_t_cdz", "parquet"),
-        _dataset("pay", "CDZ", "analytics_t_cdz", "parquet"),
-    )
+def _driver_and_payments(
+    spark: SparkSession, storage: LocalStorage, source: str, payer: int
+) -> tuple[DataSetModel, DataSetModel]:
+    """Seed 000's two CDZ inputs as Parquet in the lake: users 1 and 2, and two payments (the
+    first by user 1, the second by `payer`)."""
+    driver = _dataset("drv", "CDZ", source, "parquet")
+    payments = _dataset("pay", "CDZ", source, "parquet")
     spark.createDataFrame([(1, "ann"), (2, "bob")], "user_id long, user_name string").write.parquet(
         storage.spark_uri(driver.location or "")
     )
     spark.createDataFrame(
-        [(1, 3.25, "travel"), (1, 1.0, "food")], "userid long, amount double, category string"
+        [(1, 3.25, "travel"), (payer, 1.0, "food")], "userid long, amount double, category string"
     ).write.parquet(storage.spark_uri(payments.location or ""))
+    return driver, payments
+
+
+def test_properties_sequence_on_cdz_parquet(spark: SparkSession, tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    driver, payments = _driver_and_payments(spark, storage, "analytics_t_cdz", payer=1)
     storage.write_bytes(
         "queries/t/q.properties",
         b"df_driver = select * from analytics_t_cdz.drv\n"
@@ -222,16 +229,7 @@ def test_cdz_names_in_queries_read_the_lake_through_views(
     """`<source>.<dataset>` resolves to the lake data whatever the catalog holds: a managed
     table of that name is neither read nor replaced, and nothing is added to the catalog."""
     storage = LocalStorage(tmp_path)
-    driver, payments = (
-        _dataset("drv", "CDZ", "analytics_v_cdz", "parquet"),
-        _dataset("pay", "CDZ", "analytics_v_cdz", "parquet"),
-    )
-    spark.createDataFrame([(1, "ann"), (2, "bob")], "user_id long, user_name string").write.parquet(
-        storage.spark_uri(driver.location or "")
-    )
-    spark.createDataFrame(
-        [(1, 3.25, "travel"), (2, 1.0, "food")], "userid long, amount double, category string"
-    ).write.parquet(storage.spark_uri(payments.location or ""))
+    driver, payments = _driver_and_payments(spark, storage, "analytics_v_cdz", payer=2)
     spark.sql("CREATE DATABASE analytics_v_cdz")
     try:
         spark.sql("CREATE TABLE analytics_v_cdz.drv (user_id long, user_name string) USING parquet")

@@ -276,7 +276,7 @@ class DdzWriter:
         except DdzConnectionError as error:
             raise DdzWriteError(f"{where}: {error}") from error
         spool = self._spool_for(spark_connect, where)
-        target = self._sized_for_the_database(spark, target)
+        target, settings = self._sized_for_the_database(spark, target)
 
         hash_columns = list(target.key_columns) or [c.name for c in columns]
         try:
@@ -292,7 +292,9 @@ class DdzWriter:
             if self.connection.resolved_load_path == "copy":
                 outcome = self._load_copy(spark, frame, target, columns, hash_columns, state)
             else:
-                outcome = self._load_jdbc(spark, frame, target, columns, hash_columns, state, spool)
+                outcome = self._load_jdbc(
+                    spark, frame, target, columns, hash_columns, state, spool, settings
+                )
         except DdzWriteError:
             raise
         except Exception as error:
@@ -316,18 +318,21 @@ class DdzWriter:
             else f"{target.partition[0]}={target.partition[1]}",
         )
 
-    def _sized_for_the_database(self, spark: SparkSession, target: DdzTarget) -> DdzTarget:
+    def _sized_for_the_database(
+        self, spark: SparkSession, target: DdzTarget
+    ) -> tuple[DdzTarget, ChunkSettings]:
         """An embedded database (H2 in a file) lives in the Spark driver's JVM and holds each
         open chunk transaction in the heap it shares with Spark: one chunk at a time there,
         of at most an eighth of the heap (measured: two concurrent 100 MB chunks into H2
         exhaust a 512m driver that one chunk at a time does not)."""
         if not self.dialect.embedded(self.connection.url):
-            return target
-        heap = int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())  # type: ignore[union-attr]
-        budget = max(self.settings.batch_bytes, heap // 8)
-        if budget < self.settings.max_chunk_bytes:
-            self.settings = dataclasses.replace(self.settings, max_chunk_bytes=budget)
-        return dataclasses.replace(target, max_connections=1)
+            return target, self.settings
+        runtime = spark.sparkContext._jvm.java.lang.Runtime.getRuntime()  # type: ignore[union-attr]
+        budget = max(self.settings.batch_bytes, int(runtime.maxMemory()) // 8)
+        settings = dataclasses.replace(
+            self.settings, max_chunk_bytes=min(budget, self.settings.max_chunk_bytes)
+        )
+        return dataclasses.replace(target, max_connections=1), settings
 
     def _spool_for(self, spark_connect: bool, where: str) -> Spool:
         if self.spool is not None:
@@ -490,12 +495,13 @@ class DdzWriter:
         hash_columns: list[str],
         state: _LoadState,
         spool: Spool,
+        settings: ChunkSettings,
     ) -> _LoadOutcome:
         """Measure, spool once into the lake, load each chunk straight into the stage."""
         where = f"DDZ table {target.table}"
         stats = collect_stats(frame, hash_columns)
         types = [(c.name, c.data_type.simpleString()) for c in columns]
-        planned = stats.chunk_count(self.settings, target.max_connections)
+        planned = stats.chunk_count(settings, target.max_connections)
         count = state.chunk_count or planned
         load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
         state = self._restart_if_stale(spark, target, state, load_id)
@@ -505,7 +511,7 @@ class DdzWriter:
             self._new_stage(spark, target, columns)
         chunks = stats.chunks(count)
         resumed = len(state.committed)
-        rows_per_batch = batch_rows(stats.row_bytes, self.settings)
+        rows_per_batch = batch_rows(stats.row_bytes, settings)
         loader = JdbcChunkLoader(spark, self.connection, rows_per_batch)
         folder = spool.folder(target.slot_hash, load_id)
         stage = self._stage(target)
@@ -540,7 +546,7 @@ class DdzWriter:
                 stats.rows,
             )
             self._reset_stage(spark, target)
-            state, resumed = _LoadState([]), 0
+            state, resumed, loaded = _LoadState([]), 0, 0
         self._check_staged(spark, target, stats.rows)
         self._publish(spark, target, columns)
         spool.remove(target.slot_hash)
