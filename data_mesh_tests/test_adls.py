@@ -47,6 +47,20 @@ def test_write_read_list_and_exists(blob_storage: BlobStorage) -> None:
         blob_storage.read_text(f"{container}/p/missing.txt")
 
 
+def test_remove_tree_removes_a_folder_and_nothing_else(blob_storage: BlobStorage) -> None:
+    """How the DDZ spool is removed after a publish: a folder of Spark's files, and only it."""
+    container = f"c{uuid.uuid4().hex[:12]}"
+    for name in ("_SUCCESS", "__dm_chunk=0/part-0.parquet", "__dm_chunk=1/part-0.parquet"):
+        blob_storage.write_bytes(f"{container}/spool/ddz/slot/load/{name}", b"x")
+    blob_storage.write_bytes(f"{container}/spool/ddz/other/_SUCCESS", b"x")
+    blob_storage.remove_tree(f"{container}/spool/ddz/slot")
+    assert blob_storage.list_files(f"{container}/spool") == [
+        f"{container}/spool/ddz/other/_SUCCESS"
+    ]
+    blob_storage.remove_tree(f"{container}/spool/ddz/slot")  # nothing there: not an error
+    blob_storage.remove_tree(f"c{uuid.uuid4().hex[:12]}/spool")  # no container either
+
+
 def test_container_is_created_if_missing(blob_storage: BlobStorage) -> None:
     container = f"c{uuid.uuid4().hex[:12]}"
     assert blob_storage.ensure_container(container) is True
