@@ -10,6 +10,7 @@ Connecting is retried on Azure SQL's transient errors (40613 database unavailabl
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import time
@@ -58,10 +59,17 @@ def access_token_struct(token: str) -> bytes:
     return struct.pack(f"<I{len(encoded)}s", len(encoded), encoded)
 
 
-def default_token() -> str:
+@functools.cache
+def _credential() -> Any:
+    # One per process: it caches its token until shortly before expiry, so the writer's many
+    # control sessions ask Entra ID once an hour, not once each.
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential().get_token(TOKEN_SCOPE).token
+    return DefaultAzureCredential()
+
+
+def default_token() -> str:
+    return str(_credential().get_token(TOKEN_SCOPE).token)
 
 
 def connect(

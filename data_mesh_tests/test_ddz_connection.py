@@ -8,12 +8,15 @@ from pathlib import Path
 import pyodbc
 import pytest
 from pyspark.sql import SparkSession
+from sqlalchemy import text
 
 from data_mesh.ddz.connection import DdzConnection, DdzConnectionError
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.retry import RetryPolicy
-from data_mesh.ddz.sessions import postgres_odbc_string
+from data_mesh.ddz.sessions import open_session, postgres_odbc_string
 from data_mesh.ddz.writer import DdzTarget, DdzWriteError, DdzWriter
+from data_mesh.metadata.store import make_engine
+from data_mesh_tests.conftest import jdbc_url_of
 
 H2 = "jdbc:h2:file:/tmp/x;MODE=MSSQLServer"
 PG = "jdbc:postgresql://127.0.0.1:5432/db"
@@ -25,7 +28,7 @@ MSSQL = "jdbc:sqlserver://sql-dm.database.windows.net:1433;database=ddz"
     [
         (DdzConnection(H2), True, "unset DATA_MESH_SPARK_REMOTE"),
         (DdzConnection(MSSQL), True, "set DATA_MESH_DDZ_AZURE_AUTH=token"),
-        (DdzConnection(PG, control="jvm"), True, "Spark Connect does not expose"),
+        (DdzConnection(PG, control="jvm"), True, "set DATA_MESH_DDZ_CONTROL to psycopg or odbc"),
         (DdzConnection(MSSQL, load_path="copy"), False, "set DATA_MESH_DDZ_LOAD_PATH=jdbc"),
         (DdzConnection(H2, control="psycopg"), False, "psycopg only reaches PostgreSQL"),
         (DdzConnection(H2, control="odbc"), False, "H2 DDZ has no ODBC driver"),
@@ -62,10 +65,32 @@ def test_defaults_follow_the_dialect() -> None:
     assert DdzConnection(H2).resolved_load_path == "jdbc"
 
 
-def test_psqlodbc_string_braces_only_what_needs_it() -> None:
-    text = postgres_odbc_string(PG, {"user": "u", "password": "p;w}d"})
+def test_psqlodbc_string_braces_the_password_only() -> None:
+    text = postgres_odbc_string(PG, {"user": "u", "password": "p;w}d+1%41"})
     assert text.startswith("Driver=PostgreSQL Unicode;Server=127.0.0.1;Port=5432;Database=db;")
-    assert "UID=u;PWD={p;w}}d};" in text
+    assert "UID=u;PWD={p;w}}d+1%41};" in text
+
+
+@pytest.mark.slow
+def test_a_password_psqlodbc_would_decode_logs_in(spark: SparkSession, pg_url: str) -> None:
+    """`+` and `%41` in an unbraced psqlODBC password would be decoded to ` ` and `A`."""
+    password = "p+1%41;x}"
+    engine = make_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP ROLE IF EXISTS dm_odbc_probe"))
+        connection.execute(text(f"CREATE ROLE dm_odbc_probe LOGIN PASSWORD '{password}'"))
+    try:
+        url, _ = jdbc_url_of(pg_url)
+        session = open_session(
+            spark,
+            DdzConnection(url, {"user": "dm_odbc_probe", "password": password}, control="odbc"),
+        )
+        assert session.query("SELECT current_user")[0][0] == "dm_odbc_probe"
+        session.close()
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("DROP ROLE IF EXISTS dm_odbc_probe"))
+        engine.dispose()
 
 
 @pytest.mark.slow

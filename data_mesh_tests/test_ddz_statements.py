@@ -43,6 +43,8 @@ class FakeServer:
     columns: dict[str, list[str]] = field(default_factory=dict)
     ledger: dict[tuple[str, int], tuple[str, int, int]] = field(default_factory=dict)
     log: list[str] = field(default_factory=list)
+    # What the server's catalog says would stop a SWITCH into the target (`switch_blockers`).
+    blockers: list[str] = field(default_factory=list)
 
     def names(self, sql: str) -> list[str]:
         return [f"{a}.{b}" for a, b in re.findall(_NAME, sql)]
@@ -72,6 +74,8 @@ class FakeServer:
             self.tables[names[0]] += self.tables[names[1]]  # new keys only, in these tests
         elif sql.startswith("DELETE FROM") and "ddz_load_ledger" in sql:
             self.ledger = {k: v for k, v in self.ledger.items() if k[0] != params[0]}
+        elif sql.startswith("DELETE FROM"):
+            self.tables[names[0]] = 0
 
     def query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.log.append(sql)
@@ -88,6 +92,8 @@ class FakeServer:
             return [(int(f"{params[0]}.{params[1]}" in self.tables),)]
         if sql.startswith("SELECT COUNT_BIG(*)"):
             return [(self.tables[names[0]],)]
+        if " UNION ALL " in sql and "sys.foreign_keys" in sql:
+            return [(reason,) for reason in self.blockers]
         raise AssertionError(f"the fake server does not know {sql}")
 
 
@@ -218,3 +224,30 @@ def test_append_and_merge_move_rows_once_more_from_the_stage(
         or "USING [ddz].[ORDERS__dm_stage_" in others[0]
     )
     assert server.tables["ddz.ORDERS"] == 2 * ROWS
+
+
+def test_a_target_a_switch_cannot_take_is_replaced_by_a_copy(
+    spark: SparkSession, server: FakeServer, tmp_path: Path
+) -> None:
+    _write(spark, tmp_path, "replace")
+    server.blockers = ["a foreign key references it"]
+    start = len(server.log)
+    _write(spark, tmp_path, "replace")
+    statements = server.log[start:]
+    assert not any(" SWITCH TO " in s or s.startswith("SELECT TOP (0)") for s in statements)
+    moved = [s for s in statements if _moves_rows(s) and not s.startswith("JDBC")]
+    assert moved == [next(s for s in statements if s.startswith("INSERT INTO [ddz].[ORDERS] "))]
+    assert any(s == "DELETE FROM [ddz].[ORDERS]" for s in statements)  # TRUNCATE is refused too
+    assert server.tables["ddz.ORDERS"] == ROWS
+
+
+def test_the_key_index_is_on_the_target_before_the_stage_is_made_like_it(
+    spark: SparkSession, server: FakeServer, tmp_path: Path
+) -> None:
+    _write(spark, tmp_path, "replace")  # a table without keys
+    start = len(server.log)
+    _write(spark, tmp_path, "replace", ("ID",))
+    statements = server.log[start:]
+    index = next(i for i, s in enumerate(statements) if "CREATE UNIQUE INDEX" in s)
+    like = next(i for i, s in enumerate(statements) if s.startswith("SELECT TOP (0) * INTO"))
+    assert index < like and "ON [ddz].[ORDERS] ([ID])" in statements[index]

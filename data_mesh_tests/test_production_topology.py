@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey, DagsterInstance
 from sqlalchemy import text
 
 from data_mesh.metadata.store import make_engine
@@ -173,3 +174,16 @@ def test_sor1_payments_through_spark_connect_with_sql_servers_control_flow(
     run_cli(env, "materialize", "--product", "sor1_payments")
     assert _multiset(pg_url) == expected
     assert _ledger_chunks(pg_url) == 0
+    # It resumed: the chunks the killed run committed were not loaded again, even the one the
+    # server finished after its client was killed (found whole in the stage, then recorded).
+    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        event = instance.get_latest_materialization_event(
+            AssetKey(["payments", "ddz", "sor1_payments"])
+        )
+    assert event is not None and event.asset_materialization is not None
+    metadata = event.asset_materialization.metadata
+    assert metadata["resumed_chunks"].value >= 3
+    assert (
+        metadata["resumed_chunks"].value + metadata["loaded_chunks"].value
+        == metadata["chunks"].value
+    )

@@ -97,13 +97,18 @@ class DdzConnection:
             )
         if spark_connect and name == "h2":
             raise DdzConnectionError(
-                "the embedded H2 DDZ is a file of this process, which a Spark Connect server "
-                "cannot write: point DATA_MESH_DDZ_JDBC_URL at a database server (Azure SQL or "
-                "PostgreSQL), or unset DATA_MESH_SPARK_REMOTE"
+                "an H2 DDZ is reached through the Spark driver's JVM (the embedded one is a file "
+                "of this machine), which Spark Connect does not expose: point "
+                "DATA_MESH_DDZ_JDBC_URL at a database server (Azure SQL or PostgreSQL), or unset "
+                "DATA_MESH_SPARK_REMOTE"
             )
         if spark_connect and control == "jvm":
+            instead = (
+                "set DATA_MESH_DDZ_AZURE_AUTH=token (or sql) to send them over pyodbc"
+                if name == "sqlserver"
+                else "set DATA_MESH_DDZ_CONTROL to psycopg or odbc"
+            )
             raise DdzConnectionError(
                 "the DDZ's control statements would go through the Spark driver's JVM, which "
-                "Spark Connect does not expose: set DATA_MESH_DDZ_AZURE_AUTH=token (or sql) to "
-                "send them over pyodbc, or DATA_MESH_DDZ_CONTROL=odbc"
+                f"Spark Connect does not expose: {instead}"
             )

@@ -35,7 +35,9 @@ class TableName:
         validate_identifier(self.table, "table name")
 
     def with_suffix(self, suffix: str) -> TableName:
-        return TableName(self.schema, f"{self.table}{suffix}"[:128])
+        """A name for a table of the writer's own: the suffix is kept whole, and the whole name
+        fits every dialect (PostgreSQL cuts names at 63 bytes), so it never equals the table's."""
+        return TableName(self.schema, f"{self.table[: 63 - len(suffix)]}{suffix}")
 
     def __str__(self) -> str:
         return f"{self.schema}.{self.table}"
@@ -136,6 +138,11 @@ class Dialect:
     def truncate(self, name: TableName) -> str:
         return f"TRUNCATE TABLE {self.qualified(name)}"
 
+    def lock_and_count(self, name: TableName) -> list[str]:
+        """Statements, the last a count, that lock `name` against writers until the end of
+        the transaction and count its rows: what the publish moves is what it counted."""
+        return [self.count_rows(name)]
+
     # -- the stage and publishing it ---------------------------------------------------------
     def create_stage(self, stage: TableName, columns: list[Column]) -> list[str]:
         return [self.create_table(stage, columns)]
@@ -151,6 +158,19 @@ class Dialect:
         exactly the rows of `stage` and drop the stage; the target object stays (grants,
         indexes, dependent views)."""
         raise NotImplementedError
+
+    def switch_blockers(self, target: TableName) -> tuple[str, list[object]]:
+        """A query giving why `target` cannot take a SWITCH (only where `stage_like_target`)."""
+        raise NotImplementedError
+
+    def replace_by_copy(self, target: TableName, stage: TableName, columns: list[str]) -> list[str]:
+        """A replace that copies the stage's rows into the kept target; DELETE, since where a
+        SWITCH is refused (see `switch_blockers`) TRUNCATE is too."""
+        return [
+            f"DELETE FROM {self.qualified(target)}",
+            self.insert_from(target, stage, columns),
+            self.drop_table(stage),
+        ]
 
     def install_stage(
         self, target: TableName, stage: TableName, columns: list[Column]
@@ -376,6 +396,9 @@ class PostgresDialect(Dialect):
         # SET LOGGED writes the table into the WAL once, as a plain insert would.
         return [*super().install_stage(target, stage, columns), self.set_logged(target)]
 
+    def lock_and_count(self, name: TableName) -> list[str]:
+        return [f"LOCK TABLE {self.qualified(name)} IN SHARE MODE", self.count_rows(name)]
+
     def set_logged(self, name: TableName) -> str:
         return f"ALTER TABLE {self.qualified(name)} SET LOGGED"
 
@@ -468,7 +491,8 @@ class SqlServerDialect(Dialect):
 
     def _copy_indexes(self, source: TableName, destination: TableName) -> str:
         """One batch that creates on `destination` every rowstore index and primary key or
-        unique constraint `source` has (clustered first), as SWITCH requires."""
+        unique constraint `source` has (clustered first), as SWITCH requires. Each index's
+        statement is built in CROSS APPLY: SQL Server refuses subqueries inside an aggregate."""
         columns = (
             "SELECT STRING_AGG(QUOTENAME(c.name) + CASE WHEN ic.is_descending_key = 1 "
             "THEN N' DESC' ELSE N'' END, N', ') WITHIN GROUP (ORDER BY ic.key_ordinal) "
@@ -476,31 +500,57 @@ class SqlServerDialect(Dialect):
             "AND c.column_id = ic.column_id WHERE ic.object_id = i.object_id "
             "AND ic.index_id = i.index_id AND ic.is_included_column = {included}"
         )
-        key_columns = columns.format(included=0)
-        included = columns.replace(" WITHIN GROUP (ORDER BY ic.key_ordinal)", "").format(included=1)
         table = self.qualified(destination)
         # Constraint names are unique per schema: the stage's get a suffix. Index names are
         # unique per table only, so indexes keep theirs.
         statement = (
-            "CASE WHEN i.is_primary_key = 1 OR i.is_unique_constraint = 1 "
+            "SELECT CASE WHEN i.is_primary_key = 1 OR i.is_unique_constraint = 1 "
             f"THEN N'ALTER TABLE {table} ADD CONSTRAINT ' + QUOTENAME(LEFT(i.name, 110) + "
             "N'__dm_stage') + CASE WHEN i.is_primary_key = 1 THEN N' PRIMARY KEY ' "
-            "ELSE N' UNIQUE ' END + i.type_desc COLLATE DATABASE_DEFAULT + N' (' + "
-            f"({key_columns}) + N')' "
+            "ELSE N' UNIQUE ' END + i.type_desc COLLATE DATABASE_DEFAULT + N' (' + k.cols + N')' "
             "ELSE N'CREATE ' + CASE WHEN i.is_unique = 1 THEN N'UNIQUE ' ELSE N'' END + "
             "i.type_desc COLLATE DATABASE_DEFAULT + N' INDEX ' + QUOTENAME(i.name) + "
-            f"N' ON {table} (' + ({key_columns}) + N')' + "
-            f"ISNULL(N' INCLUDE (' + ({included}) + N')', N'') + "
+            f"N' ON {table} (' + k.cols + N')' + ISNULL(N' INCLUDE (' + n.cols + N')', N'') + "
             "ISNULL(N' WHERE ' + i.filter_definition, N'') END"
         )
         return (
-            "DECLARE @dm_indexes NVARCHAR(MAX) = (SELECT STRING_AGG(CAST("
-            f"{statement} AS NVARCHAR(MAX)), N'; ') WITHIN GROUP (ORDER BY i.index_id) "
-            "FROM sys.indexes AS i "
+            "DECLARE @dm_indexes NVARCHAR(MAX) = (SELECT STRING_AGG(CAST(x.ddl AS "
+            "NVARCHAR(MAX)), N'; ') WITHIN GROUP (ORDER BY i.index_id) FROM sys.indexes AS i "
+            f"CROSS APPLY ({columns.format(included=0)}) AS k(cols) "
+            f"CROSS APPLY ({columns.format(included=1)}) AS n(cols) "
+            f"CROSS APPLY ({statement}) AS x(ddl) "
             f"WHERE i.object_id = OBJECT_ID(N'{source.schema}.{source.table}') "
             "AND i.type IN (1, 2) AND i.is_hypothetical = 0); "
             "IF @dm_indexes IS NOT NULL EXEC sp_executesql @dm_indexes"
         )
+
+    def switch_blockers(self, target: TableName) -> tuple[str, list[object]]:
+        """Why SWITCH cannot publish into `target` (one row per reason; none: it can)."""
+        checks = [
+            ("a foreign key references it", "sys.foreign_keys WHERE referenced_object_id = {t}"),
+            ("it is system-versioned", "sys.tables WHERE object_id = {t} AND temporal_type <> 0"),
+            ("it has a columnstore index", "sys.indexes WHERE object_id = {t} AND type IN (5, 6)"),
+            ("it has CHECK constraints", "sys.check_constraints WHERE parent_object_id = {t}"),
+            ("it has computed columns", "sys.computed_columns WHERE object_id = {t}"),
+            (
+                "an indexed view uses it",
+                "sys.sql_expression_dependencies AS d JOIN sys.indexes AS v "
+                "ON v.object_id = d.referencing_id WHERE d.referenced_id = {t}",
+            ),
+            (
+                "it is partitioned or compressed",
+                "sys.partitions WHERE object_id = {t} AND (partition_number > 1 "
+                "OR data_compression <> 0)",
+            ),
+        ]
+        parts = [
+            f"SELECT N'{reason}' WHERE EXISTS (SELECT 1 FROM {source.format(t='OBJECT_ID(?)')})"
+            for reason, source in checks
+        ]
+        return " UNION ALL ".join(parts), [f"{target.schema}.{target.table}"] * len(checks)
+
+    def lock_and_count(self, name: TableName) -> list[str]:
+        return [f"SELECT COUNT_BIG(*) FROM {self.qualified(name)} WITH (TABLOCKX, HOLDLOCK)"]
 
     def replace_existing(
         self, target: TableName, stage: TableName, columns: list[str]

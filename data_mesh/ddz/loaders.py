@@ -87,9 +87,11 @@ class JdbcChunkLoader:
         )
 
     def record(self, job: ChunkJob) -> None:
+        """The chunk's ledger row; idempotent, so a retry after a lost reply is no error."""
         session = self._session()
         try:
             with transaction(session):
-                session.execute(self._connection.dialect.ledger_insert(), job.ledger_params())
+                if not already_loaded(session, self._connection.dialect, job):
+                    session.execute(self._connection.dialect.ledger_insert(), job.ledger_params())
         finally:
             session.close()

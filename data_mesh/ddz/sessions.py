@@ -238,14 +238,11 @@ def postgres_odbc_string(jdbc_url: str, properties: Mapping[str, str]) -> str:
         "PWD": args.get("password", ""),
         "SSLmode": args.get("sslmode", "prefer"),
     }
-    return "".join(f"{key}={_psqlodbc_value(value)};" for key, value in parts.items())
-
-
-def _psqlodbc_value(value: str) -> str:
-    # psqlODBC takes braces literally (a braced user name is another user), so only values
-    # that need them (a `;`, a brace, edge spaces) get them, escaped the ODBC way.
-    plain = value == value.strip() and not any(c in value for c in ";{}")
-    return value if plain else odbc_value(value)
+    # psqlODBC reads braces only around PWD (elsewhere they are part of the value), and
+    # decodes `+` and `%xx` in an unbraced one: the password is always braced, nothing else.
+    return "".join(
+        f"{key}={odbc_value(value) if key == 'PWD' else value};" for key, value in parts.items()
+    )
 
 
 def open_session(

@@ -40,6 +40,7 @@ from pyspark.util import inheritable_thread_target
 
 from data_mesh.ddz.chunks import (
     CHUNK_COLUMN,
+    Chunk,
     ChunkSettings,
     batch_rows,
     chunk_count,
@@ -51,6 +52,7 @@ from data_mesh.ddz.chunks import (
 from data_mesh.ddz.connection import DdzConnection, DdzConnectionError
 from data_mesh.ddz.dialects import Column, TableName
 from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
+from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.retry import RetryPolicy, with_retries
 from data_mesh.ddz.sessions import DdzSession, open_session, postgres_connect_args, transaction
 from data_mesh.ddz.spool import Spool
@@ -349,10 +351,15 @@ class DdzWriter:
         return target.table.with_suffix(f"__dm_stage_{target.slot_hash[:8]}")
 
     def _restart_if_stale(
-        self, spark: SparkSession, target: DdzTarget, state: _LoadState, load_id: str
+        self,
+        spark: SparkSession,
+        target: DdzTarget,
+        state: _LoadState,
+        load_id: str,
+        adopt: Callable[[_LoadState], _LoadState | None] | None = None,
     ) -> _LoadState:
         """Forget an interrupted load whose input or layout differs from this one, or whose
-        stage no longer holds exactly the rows its ledger records."""
+        stage holds other rows than its ledger records and `adopt` cannot account for."""
         if not state.committed:
             return state
         stage = self._stage(target)
@@ -363,6 +370,9 @@ class DdzWriter:
             recorded = self._scalar(spark, self.dialect.ledger_total_rows(), [target.slot])
             if staged == recorded:
                 return state
+            adopted = adopt(state) if adopt is not None and staged > recorded else None
+            if adopted is not None:
+                return adopted
             log.warning(
                 "DDZ table %s: the stage holds %d rows, its ledger %d (a chunk committed but not "
                 "recorded, or lost in a server crash); reloading it",
@@ -372,6 +382,49 @@ class DdzWriter:
             )
         self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
         return _LoadState([])
+
+    def _adopt_unrecorded_chunks(
+        self,
+        spark: SparkSession,
+        target: DdzTarget,
+        state: _LoadState,
+        columns: list[Column],
+        hash_columns: list[str],
+        chunks: list[Chunk],
+        load_id: str,
+    ) -> _LoadState | None:
+        """Chunks committed but never recorded (the client died first, or a Spark Connect
+        client was killed and its server finished the chunk): the cluster counts the stage's
+        rows per chunk, and a chunk found whole is recorded, so the load resumes with it. None
+        when a chunk is neither absent nor whole (then the stage is reloaded)."""
+        stage = read_ddz_table(spark, self.connection, self._stage(target)).select(
+            *[F.col(c.name).cast(c.data_type) for c in columns]
+        )
+        count = len(chunks)
+        found = {
+            int(r[0]): int(r[1])
+            for r in stage.groupBy(chunk_expression(hash_columns, count)).count().collect()
+        }
+        expected = {c.id: c for c in chunks}
+        if any(rows != expected[i].rows if i in expected else True for i, rows in found.items()):
+            return None
+        adopted = [expected[i] for i in found if i not in state.committed]
+        self._run(
+            spark,
+            [
+                (
+                    self.dialect.ledger_insert(),
+                    [target.slot, load_id, c.id, count, c.rows, c.checksum],
+                )
+                for c in adopted
+            ],
+        )
+        log.warning(
+            "DDZ table %s: chunks %s were committed but not recorded; recorded now, resuming",
+            target.table,
+            sorted(c.id for c in adopted),
+        )
+        return _LoadState(self._query(spark, self.dialect.ledger_rows(), [target.slot]))
 
     def _in_place_replace(self, target: DdzTarget, existing: list[str], names: list[str]) -> bool:
         """A `replace` of a whole table that keeps its columns: the table object stays."""
@@ -386,13 +439,40 @@ class DdzWriter:
         stage = self._stage(target)
         d = self.dialect
         existing = self._table_columns(spark, target.table)
-        like = d.stage_like_target and self._in_place_replace(
-            target, existing, [c.name for c in columns]
+        if existing and target.key_columns:
+            # Before the stage is made like the target, so a SWITCH finds the index on both;
+            # and never between a move and its commit where DDL commits on its own (H2).
+            self._run(spark, [(d.create_key_index(target.table, list(target.key_columns)), [])])
+        like = self.dialect.stage_like_target and self._switches(
+            spark, target, existing, [c.name for c in columns], warn=False
         )
         create = (
             d.create_stage_like(stage, target.table) if like else d.create_stage(stage, columns)
         )
         self._run(spark, [(d.drop_table(stage), []), *[(sql, []) for sql in create]])
+
+    def _switches(
+        self,
+        spark: SparkSession,
+        target: DdzTarget,
+        existing: list[str],
+        names: list[str],
+        warn: bool = True,
+    ) -> bool:
+        """Whether this replace publishes by SWITCH (SQL Server), which needs a stage made like
+        the target; where the target has what SWITCH cannot take, its rows are copied."""
+        if not self._in_place_replace(target, existing, names):
+            return False
+        sql, params = self.dialect.switch_blockers(target.table)
+        reasons = [str(r[0]) for r in self._query(spark, sql, params)]
+        if reasons and warn:
+            log.warning(
+                "DDZ table %s: a SWITCH cannot replace it (%s); its rows are copied from the "
+                "stage instead, which writes them twice",
+                target.table,
+                "; ".join(reasons),
+            )
+        return not reasons
 
     def _reset_stage(self, spark: SparkSession, target: DdzTarget) -> None:
         """Empty the stage (keeping its structure) and forget its chunks."""
@@ -463,7 +543,7 @@ class DdzWriter:
                 "transformation deterministic?); nothing was published"
             )
         self._check_staged(spark, target, rows)
-        self._publish(spark, target, columns)
+        self._publish(spark, target, columns, rows)
         loaded = [r for r in results if r.status == "loaded"]
         sent = sum(r.bytes for r in loaded)
         sent_rows = sum(r.rows for r in loaded)
@@ -504,7 +584,14 @@ class DdzWriter:
         planned = stats.chunk_count(settings, target.max_connections)
         count = state.chunk_count or planned
         load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
-        state = self._restart_if_stale(spark, target, state, load_id)
+        chunks = stats.chunks(count)
+
+        def adopt(state: _LoadState) -> _LoadState | None:
+            return self._adopt_unrecorded_chunks(
+                spark, target, state, columns, hash_columns, chunks, load_id
+            )
+
+        state = self._restart_if_stale(spark, target, state, load_id, adopt)
         if not state.committed:
             count = planned
             load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
@@ -548,8 +635,11 @@ class DdzWriter:
             self._reset_stage(spark, target)
             state, resumed, loaded = _LoadState([]), 0, 0
         self._check_staged(spark, target, stats.rows)
-        self._publish(spark, target, columns)
-        spool.remove(target.slot_hash)
+        self._publish(spark, target, columns, stats.rows)
+        try:  # published: a spool left behind costs lake space, not correctness
+            spool.remove(target.slot_hash)
+        except Exception as error:
+            log.warning("DDZ table %s: the spool was not removed: %s", target.table, error)
         return _LoadOutcome(
             chunks=count,
             loaded=loaded,
@@ -616,9 +706,12 @@ class DdzWriter:
                 f"partition {value} being loaded (or none); the table is unchanged"
             )
 
-    def _publish(self, spark: SparkSession, target: DdzTarget, columns: list[Column]) -> None:
+    def _publish(
+        self, spark: SparkSession, target: DdzTarget, columns: list[Column], rows: int
+    ) -> None:
         """Move the staged rows into the target, with the ledger cleared, in one transaction
-        (where DDL commits on its own, DDL first and the stage dropped last)."""
+        that first locks the stage and checks it holds `rows` rows (a writer that should not
+        be there, such as a Spark job of a killed client, cannot add rows in between)."""
         d = self.dialect
         stage = self._stage(target)
         names = [c.name for c in columns]
@@ -628,40 +721,58 @@ class DdzWriter:
             self._check_slice(spark, target, partition_column)
         existing = self._table_columns(spark, target.table)
         keys = list(target.key_columns)
-        Statements = list[tuple[str, list[object]]]
-        key_index: Statements = [(d.create_key_index(target.table, keys), [])] if keys else []
-        before: Statements = []
-        statements: Statements = []
-        after: Statements = []
+        statements: list[tuple[str, list[object]]] = []
+        after: list[tuple[str, list[object]]] = []
         whole_replace = target.write_mode == "replace" and target.partition is None
         if not existing or (whole_replace and not self._in_place_replace(target, existing, names)):
             # First load, or a replace that changes the columns: the stage becomes the table.
             statements += [(sql, []) for sql in d.install_stage(target.table, stage, columns)]
-            statements += key_index
+            if keys:
+                statements.append((d.create_key_index(target.table, keys), []))
+        elif whole_replace:
+            # The stage is consumed (switched, renamed or dropped) by these statements.
+            blocked = d.stage_like_target and not self._switches(spark, target, existing, names)
+            moves = (d.replace_by_copy if blocked else d.replace_existing)(
+                target.table, stage, names
+            )
+            statements += [(sql, []) for sql in moves]
+            if keys:  # H2's rename brings a stage without the index
+                statements.append((d.create_key_index(target.table, keys), []))
         else:
-            # The key index first: where DDL commits on its own it must not split the move.
-            before += key_index
-            if self._in_place_replace(target, existing, names):
-                # The stage is consumed (switched, renamed or dropped) by these statements.
-                statements += [(sql, []) for sql in d.replace_existing(target.table, stage, names)]
+            if target.partition is not None and partition_column is not None:
+                delete = d.delete_slice(target.table, partition_column)
+                statements.append((delete, [target.partition[1]]))
+            if target.write_mode == "merge":
+                statements.append((d.merge_from(target.table, stage, names, keys), []))
             else:
-                if target.partition is not None and partition_column is not None:
-                    delete = d.delete_slice(target.table, partition_column)
-                    statements.append((delete, [target.partition[1]]))
-                if target.write_mode == "merge":
-                    statements.append((d.merge_from(target.table, stage, names, keys), []))
-                else:
-                    statements.append((d.insert_from(target.table, stage, names), []))
-                (statements if d.transactional_ddl else after).append((d.drop_table(stage), []))
+                statements.append((d.insert_from(target.table, stage, names), []))
+            (statements if d.transactional_ddl else after).append((d.drop_table(stage), []))
         if target.partition is not None and target.retention_days is not None:
             retention = d.delete_outside_retention(
                 target.table, target.partition[0], target.retention_days
             )
             statements.append((retention, []))
         statements.append((d.ledger_clear(), [target.slot]))
-        self._run(spark, before)
-        self._run(spark, statements)
-        self._run(spark, after)
+
+        def publish(session: DdzSession) -> None:
+            *lock, count = d.lock_and_count(stage)
+            for sql in lock:
+                session.execute(sql)
+            staged = int(str(session.query(count)[0][0]))
+            if staged != rows:
+                raise DdzWriteError(
+                    f"DDZ table {target.table}: the stage changed before the publish ({staged} "
+                    f"rows, {rows} loaded): another writer is loading this table; nothing was "
+                    "published, the next run reloads it"
+                )
+            for sql, params in statements:
+                session.execute(sql, params)
+
+        self._transact(spark, publish)
+        try:  # the rows are published: what is left is cleanup, which the next load redoes
+            self._run(spark, after)
+        except Exception as error:
+            log.warning("DDZ table %s: the stage was not dropped: %s", target.table, error)
 
 
 def describe_error(error: BaseException) -> str:
