@@ -126,6 +126,8 @@ def test_postgres_stage_is_unlogged_and_replace_copies_once() -> None:
     assert d.create_stage(STAGE, COLUMNS[:1]) == [
         'CREATE UNLOGGED TABLE "ddz"."SOR1_PAYMENTS__dm_stage_0123abcd" ("UNQ_USER_ID" BIGINT)'
     ]
+    # A stage that becomes the table (a first load) is logged as COPY writes it.
+    assert d.create_stage(STAGE, COLUMNS[:1], becomes_table=True)[0].startswith("CREATE TABLE")
     assert d.replace_existing(TARGET, STAGE, ["A"]) == [
         'TRUNCATE TABLE "ddz"."SOR1_PAYMENTS"',
         'INSERT INTO "ddz"."SOR1_PAYMENTS" ("A") SELECT "A" FROM '

@@ -144,7 +144,10 @@ class Dialect:
         return [self.count_rows(name)]
 
     # -- the stage and publishing it ---------------------------------------------------------
-    def create_stage(self, stage: TableName, columns: list[Column]) -> list[str]:
+    def create_stage(
+        self, stage: TableName, columns: list[Column], becomes_table: bool = False
+    ) -> list[str]:
+        """The stage; `becomes_table`: it will be renamed into the target, not copied from."""
         return [self.create_table(stage, columns)]
 
     def create_stage_like(self, stage: TableName, target: TableName) -> list[str]:
@@ -375,10 +378,17 @@ class PostgresDialect(Dialect):
     def days_before(self, days: int, value: str) -> str:
         return f"({value} - {int(days)})"
 
-    def create_stage(self, stage: TableName, columns: list[Column]) -> list[str]:
-        # UNLOGGED: the chunks write no WAL, so the publish's one copy is the only one logged.
-        # A server crash empties it; the writer then finds the stage short and reloads.
-        return [self.create_table(stage, columns).replace("CREATE TABLE", "CREATE UNLOGGED TABLE")]
+    def create_stage(
+        self, stage: TableName, columns: list[Column], becomes_table: bool = False
+    ) -> list[str]:
+        # A stage copied from is UNLOGGED: the chunks write no WAL, so the publish's copy is
+        # the only one logged (a server crash empties it; the writer then finds it short and
+        # reloads). A stage that becomes the table is logged as COPY writes it, which logs
+        # less than a copy or SET LOGGED would (COPY logs a record per page, not per row).
+        create = self.create_table(stage, columns)
+        return [
+            create if becomes_table else create.replace("CREATE TABLE", "CREATE UNLOGGED TABLE")
+        ]
 
     def replace_existing(
         self, target: TableName, stage: TableName, columns: list[str]
@@ -393,7 +403,8 @@ class PostgresDialect(Dialect):
     def install_stage(
         self, target: TableName, stage: TableName, columns: list[Column]
     ) -> list[str]:
-        # SET LOGGED writes the table into the WAL once, as a plain insert would.
+        # Logged already when it was made to become the table; SET LOGGED (the table into the
+        # WAL once) when a replace changed the columns after an unlogged stage was made.
         return [*super().install_stage(target, stage, columns), self.set_logged(target)]
 
     def lock_and_count(self, name: TableName) -> list[str]:

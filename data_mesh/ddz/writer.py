@@ -446,8 +446,11 @@ class DdzWriter:
         like = self.dialect.stage_like_target and self._switches(
             spark, target, existing, [c.name for c in columns], warn=False
         )
+        # Without a target the stage becomes it (PostgreSQL then logs it as COPY writes it).
         create = (
-            d.create_stage_like(stage, target.table) if like else d.create_stage(stage, columns)
+            d.create_stage_like(stage, target.table)
+            if like
+            else d.create_stage(stage, columns, becomes_table=not existing)
         )
         self._run(spark, [(d.drop_table(stage), []), *[(sql, []) for sql in create]])
 
