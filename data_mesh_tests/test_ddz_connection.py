@@ -43,6 +43,31 @@ def test_settings_that_cannot_work_are_refused_with_what_to_set(
         connection.check(spark_connect)
 
 
+def test_the_embedded_h2_is_refused_with_a_cluster_master() -> None:
+    with pytest.raises(DdzConnectionError, match="executors cannot write"):
+        DdzConnection(H2).check(spark_connect=False, cluster=True)
+    DdzConnection("jdbc:h2:tcp://db:9092/ddz").check(spark_connect=False, cluster=True)
+
+
+@pytest.mark.slow
+def test_a_spool_on_this_machine_is_refused_with_a_cluster_master(
+    spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A classic driver whose executors run elsewhere (spark://...) cannot hand them a folder
+    of its own: the writer says so before anything is written."""
+    real_get = spark.conf.get
+    monkeypatch.setattr(
+        spark.conf,
+        "get",
+        lambda key, *default: (
+            "spark://master:7077" if key == "spark.master" else real_get(key, *default)
+        ),
+    )
+    writer = DdzWriter(DdzConnection(PG, control="odbc", load_path="jdbc"))
+    with pytest.raises(DdzWriteError, match="not a folder of this machine"):
+        writer.write(spark.range(3).selectExpr("id AS ID"), DdzTarget(TableName("ddz", "T")))
+
+
 @pytest.mark.parametrize(
     "connection",
     [

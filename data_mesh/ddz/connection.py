@@ -63,8 +63,9 @@ class DdzConnection:
     def resolved_load_path(self) -> str:
         return self.load_path or ("copy" if self.dialect.name == "postgresql" else "jdbc")
 
-    def check(self, spark_connect: bool) -> None:
-        """Refuse what cannot work, naming the setting to change."""
+    def check(self, spark_connect: bool, cluster: bool = False) -> None:
+        """Refuse what cannot work, naming the setting to change. `cluster`: Spark's executors
+        run on other machines (Spark Connect, or a classic driver with a cluster master)."""
         name, control, path = self.dialect.name, self.resolved_control, self.resolved_load_path
         if control not in CONTROLS:
             raise DdzConnectionError(
@@ -101,6 +102,12 @@ class DdzConnection:
                 "of this machine), which Spark Connect does not expose: point "
                 "DATA_MESH_DDZ_JDBC_URL at a database server (Azure SQL or PostgreSQL), or unset "
                 "DATA_MESH_SPARK_REMOTE"
+            )
+        if cluster and self.dialect.embedded(self.url):
+            raise DdzConnectionError(
+                "the embedded H2 DDZ is a file of this machine, which the Spark cluster's "
+                "executors cannot write: point DATA_MESH_DDZ_JDBC_URL at a database server, or "
+                "run Spark locally (DATA_MESH_SPARK_MASTER=local[*])"
             )
         if spark_connect and control == "jvm":
             instead = (

@@ -273,11 +273,15 @@ class DdzWriter:
             except ValueError as error:
                 raise DdzWriteError(f"{where}: column {column.name!r}: {error}") from error
         spark_connect = is_spark_connect(spark)
+        # Executors elsewhere: Spark Connect, or a classic driver with a cluster master.
+        cluster = spark_connect or not str(spark.conf.get("spark.master", "local")).startswith(
+            "local"
+        )
         try:
-            self.connection.check(spark_connect)
+            self.connection.check(spark_connect, cluster)
         except DdzConnectionError as error:
             raise DdzWriteError(f"{where}: {error}") from error
-        spool = self._spool_for(spark_connect, where)
+        spool = self._spool_for(cluster, where)
         target, settings = self._sized_for_the_database(spark, target)
 
         hash_columns = list(target.key_columns) or [c.name for c in columns]
@@ -336,13 +340,13 @@ class DdzWriter:
         )
         return dataclasses.replace(target, max_connections=1), settings
 
-    def _spool_for(self, spark_connect: bool, where: str) -> Spool:
+    def _spool_for(self, cluster: bool, where: str) -> Spool:
         if self.spool is not None:
             return self.spool
-        if spark_connect and self.connection.resolved_load_path == "jdbc":
+        if cluster and self.connection.resolved_load_path == "jdbc":
             raise DdzWriteError(
-                f"{where}: under Spark Connect the load is spooled where the cluster can read "
-                "it: give the writer the lake (the DDZ IO manager spools to "
+                f"{where}: with Spark on a cluster the load is spooled where the cluster can "
+                "read it: give the writer the lake (the DDZ IO manager spools to "
                 "DATA_MESH_DDZ_SPOOL in the lake), not a folder of this machine"
             )
         return Spool(LocalStorage(Path(tempfile.gettempdir())), "data_mesh_spool")
