@@ -4,7 +4,7 @@ cloud, or any SQLAlchemy URL (SQLite in LOCAL, PostgreSQL in tests): the same co
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
@@ -34,14 +34,18 @@ def store_engine(settings: Settings) -> Engine:
 
 
 @contextmanager
-def store_engine_in_use(settings: Settings) -> Iterator[Engine]:
-    """The store's engine for one piece of work, disposed after it (its pooled connections
-    would stay open until garbage collection otherwise)."""
-    engine = store_engine(settings)
+def disposing(engine: Engine) -> Iterator[Engine]:
+    """`engine` for one piece of work, disposed after it: its pooled connections would stay
+    open until garbage collection otherwise."""
     try:
         yield engine
     finally:
         engine.dispose()
+
+
+def store_engine_in_use(settings: Settings) -> AbstractContextManager[Engine]:
+    """The store's engine for one piece of work, disposed after it."""
+    return disposing(store_engine(settings))
 
 
 def describe_store(settings: Settings) -> str:

@@ -370,7 +370,7 @@ class DdzWriter:
         if state.load_ids != {load_id} or not self._exists(spark, stage):
             log.warning("DDZ table %s: the interrupted load is stale; restarting", target.table)
         else:
-            staged = self._scalar(spark, self.dialect.count_rows(stage), [])
+            staged = self._staged_rows(spark, target)
             recorded = self._scalar(spark, self.dialect.ledger_total_rows(), [target.slot])
             if staged == recorded:
                 return state
@@ -549,7 +549,7 @@ class DdzWriter:
                 f"{where}: {rows} rows reached the stage, the source has {source_rows} (is the "
                 "transformation deterministic?); nothing was published"
             )
-        self._check_staged(spark, target, rows)
+        self._check_ledger(spark, target, rows)
         self._publish(spark, target, columns, rows)
         loaded = [r for r in results if r.status == "loaded"]
         sent = sum(r.bytes for r in loaded)
@@ -563,14 +563,14 @@ class DdzWriter:
             batch_rows=batch,
         )
 
-    def _check_staged(self, spark: SparkSession, target: DdzTarget, rows: int) -> None:
-        """The ledger and the stage itself both hold exactly the source's rows."""
+    def _check_ledger(self, spark: SparkSession, target: DdzTarget, rows: int) -> None:
+        """The ledger records exactly the source's rows (the stage itself is counted by the
+        publish, under its lock)."""
         recorded = self._scalar(spark, self.dialect.ledger_total_rows(), [target.slot])
-        staged = self._staged_rows(spark, target)
-        if recorded != rows or staged != rows:
+        if recorded != rows:
             raise DdzWriteError(
-                f"DDZ table {target.table}: the ledger records {recorded} rows for this load and "
-                f"the stage holds {staged}, the source {rows}; nothing was published"
+                f"DDZ table {target.table}: the ledger records {recorded} rows for this load, "
+                f"the source {rows}; nothing was published"
             )
 
     def _load_jdbc(
@@ -590,8 +590,8 @@ class DdzWriter:
         types = [(c.name, c.data_type.simpleString()) for c in columns]
         planned = stats.chunk_count(settings, target.max_connections)
         count = state.chunk_count or planned
-        load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
         chunks = stats.chunks(count)
+        load_id = load_fingerprint(target.slot, types, chunks, count)
 
         def adopt(state: _LoadState) -> _LoadState | None:
             return self._adopt_unrecorded_chunks(
@@ -601,9 +601,9 @@ class DdzWriter:
         state = self._restart_if_stale(spark, target, state, load_id, adopt)
         if not state.committed:
             count = planned
-            load_id = load_fingerprint(target.slot, types, stats.chunks(count), count)
+            chunks = stats.chunks(count)
+            load_id = load_fingerprint(target.slot, types, chunks, count)
             self._new_stage(spark, target, columns)
-        chunks = stats.chunks(count)
         resumed = len(state.committed)
         rows_per_batch = batch_rows(stats.row_bytes, settings)
         loader = JdbcChunkLoader(spark, self.connection, rows_per_batch)
@@ -641,7 +641,7 @@ class DdzWriter:
             )
             self._reset_stage(spark, target)
             state, resumed, loaded = _LoadState([]), 0, 0
-        self._check_staged(spark, target, stats.rows)
+        self._check_ledger(spark, target, stats.rows)
         self._publish(spark, target, columns, stats.rows)
         try:  # published: a spool left behind costs lake space, not correctness
             spool.remove(target.slot_hash)
@@ -768,9 +768,9 @@ class DdzWriter:
             staged = int(str(session.query(count)[0][0]))
             if staged != rows:
                 raise DdzWriteError(
-                    f"DDZ table {target.table}: the stage changed before the publish ({staged} "
-                    f"rows, {rows} loaded): another writer is loading this table; nothing was "
-                    "published, the next run reloads it"
+                    f"DDZ table {target.table}: the stage holds {staged} rows, {rows} were "
+                    "loaded (another writer loading this table, or a server crash that emptied "
+                    "it); nothing was published, the next run reloads it"
                 )
             for sql, params in statements:
                 session.execute(sql, params)

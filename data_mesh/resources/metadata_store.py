@@ -6,8 +6,8 @@ a connection opens."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Literal
 
 from dagster import ConfigurableResource
@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from data_mesh import azure_sql
 from data_mesh.azure_sql import AzureSqlTarget
 from data_mesh.settings import Settings
-from data_mesh.store_connection import engine_for_store
+from data_mesh.store_connection import disposing, engine_for_store
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +46,9 @@ class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
         """A new engine: the caller disposes of it (prefer `engine_in_use`)."""
         return engine_for_store(self.metadata_url, self.azure_target())
 
-    @contextmanager
-    def engine_in_use(self) -> Iterator[Engine]:
-        """An engine for one piece of work, disposed after it: sensors and assets ask for one
-        per tick or step, and an undisposed pool keeps its connections open until the garbage
-        collector happens to run."""
-        engine = self.engine()
-        try:
-            yield engine
-        finally:
-            engine.dispose()
+    def engine_in_use(self) -> AbstractContextManager[Engine]:
+        """An engine for one piece of work (a sensor tick, a step), disposed after it."""
+        return disposing(self.engine())
 
     def write_or_warn(self, write: Callable[[Engine], None], what: str) -> bool:
         """Run `write` on the store; an outage is logged, not allowed to fail the run (history
