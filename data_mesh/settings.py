@@ -93,6 +93,23 @@ class Settings(BaseSettings):
         description="Lake folder (<container>/<path>) where the jdbc load path spools each "
         "load once; the cluster writes and reads it, so it must be in the lake.",
     )
+    # Nothing of a DDZ load may wait forever (data_mesh.ddz.timeouts), in seconds.
+    ddz_login_timeout: int = Field(default=30, ge=1, description="Opening a DDZ connection.")
+    ddz_lock_timeout: int = Field(
+        default=60, ge=1, description="A DDZ statement waiting for a lock another session holds."
+    )
+    ddz_statement_timeout: int = Field(
+        default=3600, ge=1, description="One DDZ statement or one JDBC batch of a chunk."
+    )
+    ddz_claim_timeout: int = Field(
+        default=600,
+        ge=0,
+        description="A load waiting for another load of the same DDZ table (or partition slice) "
+        "to finish; 0: fail at once, naming the run that holds it.",
+    )
+    ddz_stall_timeout: int = Field(
+        default=1800, ge=1, description="A chunk's Spark job still running after this is cancelled."
+    )
     definitions_from: Literal["snapshot", "store"] = Field(
         default="snapshot",
         description="Build Dagster definitions from the metadata snapshot file (refreshed by "

@@ -20,7 +20,7 @@ import sqlglot
 from pyspark.sql import SparkSession
 from sqlglot import exp
 
-from data_mesh.ddz import loaders, writer
+from data_mesh.ddz import claims, loaders, writer
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
@@ -45,6 +45,9 @@ class FakeServer:
     log: list[str] = field(default_factory=list)
     # What the server's catalog says would stop a SWITCH into the target (`switch_blockers`).
     blockers: list[str] = field(default_factory=list)
+    # Application locks held (sp_getapplock), and who the claims table says holds them.
+    applocks: set[str] = field(default_factory=set)
+    claims: dict[str, str] = field(default_factory=dict)
 
     def names(self, sql: str) -> list[str]:
         return [f"{a}.{b}" for a, b in re.findall(_NAME, sql)]
@@ -65,6 +68,9 @@ class FakeServer:
         elif " SWITCH TO " in sql:
             assert self.tables[names[1]] == 0, "SWITCH needs an empty target"
             self.tables[names[1]], self.tables[names[0]] = self.tables[names[0]], 0
+        elif "ddz_load_claims" in sql:
+            if sql.startswith("INSERT INTO"):
+                self.claims[params[0]] = params[1]
         elif sql.startswith("INSERT INTO") and "ddz_load_ledger" in sql:
             slot, load_id, chunk, count, rows = params[:5]
             self.ledger[(slot, chunk)] = (load_id, count, rows)
@@ -80,6 +86,9 @@ class FakeServer:
     def query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         self.log.append(sql)
         names = self.names(sql)
+        if "sp_getapplock" in sql:
+            self.applocks.add(params[0])
+            return [(1,)]
         if "ddz_load_ledger" in sql and "SUM(" in sql:
             return [(sum(v[2] for k, v in self.ledger.items() if k[0] == params[0]),)]
         if "ddz_load_ledger" in sql and "COUNT(*)" in sql:
@@ -120,6 +129,7 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     fake = FakeServer()
     monkeypatch.setattr(writer, "open_session", lambda spark, connection: RecordingSession(fake))
     monkeypatch.setattr(loaders, "open_session", lambda spark, connection: RecordingSession(fake))
+    monkeypatch.setattr(claims, "open_session", lambda spark, connection: RecordingSession(fake))
 
     def bulk_insert(self: JdbcChunkLoader, job: ChunkJob) -> None:
         # What Spark's JDBC writer would do: the chunk's rows into the stage, in one go.
@@ -146,7 +156,7 @@ def _moves_rows(sql: str) -> bool:
     """Whether a statement copies rows: INSERT ... SELECT, MERGE, SELECT ... INTO with rows."""
     if sql.startswith("JDBC BULK INSERT"):
         return True
-    if "ddz_load_ledger" in sql:
+    if "ddz_load_ledger" in sql or "ddz_load_claims" in sql:
         return False
     parsed = sqlglot.parse_one(sql, read="tsql")
     if isinstance(parsed, exp.Merge):
@@ -198,6 +208,11 @@ def test_replace_writes_each_row_once_and_switches(
     for sql in statements:
         if not sql.startswith("JDBC"):
             assert sqlglot.parse(sql, read="tsql"), sql
+    # The load held the table's application lock, and said who held it.
+    assert len(server.applocks) == 1 and next(iter(server.applocks)).startswith(
+        "data_mesh_ddz_load/"
+    )
+    assert next(iter(server.claims.values())).startswith("a load (host ")
 
 
 @pytest.mark.parametrize(

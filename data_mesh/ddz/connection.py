@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from data_mesh.ddz.dialects import Dialect, dialect_for_url
+from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.errors import DataMeshError
 
 CONTROLS = ("jvm", "odbc", "psycopg")
@@ -40,6 +41,7 @@ class DdzConnection:
     odbc_auth: str = ""
     # Empty: PostgreSQL copy, every other database jdbc.
     load_path: str = ""
+    timeouts: DdzTimeouts = field(default_factory=DdzTimeouts)
 
     @property
     def dialect(self) -> Dialect:
@@ -48,6 +50,11 @@ class DdzConnection:
     @property
     def jdbc_url(self) -> str:
         return self.dialect.jdbc_url(self.url, self.table_lock)
+
+    @property
+    def jdbc_properties(self) -> dict[str, str]:
+        """What every JDBC connection of the writer gets: the credentials and the timeouts."""
+        return {**self.dialect.timeout_properties(self.timeouts), **self.properties}
 
     @property
     def resolved_control(self) -> str:

@@ -19,10 +19,13 @@ from typing import ClassVar
 
 from pyspark.sql import types as T
 
+from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.identifiers import validate_identifier
 
 LEDGER_SCHEMA = "data_mesh"
 LEDGER_TABLE = "ddz_load_ledger"
+CLAIMS_TABLE = "ddz_load_claims"
+LOCKS_TABLE = "ddz_load_locks"
 
 
 @dataclass(frozen=True)
@@ -249,19 +252,27 @@ class Dialect:
     ) -> str:
         raise NotImplementedError
 
+    # -- the writer's own tables --------------------------------------------------------------
+    def create_if_missing(self, name: TableName, columns: list[tuple[str, str]], key: str) -> str:
+        """A table of the writer's own, created once: (column, type) pairs, the primary key."""
+        body = ", ".join(f"{self.quote(c)} {t}" for c, t in columns)
+        keys = self.column_list([k.strip() for k in key.split(",")])
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified(name)} ({body}, PRIMARY KEY ({keys}))"
+
     # -- the chunk ledger -------------------------------------------------------------------
     def create_ledger(self) -> str:
-        return (
-            f"CREATE TABLE IF NOT EXISTS {self.qualified(self.ledger)} ("
-            f"{self.quote('slot')} VARCHAR(400) NOT NULL, "
-            f"{self.quote('load_id')} VARCHAR(64) NOT NULL, "
-            f"{self.quote('chunk_id')} INTEGER NOT NULL, "
-            f"{self.quote('chunk_count')} INTEGER NOT NULL, "
-            f"{self.quote('row_count')} BIGINT NOT NULL, "
-            f"{self.quote('checksum')} BIGINT NOT NULL, "
-            f"{self.quote('committed_at')} TIMESTAMP NOT NULL, "
-            f"PRIMARY KEY ({self.quote('slot')}, {self.quote('chunk_id')}))"
-        )
+        columns = [
+            ("slot", "VARCHAR(400) NOT NULL"),
+            ("load_id", "VARCHAR(64) NOT NULL"),
+            ("chunk_id", "INTEGER NOT NULL"),
+            ("chunk_count", "INTEGER NOT NULL"),
+            ("row_count", "BIGINT NOT NULL"),
+            ("checksum", "BIGINT NOT NULL"),
+            ("committed_at", f"{self.timestamp_type} NOT NULL"),
+        ]
+        return self.create_if_missing(self.ledger, columns, "slot, chunk_id")
+
+    timestamp_type = "TIMESTAMP"
 
     def ledger_rows(self) -> str:
         return (
@@ -296,6 +307,53 @@ class Dialect:
     def ledger_clear(self) -> str:
         return f"DELETE FROM {self.qualified(self.ledger)} WHERE {self.quote('slot')} = ?"
 
+    # -- load claims: one load per slot at a time ---------------------------------------------
+    # A claim is a lock the database holds for a session: when the holder dies, its session
+    # ends and the claim is released. Who holds it is written beside it, for the message of
+    # a load that finds it taken.
+    @property
+    def claims(self) -> TableName:
+        return TableName(LEDGER_SCHEMA, CLAIMS_TABLE)
+
+    def create_claims(self) -> list[str]:
+        columns = [("slot_hash", "VARCHAR(64) NOT NULL"), ("holder", "VARCHAR(1000) NOT NULL")]
+        return [self.create_if_missing(self.claims, columns, "slot_hash")]
+
+    def claim_session_setup(self, slot_hash: str) -> list[tuple[str, list[object]]]:
+        """Committed by the claim's own session before it tries the lock."""
+        return []
+
+    def try_claim(self, slot_hash: str) -> tuple[str, list[object]]:
+        """A query whose one value is 1 if this session now holds the slot's claim, else 0."""
+        raise NotImplementedError
+
+    def claim_busy(self, error_text: str) -> bool:
+        """Whether an error of `try_claim` means the claim is held by another session."""
+        return False
+
+    def record_holder(self) -> list[str]:
+        """Statements (slot_hash, then slot_hash and holder) naming the claim's holder."""
+        claims = self.qualified(self.claims)
+        return [
+            f"DELETE FROM {claims} WHERE {self.quote('slot_hash')} = ?",
+            f"INSERT INTO {claims} ({self.column_list(['slot_hash', 'holder'])}) VALUES (?, ?)",
+        ]
+
+    def holder_of(self) -> str:
+        return (
+            f"SELECT {self.quote('holder')} FROM {self.qualified(self.claims)} "
+            f"WHERE {self.quote('slot_hash')} = ?"
+        )
+
+    # -- timeouts ---------------------------------------------------------------------------
+    def timeout_properties(self, timeouts: DdzTimeouts) -> dict[str, str]:
+        """JDBC connection properties bounding logins, lock waits and statements."""
+        return {}
+
+    def session_timeouts(self, timeouts: DdzTimeouts) -> list[str]:
+        """What a control session runs first where the driver takes no such properties (ODBC)."""
+        return []
+
     # -- connection -------------------------------------------------------------------------
     table_lock_setting: ClassVar[str | None] = None
 
@@ -322,6 +380,39 @@ class H2Dialect(Dialect):
         # AUTO_SERVER lets other processes in, but the first opener still holds the data.
         return not url.startswith(("jdbc:h2:tcp:", "jdbc:h2:ssl:"))
 
+    # H2 has no advisory lock: the claim is a row of a table of the writer's own, locked by
+    # the claim session's open transaction (H2 ends it with the session, or the process).
+    def claim_session_setup(self, slot_hash: str) -> list[tuple[str, list[object]]]:
+        locks = TableName(LEDGER_SCHEMA, LOCKS_TABLE)
+        slot = self.quote("slot_hash")
+        return [
+            ("SET LOCK_TIMEOUT 200", []),  # a taken claim answers within 0.2 s
+            (
+                self.create_if_missing(locks, [("slot_hash", "VARCHAR(64) NOT NULL")], "slot_hash"),
+                [],
+            ),
+            (f"MERGE INTO {self.qualified(locks)} ({slot}) KEY ({slot}) VALUES (?)", [slot_hash]),
+        ]
+
+    def try_claim(self, slot_hash: str) -> tuple[str, list[object]]:
+        locks = self.qualified(TableName(LEDGER_SCHEMA, LOCKS_TABLE))
+        return (
+            f"SELECT 1 FROM {locks} WHERE {self.quote('slot_hash')} = ? FOR UPDATE",
+            [slot_hash],
+        )
+
+    def claim_busy(self, error_text: str) -> bool:
+        # "Timeout trying to lock table" (error 50200): the row is locked by the holder. A
+        # unique violation (23505) can only come from the MERGE of the claim's row by two
+        # sessions at once, on the slot's first load: the other session has it.
+        return any(code in error_text for code in ("50200", "Timeout trying to lock", "23505"))
+
+    def timeout_properties(self, timeouts: DdzTimeouts) -> dict[str, str]:
+        return {"LOCK_TIMEOUT": str(timeouts.lock * 1000)}
+
+    def session_timeouts(self, timeouts: DdzTimeouts) -> list[str]:
+        return [f"SET LOCK_TIMEOUT {timeouts.lock * 1000}"]
+
     def replace_existing(
         self, target: TableName, stage: TableName, columns: list[str]
     ) -> list[str]:
@@ -347,6 +438,26 @@ class PostgresDialect(Dialect):
     url_separator = "&"
     text_type = "TEXT"
     binary_type = "BYTEA"
+
+    def try_claim(self, slot_hash: str) -> tuple[str, list[object]]:
+        # A session-level advisory lock: kept across the session's commits, gone with it.
+        return (
+            "SELECT CASE WHEN pg_try_advisory_lock(CAST(? AS BIGINT)) THEN 1 ELSE 0 END",
+            [advisory_key(slot_hash)],
+        )
+
+    def timeout_properties(self, timeouts: DdzTimeouts) -> dict[str, str]:
+        return {
+            "connectTimeout": str(timeouts.login),
+            "loginTimeout": str(timeouts.login),
+            "options": postgres_timeout_options(timeouts),
+        }
+
+    def session_timeouts(self, timeouts: DdzTimeouts) -> list[str]:
+        return [
+            f"SET lock_timeout = {timeouts.lock * 1000}",
+            f"SET statement_timeout = {timeouts.statement * 1000}",
+        ]
 
     def jdbc_url(self, base_url: str, table_lock: bool = False) -> str:
         url = super().jdbc_url(base_url, table_lock)
@@ -580,19 +691,52 @@ class SqlServerDialect(Dialect):
             self.drop_table(stage),
         ]
 
-    def create_ledger(self) -> str:
-        ledger = self.ledger
+    timestamp_type = "DATETIME2(3)"
+
+    def create_if_missing(self, name: TableName, columns: list[tuple[str, str]], key: str) -> str:
         create = (
             super()
-            .create_ledger()
+            .create_if_missing(name, columns, key)
             .replace("CREATE TABLE IF NOT EXISTS", "CREATE TABLE")
             .replace("VARCHAR(", "NVARCHAR(")
-            .replace("TIMESTAMP NOT NULL", "DATETIME2(3) NOT NULL")
         )
-        return f"IF OBJECT_ID(N'{ledger.schema}.{ledger.table}', N'U') IS NULL {create}"
+        return f"IF OBJECT_ID(N'{name.schema}.{name.table}', N'U') IS NULL {create}"
+
+    def try_claim(self, slot_hash: str) -> tuple[str, list[object]]:
+        # An application lock owned by the session: kept across its transactions, released
+        # when the session ends (a killed holder's connection is closed by the server).
+        return (
+            "SET NOCOUNT ON; DECLARE @granted INT; "
+            "EXEC @granted = sp_getapplock @Resource = ?, @LockMode = 'Exclusive', "
+            "@LockOwner = 'Session', @LockTimeout = 0; "
+            "SELECT CASE WHEN @granted >= 0 THEN 1 ELSE 0 END",
+            [f"data_mesh_ddz_load/{slot_hash}"],
+        )
+
+    def timeout_properties(self, timeouts: DdzTimeouts) -> dict[str, str]:
+        return {
+            "loginTimeout": str(timeouts.login),
+            "lockTimeout": str(timeouts.lock * 1000),
+            "queryTimeout": str(timeouts.statement),
+        }
+
+    def session_timeouts(self, timeouts: DdzTimeouts) -> list[str]:
+        return [f"SET LOCK_TIMEOUT {timeouts.lock * 1000}"]
 
     def ledger_insert(self) -> str:
         return super().ledger_insert().replace("CURRENT_TIMESTAMP", "SYSUTCDATETIME()")
+
+
+def advisory_key(slot_hash: str) -> int:
+    """PostgreSQL's advisory lock key (a signed 64-bit integer) for a slot."""
+    return int.from_bytes(bytes.fromhex(slot_hash[:16]), "big", signed=True)
+
+
+def postgres_timeout_options(timeouts: DdzTimeouts) -> str:
+    """libpq/pgjdbc `options` bounding each statement and each lock wait of a session."""
+    return (
+        f"-c lock_timeout={timeouts.lock * 1000} -c statement_timeout={timeouts.statement * 1000}"
+    )
 
 
 def dialect_for_url(url: str) -> Dialect:

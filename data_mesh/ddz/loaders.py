@@ -79,10 +79,12 @@ class JdbcChunkLoader:
             d.qualified(job.stage),
             mode="append",
             properties={
-                **self._connection.properties,
+                **self._connection.jdbc_properties,
                 "driver": d.driver_class,
                 "batchsize": str(self._batch_rows),
                 "isolationLevel": "READ_COMMITTED",
+                # Spark's own option: each batch statement's limit (Statement.setQueryTimeout).
+                "queryTimeout": str(self._connection.timeouts.statement),
             },
         )
 

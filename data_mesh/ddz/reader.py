@@ -25,7 +25,7 @@ def read_ddz_table(
     reader never holds a whole partition in memory."""
     dialect = connection.dialect
     properties = {
-        **connection.properties,
+        **connection.jdbc_properties,
         "driver": dialect.driver_class,
         "fetchsize": str(fetch_size),
     }

@@ -50,12 +50,17 @@ TRANSIENT_MESSAGES = (
     "server closed the connection",
     "connection is closed",
     "connection has been closed",
+    "connection is broken",
     "terminating connection",
     "i/o error",
     # H2 after its holder was killed (the lock file is trusted as stale only seconds later),
     # or while another process opens or closes the file (AUTO_SERVER hands it over).
     "lock file recently modified",
     "locked by another process",
+    # PostgreSQL: two sessions running the same CREATE ... IF NOT EXISTS at once (two loads
+    # starting together on a new DDZ); the retry finds the object and does nothing.
+    "pg_type_typname_nsp_index",
+    "pg_namespace_nspname_index",
 )
 
 

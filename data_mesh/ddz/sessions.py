@@ -23,7 +23,9 @@ from pyspark.sql import SparkSession
 from data_mesh import azure_sql
 from data_mesh.azure_sql import AzureSqlTarget, odbc_value
 from data_mesh.ddz.connection import DdzConnection
+from data_mesh.ddz.dialects import postgres_timeout_options
 from data_mesh.ddz.retry import RetryPolicy
+from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.errors import DataMeshError
 
 # The writer's retry layer owns retries; connecting inside it tries once.
@@ -107,10 +109,10 @@ def azure_sql_target_of(jdbc_url: str, authentication: str) -> AzureSqlTarget:
 class PsycopgSession:
     """A PostgreSQL session over psycopg (autocommit off)."""
 
-    def __init__(self, jdbc_url: str, properties: Mapping[str, str]) -> None:
+    def __init__(self, jdbc_url: str, properties: Mapping[str, str], timeouts: DdzTimeouts) -> None:
         import psycopg
 
-        self._connection = psycopg.connect(**postgres_connect_args(jdbc_url, properties))
+        self._connection = psycopg.connect(**postgres_connect_args(jdbc_url, properties, timeouts))
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -138,8 +140,11 @@ class PsycopgSession:
         self._connection.close()
 
 
-def postgres_connect_args(jdbc_url: str, properties: Mapping[str, str]) -> dict[str, Any]:
-    """psycopg connection arguments from `jdbc:postgresql://host:port/db?...` and properties."""
+def postgres_connect_args(
+    jdbc_url: str, properties: Mapping[str, str], timeouts: DdzTimeouts | None = None
+) -> dict[str, Any]:
+    """psycopg connection arguments from `jdbc:postgresql://host:port/db?...` and properties,
+    bounded by `timeouts` (login, lock waits, statements)."""
     parsed = urlparse(jdbc_url.removeprefix("jdbc:"))
     query = dict(parse_qsl(parsed.query))
     args: dict[str, Any] = {
@@ -149,6 +154,9 @@ def postgres_connect_args(jdbc_url: str, properties: Mapping[str, str]) -> dict[
         "autocommit": False,
         "application_name": "data_mesh_ddz_writer",
     }
+    if timeouts is not None:
+        args["connect_timeout"] = timeouts.login
+        args["options"] = postgres_timeout_options(timeouts)
     user = properties.get("user") or query.get("user")
     password = properties.get("password") or query.get("password")
     if user:
@@ -163,7 +171,13 @@ def postgres_connect_args(jdbc_url: str, properties: Mapping[str, str]) -> dict[
 class JvmJdbcSession:
     """A JDBC session opened in the Spark driver's JVM (classic Spark only, not Connect)."""
 
-    def __init__(self, spark: SparkSession, jdbc_url: str, properties: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        jdbc_url: str,
+        properties: Mapping[str, str],
+        statement_timeout: int,
+    ) -> None:
         jvm = getattr(spark, "_jvm", None)
         if jvm is None:  # `DdzConnection.check` says so earlier, with what to set
             raise DataMeshError("JDBC control sessions need the classic Spark driver's JVM")
@@ -173,9 +187,11 @@ class JvmJdbcSession:
             java_properties.setProperty(key, value)
         self._connection = jvm.java.sql.DriverManager.getConnection(jdbc_url, java_properties)
         self._connection.setAutoCommit(False)
+        self._statement_timeout = statement_timeout
 
     def _prepare(self, sql: str, params: Sequence[object]) -> Any:
         statement = self._connection.prepareStatement(sql)
+        statement.setQueryTimeout(self._statement_timeout)
         for index, value in enumerate(params, start=1):
             if value is None:
                 statement.setObject(index, None)
@@ -250,19 +266,26 @@ def open_session(
 ) -> PsycopgSession | JvmJdbcSession | PyodbcSession:
     """A control session of the kind `connection` resolves to (see `DdzConnection`)."""
     control = connection.resolved_control
-    url, properties = connection.jdbc_url, connection.properties
+    url, properties, timeouts = connection.jdbc_url, connection.properties, connection.timeouts
     if control == "psycopg":
-        return PsycopgSession(url, properties)
-    if control == "odbc" and connection.dialect.name == "postgresql":
-        import pyodbc
-
-        return PyodbcSession(pyodbc.connect(postgres_odbc_string(url, properties)))
+        return PsycopgSession(url, properties, timeouts)
     if control == "odbc":
-        target = azure_sql_target_of(url, connection.odbc_auth)
-        credentials = None
-        if connection.odbc_auth == "sql":
-            credentials = (properties.get("user", ""), properties.get("password", ""))
-        return PyodbcSession(
-            azure_sql.connect(target, credentials=credentials, policy=_CONNECT_ONCE)
-        )
-    return JvmJdbcSession(spark, url, properties)
+        if connection.dialect.name == "postgresql":
+            import pyodbc
+
+            odbc = pyodbc.connect(postgres_odbc_string(url, properties), timeout=timeouts.login)
+        else:
+            target = azure_sql_target_of(url, connection.odbc_auth)
+            credentials = None
+            if connection.odbc_auth == "sql":
+                credentials = (properties.get("user", ""), properties.get("password", ""))
+            odbc = azure_sql.connect(target, credentials=credentials, policy=_CONNECT_ONCE)
+            # Each statement's limit (psqlODBC has no such attribute: PostgreSQL's own
+            # statement_timeout, set below, does it there).
+            odbc.timeout = timeouts.statement
+        session = PyodbcSession(odbc)
+        with transaction(session):
+            for sql in connection.dialect.session_timeouts(timeouts):
+                session.execute(sql)
+        return session
+    return JvmJdbcSession(spark, url, connection.jdbc_properties, timeouts.statement)

@@ -49,6 +49,7 @@ from data_mesh.ddz.chunks import (
     load_fingerprint,
     rows_and_row_bytes,
 )
+from data_mesh.ddz.claims import LoadClaimedError, claimed, holder_description
 from data_mesh.ddz.connection import DdzConnection, DdzConnectionError
 from data_mesh.ddz.dialects import Column, TableName
 from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
@@ -256,7 +257,9 @@ class DdzWriter:
         return [str(r[0]) for r in self._query(spark, sql, params)]
 
     # -- the load ----------------------------------------------------------------------------
-    def write(self, frame: DataFrame, target: DdzTarget) -> WriteReport:
+    def write(self, frame: DataFrame, target: DdzTarget, run: str = "") -> WriteReport:
+        """Load `frame` into `target`; `run` (the Dagster run id) names this load to another
+        load of the same table that finds it running."""
         started = time.monotonic()
         self._retries = 0
         spark = frame.sparkSession
@@ -285,22 +288,36 @@ class DdzWriter:
         target, settings = self._sized_for_the_database(spark, target)
 
         hash_columns = list(target.key_columns) or [c.name for c in columns]
+        holder = holder_description(run)
         try:
-            self._run(
+            # Everything of the load (stage, ledger rows, spool) is the slot's: one load of a
+            # slot at a time, so two never share them.
+            with claimed(
                 spark,
-                [
-                    (d.create_schema(target.table.schema), []),
-                    (d.create_schema(d.ledger.schema), []),
-                    (d.create_ledger(), []),
-                ],
-            )
-            state = _LoadState(self._query(spark, d.ledger_rows(), [target.slot]))
-            if self.connection.resolved_load_path == "copy":
-                outcome = self._load_copy(spark, frame, target, columns, hash_columns, state)
-            else:
-                outcome = self._load_jdbc(
-                    spark, frame, target, columns, hash_columns, state, spool, settings
+                self.connection,
+                target.slot_hash,
+                where,
+                holder,
+                self.retry_policy,
+                describe_error,
+            ):
+                self._run(
+                    spark,
+                    [
+                        (d.create_schema(target.table.schema), []),
+                        (d.create_schema(d.ledger.schema), []),
+                        (d.create_ledger(), []),
+                    ],
                 )
+                state = _LoadState(self._query(spark, d.ledger_rows(), [target.slot]))
+                if self.connection.resolved_load_path == "copy":
+                    outcome = self._load_copy(spark, frame, target, columns, hash_columns, state)
+                else:
+                    outcome = self._load_jdbc(
+                        spark, frame, target, columns, hash_columns, state, spool, settings
+                    )
+        except LoadClaimedError as error:
+            raise DdzWriteError(str(error)) from error
         except DdzWriteError:
             raise
         except Exception as error:
@@ -516,7 +533,9 @@ class DdzWriter:
             if not state.committed:
                 self._new_stage(spark, target, columns)
             job = StreamJob(
-                postgres_connect_args(self.connection.jdbc_url, self.connection.properties),
+                postgres_connect_args(
+                    self.connection.jdbc_url, self.connection.properties, self.connection.timeouts
+                ),
                 self._stage(target),
                 [c.name for c in columns],
                 target.slot,
@@ -673,7 +692,7 @@ class DdzWriter:
                 return False
             # A failed Spark JDBC task rolls its transaction back, so a retry loads the chunk
             # once; a retry after a commit shows in the stage's row count.
-            self._retrying(lambda: loader.write_rows(job))
+            self._retrying(lambda: self._within_stall_limit(spark, job, where, loader.write_rows))
             self._retrying(lambda: loader.record(job))
             return True
 
@@ -688,6 +707,8 @@ class DdzWriter:
                 if error is not None:
                     for other in futures:
                         other.cancel()
+                    if isinstance(error, DdzWriteError):
+                        raise error
                     job = futures[future]
                     raise DdzWriteError(
                         f"{where}: chunk {job.chunk.id} of {job.chunk_count} "
@@ -695,6 +716,48 @@ class DdzWriter:
                     ) from error
                 loaded += int(future.result())
         return loaded
+
+    def _within_stall_limit(
+        self,
+        spark: SparkSession,
+        job: ChunkJob,
+        where: str,
+        write: Callable[[ChunkJob], None],
+    ) -> None:
+        """`write(job)` under a Spark job tag, cancelled if it has not finished after the stall
+        timeout: a chunk is one Spark task, so one that runs that long has stopped making
+        progress (a dead executor thread, a lock no timeout covers)."""
+        limit = self.connection.timeouts.stall
+        tag = f"data_mesh_ddz_{job.load_id[:12]}_chunk_{job.chunk.id}"
+        stalled = threading.Event()
+
+        def cancel() -> None:
+            stalled.set()
+            log.error(
+                "%s: chunk %d made no progress in %d s; cancelling", where, job.chunk.id, limit
+            )
+            spark.interruptTag(tag)
+
+        spark.addTag(tag)
+        if not is_spark_connect(spark):
+            # Interrupt the task's thread too, so a JDBC call blocked in it is abandoned.
+            spark.sparkContext.setInterruptOnCancel(True)
+        timer = threading.Timer(limit, cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            write(job)
+        except Exception as error:
+            if stalled.is_set():
+                raise DdzWriteError(
+                    f"{where}: chunk {job.chunk.id} of {job.chunk_count} ({job.chunk.rows} rows) "
+                    f"made no progress in {limit} s (DATA_MESH_DDZ_STALL_TIMEOUT); its Spark job "
+                    f"was cancelled: {describe_error(error)}"
+                ) from error
+            raise
+        finally:
+            timer.cancel()
+            spark.removeTag(tag)
 
     def _exists(self, spark: SparkSession, table: TableName) -> bool:
         sql, params = self.dialect.table_exists(table)

@@ -29,6 +29,7 @@ from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.spool import Spool
+from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
 from data_mesh.metadata.audit import FAILED, SUCCESS, audit_row
 from data_mesh.resources.audit import AuditLogResource
@@ -93,6 +94,7 @@ def connection_from_env(
     azure_auth: str = "",
     control: str = "",
     load_path: str = "",
+    timeouts: DdzTimeouts | None = None,
 ) -> DdzConnection:
     """Credentials are looked up by env var *name* at use time: never in config, rows or logs.
 
@@ -107,7 +109,12 @@ def connection_from_env(
         if os.environ.get(password_env):
             properties["password"] = os.environ[password_env]
     return DdzConnection(
-        url, properties, control=control, odbc_auth=azure_auth, load_path=load_path
+        url,
+        properties,
+        control=control,
+        odbc_auth=azure_auth,
+        load_path=load_path,
+        timeouts=timeouts or DdzTimeouts(),
     )
 
 
@@ -155,6 +162,12 @@ class DdzIOManager(ConfigurableIOManager):
     lake: LakeStorageResource
     spool: str = "spool/ddz"
     read_partitions: int = 4
+    # Seconds (data_mesh.ddz.timeouts.DdzTimeouts): nothing of a load waits forever.
+    login_timeout: int = DdzTimeouts.login
+    lock_timeout: int = DdzTimeouts.lock
+    statement_timeout: int = DdzTimeouts.statement
+    claim_timeout: int = DdzTimeouts.claim
+    stall_timeout: int = DdzTimeouts.stall
     # Where each write (and each failed write) is recorded; None: not audited.
     audit: AuditLogResource | None = None
 
@@ -166,6 +179,13 @@ class DdzIOManager(ConfigurableIOManager):
             self.azure_auth,
             self.control,
             self.load_path,
+            DdzTimeouts(
+                login=self.login_timeout,
+                lock=self.lock_timeout,
+                statement=self.statement_timeout,
+                claim=self.claim_timeout,
+                stall=self.stall_timeout,
+            ),
         )
 
     def handle_output(self, context: OutputContext, obj: DataFrame) -> None:
@@ -189,7 +209,7 @@ class DdzIOManager(ConfigurableIOManager):
         try:
             # The DataFrame is lazy: the asset's Spark settings must hold while it runs here.
             with spark_config_scope(obj.sparkSession, spark_settings):
-                report = writer.write(obj, target)
+                report = writer.write(obj, target, run=context.run_id)
         except Exception as error:
             self._audit(asset, str(target.table), context.run_id, FAILED, started, error=error)
             raise

@@ -45,6 +45,11 @@ def resources_for(settings: Settings) -> dict[str, Any]:
             load_path=settings.ddz_load_path,
             lake=lake,
             spool=settings.ddz_spool,
+            login_timeout=settings.ddz_login_timeout,
+            lock_timeout=settings.ddz_lock_timeout,
+            statement_timeout=settings.ddz_statement_timeout,
+            claim_timeout=settings.ddz_claim_timeout,
+            stall_timeout=settings.ddz_stall_timeout,
             audit=audit,
         ),
     }
