@@ -1,13 +1,17 @@
 """Validation of identifiers (schema, table, column names) that come from metadata.
 
 Every name that ends up in SQL passes `validate_identifier` first and is then quoted by the
-dialect that builds the statement: a metadata row can never inject SQL.
+dialect that builds the statement: a metadata row can never inject SQL. Names are ASCII only,
+so a Unicode look-alike (a Cyrillic letter that looks Latin) cannot pose as another name;
+`data-mesh load` applies the rule before storing a row (it validates the product as the
+catalog does) and `data-mesh validate` to rows already stored.
 """
 
 from __future__ import annotations
 
 import re
 
+# ASCII letters only: no re.UNICODE class such as \w, which would accept look-alikes.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 

@@ -16,7 +16,9 @@ def query_file_problem(product: DataProductModel, storage: Storage) -> str | Non
     for transformation in product.transformations:
         if isinstance(transformation.config, PropertiesSequenceConfig):
             try:
-                load_query_plan(storage, transformation.config)
+                load_query_plan(
+                    storage, transformation.config, [d.sql_name for d in transformation.inputs]
+                )
             except (DataMeshError, StorageError) as error:
                 return f"transformation {transformation.name!r}: {error}"
     return None

@@ -129,7 +129,7 @@ def test_two_statements_in_one_entry_are_rejected() -> None:
         plan_sequence("a = select 1; drop table x\n", "q", "a\n", "s")
 
 
-def test_queries_sqlglot_does_not_know_still_pass_the_keyword_check() -> None:
+def test_queries_with_ctes_and_samples_pass() -> None:
     plan = plan_sequence(
         "a = with x as (select 1 as v) select * from x\nb = select * from a tablesample (10 rows)\n",
         "q",
@@ -137,3 +137,9 @@ def test_queries_sqlglot_does_not_know_still_pass_the_keyword_check() -> None:
         "s",
     )
     assert len(plan.statements) == 2
+
+
+def test_text_sqlglot_cannot_parse_is_refused_not_guessed_at() -> None:
+    # The old fallback let any unparseable text starting with a query keyword through.
+    with pytest.raises(QueryFileError, match="q:1: statement 'a': not Spark SQL that data_mesh"):
+        plan_sequence("a = select from where (\n", "q", "a\n", "s")

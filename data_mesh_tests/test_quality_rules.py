@@ -362,8 +362,8 @@ def test_missing_column_at_run_time_names_the_rule(spark: SparkSession, orders: 
         ("not_null", {"column": "a", "severity": "WARN", "blocking": True}, "ERROR only"),
         ("row_count", {"min": 1, "action": "drop"}, "single rows only"),
         ("range", {"column": "a"}, "give 'min', 'max' or both"),
-        ("custom_sql", {"query": "delete from orders"}, "exactly one SELECT"),
-        ("expression", {"expression": "a >"}, "not a Spark SQL expression"),
+        ("custom_sql", {"query": "delete from orders"}, "only queries (SELECT ...)"),
+        ("expression", {"expression": "a >"}, "not Spark SQL that data_mesh can check"),
     ],
 )
 def test_bad_rule_configuration_names_the_rule_row(

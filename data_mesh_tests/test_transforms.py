@@ -238,10 +238,10 @@ def test_cdz_names_in_queries_read_the_lake_through_views(
         storage.write_bytes(
             "queries/v/q.properties",
             # Any case and quoting; columns qualified by the table's name; Spark 4's pipe
-            # syntax, which sqlglot does not parse (the token fallback).
+            # syntax (text sqlglot cannot parse, like `|> DROP`, is refused by the SQL policy).
             b"df_driver = select drv.user_id, Analytics_V_CDZ.DRV.user_name \\\n"
             b"   from Analytics_V_CDZ.`DRV` where drv.user_id > 0\n"
-            b"df_pay = FROM analytics_v_cdz.pay |> DROP category\n"
+            b"df_pay = FROM analytics_v_cdz.pay |> SELECT userid, amount\n"
             b"df_target = select a.user_id, a.user_name, b.amount \\\n"
             b"   from df_driver a join df_pay b on a.user_id = b.userid\n",
         )

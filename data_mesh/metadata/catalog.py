@@ -30,6 +30,7 @@ from data_mesh.metadata.configs import (
     OutputShaping,
     PropertiesSequenceConfig,
     SelectConfig,
+    SqlConfig,
     parse_transformation_config,
 )
 from data_mesh.metadata.configuration import (
@@ -50,11 +51,13 @@ from data_mesh.metadata.rows import (
     store_now,
 )
 from data_mesh.metadata.rule_configs import (
+    CustomSqlRule,
     ReferentialIntegrityRule,
     RuleSettings,
     parse_rule_config,
     rule_columns,
 )
+from data_mesh.metadata.sql_policy import UnsafeSqlError, check_query
 from data_mesh.secrets import literal_secret_in, parse_reference
 
 LAYERS = ("CDZ", "DDZ")
@@ -173,6 +176,8 @@ class DataProductModel:
 class ProductProblem:
     product: str
     message: str
+    # The broken product this one reads from, when that is its only problem.
+    upstream: str | None = None
 
     def __str__(self) -> str:
         return f"data product {self.product!r}: {self.message}"
@@ -198,6 +203,15 @@ def _identifier(value: str | None, where: str, column: str) -> str:
         return validate_identifier(value, column)
     except UnsafeIdentifierError as error:
         raise MetadataError(f"{where}: {error}") from error
+
+
+def _query_tables(where: str, field: str, query: str, allowed: list[str], what: str) -> None:
+    """A query may read only `allowed` tables (and its CTEs): an input, not any table or view
+    the Spark session or its catalog holds."""
+    try:
+        check_query(query, allowed, what)
+    except UnsafeSqlError as error:
+        raise MetadataError(f"{where}: Configuration.{field}: {error}") from error
 
 
 def _resolve_dataset(
@@ -369,6 +383,14 @@ def build_catalog(
         builder.transformations.append(transformation_row)
 
     _reject_literal_secrets(snapshot, products, fail)
+    for builder in products.values():
+        # Both become Dagster names (asset group, key prefix, schedule and sensor names).
+        where = f"DataProducts row {builder.row.DataProductID} ({builder.row.Name})"
+        try:
+            _identifier(builder.row.Name, where, "Name")
+            _identifier(builder.row.Domain, where, "Domain")
+        except MetadataError as error:
+            fail(builder.row.Name, str(error))
 
     automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = {}
     for builder in products.values():
@@ -541,6 +563,9 @@ def _resolve_transformation(
             )
     if isinstance(config, IngestConfig):
         _check_ingestion(where, config, inputs, output)
+    if isinstance(config, SqlConfig):
+        what = "an input of the transformation"
+        _query_tables(where, "query", config.query, [d.sql_name for d in inputs], what)
     if isinstance(config, PropertiesSequenceConfig) and config.table not in (
         None,
         output.target_table,
@@ -674,6 +699,9 @@ def _resolve_rule(
             "are checked where their DataSet is computed, so put them on a DDZ DataSet"
         )
     _check_declared_columns(where, dataset, rule_columns(config))
+    if isinstance(config, CustomSqlRule):
+        # The query runs over the checked rows, registered under the DataSet's name alone.
+        _query_tables(where, "query", config.query, [dataset.name], "the checked DataSet")
     reference = None
     if isinstance(config, ReferentialIntegrityRule):
         matches = [
@@ -793,6 +821,7 @@ def drop_broken_products(
     a broken product (`producer_product`: DataSetID -> producing product) is broken too.
     """
     broken = dict(broken)
+    upstream_of: dict[str, str] = {}
     changed = True
     while changed:
         changed = False
@@ -811,6 +840,7 @@ def drop_broken_products(
                     None,
                 )
                 if upstream is not None:
+                    upstream_of[product.name] = upstream
                     broken[product.name] = (
                         f"transformation {transformation.name!r} reads the output of broken "
                         f"data product {upstream!r}"
@@ -818,4 +848,6 @@ def drop_broken_products(
                     changed = True
                     break
     kept = [p for p in candidates if p.name not in broken]
-    return kept, [ProductProblem(name, message) for name, message in broken.items()]
+    return kept, [
+        ProductProblem(name, message, upstream_of.get(name)) for name, message in broken.items()
+    ]

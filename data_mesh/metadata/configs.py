@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from data_mesh.errors import MetadataError
 from data_mesh.identifiers import validate_identifier
+from data_mesh.metadata.sql_policy import Slot, check_sql
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -49,8 +50,28 @@ def _folder(name: str) -> str:
     return name
 
 
+def _query(text: str) -> str:
+    check_sql(text, Slot.QUERY)
+    return text
+
+
+def _expression(text: str) -> str:
+    check_sql(text, Slot.EXPRESSION)
+    return text
+
+
+def _named_expression(text: str) -> str:
+    check_sql(text, Slot.NAMED_EXPRESSION)
+    return text
+
+
 ColumnName = Annotated[str, AfterValidator(_column)]
 CastType = Annotated[str, AfterValidator(_cast_type)]
+# Metadata SQL, checked by `sql_policy` as the slot it fills (the tables a query reads are
+# checked where the inputs are known: `catalog`).
+SqlQuery = Annotated[str, AfterValidator(_query)]
+SqlExpression = Annotated[str, AfterValidator(_expression)]
+SqlNamedExpression = Annotated[str, AfterValidator(_named_expression)]
 
 
 class _Config(BaseModel):
@@ -87,17 +108,19 @@ class SqlConfig(OutputShaping):
     """One Spark SQL query over the inputs: DDZ inputs by DataSet name, CDZ inputs as
     `<source>.<dataset>` (`run_transformation` registers both as session views)."""
 
-    query: str = Field(min_length=1)
+    query: SqlQuery = Field(min_length=1)
 
 
 class FilterConfig(OutputShaping):
     input_dataset: str
-    condition: str = Field(min_length=1)
+    condition: SqlExpression = Field(min_length=1)
 
 
 class SelectConfig(OutputShaping):
     input_dataset: str
-    columns: list[str] = Field(min_length=1, description="Column names or Spark SQL expressions.")
+    columns: list[SqlNamedExpression] = Field(
+        min_length=1, description="Column names or Spark SQL expressions."
+    )
 
 
 class JoinConfig(OutputShaping):
@@ -106,7 +129,7 @@ class JoinConfig(OutputShaping):
     join_type: Literal["inner", "left", "right", "full", "left_semi", "left_anti", "cross"] = (
         "inner"
     )
-    condition: str | None = Field(
+    condition: SqlExpression | None = Field(
         default=None,
         description="Spark SQL condition using the aliases `a` (input) and `b` (second).",
     )
@@ -124,8 +147,8 @@ class JoinConfig(OutputShaping):
 
 class AggregateConfig(OutputShaping):
     input_dataset: str
-    groupby_columns: list[str] = Field(default_factory=list)
-    agg_functions: dict[ColumnName, str] = Field(
+    groupby_columns: list[SqlNamedExpression] = Field(default_factory=list)
+    agg_functions: dict[ColumnName, SqlExpression] = Field(
         min_length=1, description="Output column -> Spark SQL aggregate expression."
     )
 

@@ -16,11 +16,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 
-from data_mesh.errors import MetadataError
+from data_mesh.errors import DataMeshError, MetadataError
 from data_mesh.metadata import schema
 from data_mesh.metadata.automation import quartz_to_cron, validate_timezone
-from data_mesh.metadata.configs import describe_validation_error, parse_transformation_config
+from data_mesh.metadata.catalog import build_catalog
+from data_mesh.metadata.configs import (
+    PropertiesSequenceConfig,
+    describe_validation_error,
+    parse_transformation_config,
+)
+from data_mesh.metadata.rows import read_store
 from data_mesh.metadata.rule_configs import parse_rule_config
+from data_mesh.storage import SavedFiles
+from data_mesh.transforms.query_files import load_query_plan, query_file_path, sequence_file_path
 
 PRODUCT_FILE = "product.yaml"
 
@@ -398,16 +406,55 @@ def _upsert_schedule(connection: Connection, product: ProductFile) -> None:
     )
 
 
+def check_loaded_product(
+    connection: Connection, product: ProductFile, path: Path, query_files: list[Path]
+) -> None:
+    """Raise MetadataError (naming `path`) if `product`, as upserted on `connection` and not
+    yet committed, breaks any rule `data-mesh validate` applies: the catalog is built from the
+    store's rows as the transaction sees them (identifiers, SQL, secrets, references ...), and
+    its query files are checked from the product's `queries/` folder before they are
+    published. A product broken only because a product it reads is broken still loads:
+    `validate` reports it until the other one is fixed."""
+    catalog = build_catalog(read_store(connection))
+    for problem in catalog.problems:
+        if problem.product == product.name and problem.upstream is None:
+            raise MetadataError(f"{path}: {problem.message}")
+    model = next((p for p in catalog.products if p.name == product.name), None)
+    inputs = {t.name: t.inputs for t in model.transformations} if model else {}
+    folder = path.parent / "queries"
+    files = SavedFiles(
+        {f"queries/{f.relative_to(folder).as_posix()}": f.read_text("utf-8") for f in query_files},
+        str(folder),
+    )
+    for transformation in product.transformations:
+        if transformation.type != "properties_sequence":
+            continue
+        config = PropertiesSequenceConfig.model_validate(transformation.configuration)
+        if not (files.exists(query_file_path(config)) and files.exists(sequence_file_path(config))):
+            continue  # files published by another product: validate checks them in the lake
+        # Without the resolved inputs (a broken upstream) every rule but the tables' applies.
+        known = inputs.get(transformation.name)
+        tables = None if known is None else [d.sql_name for d in known]
+        try:
+            load_query_plan(files, config, tables)
+        except DataMeshError as error:
+            where = f"{path}: transformation {transformation.name!r}"
+            raise MetadataError(f"{where}: {error}") from error
+
+
 def load_product_files(engine: Engine, path: Path) -> list[LoadedProduct]:
     """Upsert every product under `path`, each in its own transaction.
 
-    A product whose file is invalid raises before anything of it is written; products loaded
-    before it stay loaded.
+    A product whose file is invalid, or that `data-mesh validate` would report as broken, raises
+    and its transaction rolls back: nothing of it is written. Products loaded before it stay
+    loaded.
     """
     loaded = []
     for product_file in find_product_files(path):
         product = read_product_file(product_file)
+        query_files = query_files_of(product_file)
         with engine.begin() as connection:
             upsert_product(connection, product, product_file)
-        loaded.append(LoadedProduct(product.name, product_file, query_files_of(product_file)))
+            check_loaded_product(connection, product, product_file, query_files)
+        loaded.append(LoadedProduct(product.name, product_file, query_files))
     return loaded

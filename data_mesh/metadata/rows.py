@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, select
+from sqlalchemy import Connection, Engine, Table, select
 
 from data_mesh.metadata import schema
 
@@ -149,15 +149,24 @@ SNAPSHOT_TABLES: dict[str, tuple[Table, type[Any]]] = {
 }
 
 
-def read_store(engine: Engine) -> StoreSnapshot:
-    """Read the whole store once; the number of queries does not grow with the number of rows."""
+def read_store(source: Engine | Connection) -> StoreSnapshot:
+    """Read the whole store once; the number of queries does not grow with the number of rows.
+
+    On a Connection the rows are read inside its transaction, so rows it wrote and has not
+    committed are seen (`data-mesh load` validates a product before it commits it)."""
+    if isinstance(source, Connection):
+        return _read_tables(source)
+    with source.connect() as connection:
+        return _read_tables(connection)
+
+
+def _read_tables(connection: Connection) -> StoreSnapshot:
     values: dict[str, list[Any]] = {}
-    with engine.connect() as connection:
-        for attribute, (table, row_type) in SNAPSHOT_TABLES.items():
-            names = [f.name for f in fields(row_type)]
-            primary_key = next(iter(table.primary_key.columns))
-            result = connection.execute(
-                select(*(table.c[name] for name in names)).order_by(primary_key)
-            )
-            values[attribute] = [row_type(*row) for row in result]
+    for attribute, (table, row_type) in SNAPSHOT_TABLES.items():
+        names = [f.name for f in fields(row_type)]
+        primary_key = next(iter(table.primary_key.columns))
+        result = connection.execute(
+            select(*(table.c[name] for name in names)).order_by(primary_key)
+        )
+        values[attribute] = [row_type(*row) for row in result]
     return StoreSnapshot(**values)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-import sqlglot
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -18,9 +17,14 @@ from pydantic import (
     Field,
     model_validator,
 )
-from sqlglot.errors import ParseError
 
-from data_mesh.metadata.configs import CastType, ColumnName, parse_typed_configuration
+from data_mesh.metadata.configs import (
+    CastType,
+    ColumnName,
+    SqlExpression,
+    SqlQuery,
+    parse_typed_configuration,
+)
 
 
 def _upper(value: Any) -> Any:
@@ -39,26 +43,6 @@ def _java_compatible_regex(pattern: str) -> str:
     except re.error as error:
         raise ValueError(f"invalid regular expression {pattern!r}: {error}") from error
     return pattern
-
-
-def _spark_boolean_expression(text: str) -> str:
-    try:
-        parsed = sqlglot.parse(f"SELECT {text}", read="spark")
-    except ParseError as error:
-        raise ValueError(f"not a Spark SQL expression: {text!r} ({error})") from error
-    if len(parsed) != 1:
-        raise ValueError(f"one expression expected, got {text!r}")
-    return text
-
-
-def _spark_query(text: str) -> str:
-    try:
-        statements = sqlglot.parse(text, read="spark")
-    except ParseError as error:
-        raise ValueError(f"not a Spark SQL query: {error}") from error
-    if len(statements) != 1 or not isinstance(statements[0], sqlglot.exp.Query):
-        raise ValueError("must be exactly one SELECT query (no DDL, DML or several statements)")
-    return text
 
 
 Severity = Annotated[Literal["WARN", "ERROR"], BeforeValidator(_upper)]
@@ -181,7 +165,8 @@ class LengthRule(_RowRule):
 
 
 class ExpressionRule(_RowRule):
-    expression: Annotated[str, AfterValidator(_spark_boolean_expression)] = Field(
+    # Wrapped as `NOT coalesce((<expression>), TRUE)`: one expression, no comment, no subquery.
+    expression: SqlExpression = Field(
         min_length=1, description="Spark SQL boolean; rows where it is false fail (NULL passes)."
     )
 
@@ -219,7 +204,8 @@ class SchemaRule(_WholeDatasetRule):
 class CustomSqlRule(RuleSettings):
     """A query over the dataset (by its DataSet name) that must return no rows."""
 
-    query: Annotated[str, AfterValidator(_spark_query)] = Field(min_length=1)
+    # Tables: the checked DataSet only (`catalog` checks them).
+    query: SqlQuery = Field(min_length=1)
 
     @model_validator(mode="after")
     def _no_drop(self) -> CustomSqlRule:

@@ -173,7 +173,8 @@ def run_transformation(
             views[(dataset.source_name.lower(), dataset.name.lower())] = view
     config = transformation.config
     try:
-        result = _compute(spark, config, inputs, storage, views)
+        tables = [dataset.sql_name for dataset in transformation.inputs]
+        result = _compute(spark, config, inputs, storage, views, tables)
         return apply_output_shaping(result, config, where)
     except TransformationError:
         raise
@@ -187,10 +188,13 @@ def _compute(
     inputs: Mapping[str, DataFrame],
     storage: Storage,
     views: Mapping[tuple[str, str], str],
+    tables: list[str],
 ) -> DataFrame:
+    """`tables`: the names the inputs are queried by; the query files (read again from the
+    lake, which may have changed since they were validated) may read only those."""
     match config:
         case PropertiesSequenceConfig():
-            plan = load_query_plan(storage, config)
+            plan = load_query_plan(storage, config, tables)
             result: DataFrame | None = None
             for statement in plan.statements:
                 result = spark.sql(with_views_for_tables(statement.sql, views))

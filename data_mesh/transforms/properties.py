@@ -11,17 +11,14 @@ Sequence file: one statement name per line, in execution order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.errors import SqlglotError
 
 from data_mesh.errors import QueryFileError
 from data_mesh.identifiers import is_safe_identifier
+from data_mesh.metadata.sql_policy import CheckedSql, Slot, UnsafeSqlError, check_sql, check_tables
 
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-_QUERY_KEYWORDS = ("select", "with", "from", "values", "table", "(")
 
 
 @dataclass(frozen=True)
@@ -146,31 +143,18 @@ def parse_sequence_file(text: str, source: str) -> list[str]:
     return names
 
 
-def check_query_only(statement: Statement, source: str) -> None:
-    """Reject anything but one read-only query (no DDL/DML such as `DROP TABLE`)."""
-    where = f"{source}:{statement.line}: statement {statement.name!r}"
-    sql = statement.sql.strip().rstrip(";").strip()
+def _where(statement: Statement, source: str) -> str:
+    return f"{source}:{statement.line}: statement {statement.name!r}"
+
+
+def check_query_only(statement: Statement, source: str) -> CheckedSql:
+    """One read-only query that passes the SQL policy (`metadata.sql_policy`: no DDL or DML,
+    no second statement, no comment, no function reaching the JVM, files or network); what
+    sqlglot cannot parse is refused, not guessed at. Returns the tables it reads."""
     try:
-        parsed = [p for p in sqlglot.parse(sql, read="spark") if p is not None]
-    except SqlglotError:
-        parsed = []  # Spark syntax sqlglot does not know: fall back to the keyword check.
-        if ";" in sql:
-            raise QueryFileError(f"{where}: holds more than one SQL statement") from None
-    if len(parsed) > 1:
-        raise QueryFileError(f"{where}: holds more than one SQL statement")
-    if parsed:
-        root = parsed[0]
-        if not isinstance(root, exp.Query):
-            kind = root.key.upper()
-            raise QueryFileError(
-                f"{where}: only queries (SELECT ...) are allowed, found a {kind} statement"
-            )
-        return
-    if not sql.lower().startswith(_QUERY_KEYWORDS):
-        first = sql.split(None, 1)[0].upper() if sql else "empty"
-        raise QueryFileError(
-            f"{where}: only queries (SELECT ...) are allowed, found a {first} statement"
-        )
+        return check_sql(statement.sql, Slot.QUERY)
+    except UnsafeSqlError as error:
+        raise QueryFileError(f"{_where(statement, source)}: {error}") from None
 
 
 @dataclass(frozen=True)
@@ -185,9 +169,19 @@ class QueryPlan:
 
 
 def plan_sequence(
-    query_text: str, query_source: str, sequence_text: str, sequence_source: str
+    query_text: str,
+    query_source: str,
+    sequence_text: str,
+    sequence_source: str,
+    tables: Iterable[str] | None = None,
 ) -> QueryPlan:
-    """Parse and validate a query file and its sequence file into an execution plan."""
+    """Parse and validate a query file and its sequence file into an execution plan.
+
+    Every statement of the file is checked, in the sequence or not (another sequence may run
+    it). With `tables` (the names the transformation's inputs are queried by), each statement
+    may also read only those and the statements before it: earlier ones in the sequence, or,
+    for a statement the sequence does not run, those above it in the file.
+    """
     statements = parse_query_file(query_text, query_source)
     order = parse_sequence_file(sequence_text, sequence_source)
     missing = [name for name in order if name not in statements]
@@ -196,6 +190,16 @@ def plan_sequence(
             f"{sequence_source}: names {', '.join(repr(m) for m in missing)}, not defined in "
             f"{query_source} (defined: {', '.join(statements)})"
         )
-    for name in order:
-        check_query_only(statements[name], query_source)
+    checked = {name: check_query_only(s, query_source) for name, s in statements.items()}
+    if tables is not None:
+        inputs = list(tables)
+        earlier = {name: order[:index] for index, name in enumerate(order)}
+        above = list(statements)
+        for name, statement in statements.items():
+            before = earlier.get(name, above[: above.index(name)])
+            what = "an input of the transformation or a statement before it"
+            try:
+                check_tables(checked[name], [*inputs, *before], what, statement.sql)
+            except UnsafeSqlError as error:
+                raise QueryFileError(f"{_where(statement, query_source)}: {error}") from None
     return QueryPlan(statements=tuple(statements[name] for name in order))

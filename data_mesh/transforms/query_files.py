@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from data_mesh.metadata.configs import PropertiesSequenceConfig
-from data_mesh.metadata.product_files import LoadedProduct
 from data_mesh.storage import Storage, StorageError
 from data_mesh.transforms.properties import QueryPlan, plan_sequence
+
+if TYPE_CHECKING:
+    # Only a type here: product_files checks query files with this module at load.
+    from data_mesh.metadata.product_files import LoadedProduct
 
 QUERY_CONTAINER = "queries"
 
@@ -22,8 +28,14 @@ def sequence_file_path(config: PropertiesSequenceConfig) -> str:
     return f"{QUERY_CONTAINER}/{config.folder}/{_with_extension(config.seq_name)}"
 
 
-def load_query_plan(storage: Storage, config: PropertiesSequenceConfig) -> QueryPlan:
-    """Read both files from storage and validate them; errors name the file and line."""
+def load_query_plan(
+    storage: Storage, config: PropertiesSequenceConfig, tables: Iterable[str] | None = None
+) -> QueryPlan:
+    """Read both files from storage and validate them; errors name the file and line.
+
+    `tables`: the names the transformation's inputs are queried by (`DataSetModel.sql_name`);
+    statements may read only those and earlier statements. Without it that rule is skipped
+    (every other rule of the SQL policy still applies)."""
     query_path, sequence_path = query_file_path(config), sequence_file_path(config)
     texts = {}
     for path in (query_path, sequence_path):
@@ -31,7 +43,7 @@ def load_query_plan(storage: Storage, config: PropertiesSequenceConfig) -> Query
             texts[path] = storage.read_text(path)
         except StorageError as error:
             raise StorageError(f"query file missing: {error}") from error
-    return plan_sequence(texts[query_path], query_path, texts[sequence_path], sequence_path)
+    return plan_sequence(texts[query_path], query_path, texts[sequence_path], sequence_path, tables)
 
 
 def publish_query_files(storage: Storage, product: LoadedProduct) -> None:
