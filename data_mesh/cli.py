@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -16,10 +15,12 @@ from data_mesh.errors import DataMeshError
 from data_mesh.settings import Environment, Settings, load_settings
 from data_mesh.store_connection import store_engine_in_use
 
-if TYPE_CHECKING:  # pyspark loads only in the commands that need it
+if TYPE_CHECKING:  # pyspark and dagster load only in the commands that need them
+    from dagster import DagsterInstance
     from pyspark.sql import DataFrame
 
     from data_mesh.metadata.catalog import Catalog
+    from data_mesh.runs.liveness import MarkedRun
 
 app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
 ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
@@ -234,14 +235,21 @@ def materialize(
 ) -> None:
     """Materialize the data products into the DDZ and print a summary; daily-partitioned
     assets run once per day given (--day, or --from/--to: a backfill)."""
-    from data_mesh.run import materialize_products
+    from dagster import DagsterInstance
+
+    from data_mesh.runs.dagster_home import dagster_home_in_use, prepare_dagster_home
+    from data_mesh.runs.materialize import materialize_products
 
     settings = _settings()
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    prepare_dagster_home(dagster_home_in_use(settings), settings)
     try:
         days = _days(day or [], first_day, last_day)
-        outcome = materialize_products(settings, product or None, days=days or None)
+        with DagsterInstance.get() as instance:
+            # A run of a killed process is marked failed before its load is run again.
+            _mark_dead_runs(instance, settings)
+            outcome = materialize_products(
+                settings, product or None, instance=instance, days=days or None
+            )
     except (DataMeshError, ValueError) as error:
         _fail(str(error))
     table = Table(title=f"run {', '.join(outcome.run_ids)}")
@@ -410,15 +418,70 @@ def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
         _fail(str(error))
 
 
+def _mark_dead_runs(instance: DagsterInstance, settings: Settings) -> list[MarkedRun]:
+    """Mark the runs whose process is gone as failed, saying so. Runs launched from the UI are
+    recognised by their run worker's pid only on a LOCAL instance (its workers run here)."""
+    from data_mesh.runs.liveness import fail_runs_of_dead_processes
+
+    marked = fail_runs_of_dead_processes(
+        instance, trust_run_worker_event=settings.env == Environment.LOCAL
+    )
+    for run in marked:
+        err.print(
+            f"[yellow]run {run.run_id[:8]} ({run.job_name}) marked {run.status.value}[/]: "
+            f"{run.message}",
+            highlight=False,
+        )
+    return marked
+
+
+def _print_dagster_runs(settings: Settings, last: int) -> None:
+    """The latest runs of the LOCAL Dagster instance, after marking those of dead processes."""
+    from dagster import DagsterInstance
+
+    from data_mesh.runs.dagster_home import dagster_home_in_use
+
+    home = dagster_home_in_use(settings)
+    if not home.is_dir():
+        return  # nothing ran yet
+    with DagsterInstance.from_config(str(home)) as instance:
+        _mark_dead_runs(instance, settings)
+        records = instance.get_run_records(limit=last)
+    view = Table(title=f"Dagster runs ({home})")
+    for column in ("created (UTC)", "run", "job", "status", "seconds"):
+        view.add_column(column, justify="right" if column == "seconds" else "left")
+    colors = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "red", "STARTED": "yellow"}
+    for record in records:
+        run = record.dagster_run
+        status = run.status.value
+        seconds = (
+            f"{record.end_time - record.start_time:.1f}"
+            if record.start_time is not None and record.end_time is not None
+            else ""
+        )
+        view.add_row(
+            f"{record.create_timestamp:%Y-%m-%d %H:%M:%S}",
+            run.run_id[:8],
+            run.job_name,
+            f"[{colors.get(status, 'white')}]{status}[/]",
+            seconds,
+        )
+    console.print(view)
+
+
 @app.command()
 def runs(
-    last: Annotated[int, typer.Option(help="How many audit rows, newest first.")] = 20,
+    last: Annotated[int, typer.Option(help="How many runs and audit rows, newest first.")] = 20,
     url: UrlOption = None,
 ) -> None:
-    """Print the latest rows of the audit log: every materialization and every failure."""
+    """Print the latest Dagster runs (LOCAL: runs whose process is gone are marked failed
+    first) and the latest rows of the audit log: every materialization and every failure."""
     from data_mesh.metadata.audit import latest_audit
 
-    with store_engine_in_use(_settings(url)) as engine:
+    settings = _settings(url)
+    if settings.env == Environment.LOCAL:
+        _print_dagster_runs(settings, last)
+    with store_engine_in_use(settings) as engine:
         rows = latest_audit(engine, last)
     view = Table(title="audit log")
     for column in ("loaded (UTC)", "asset", "table", "status", "rows", "seconds", "run", "by"):
@@ -495,16 +558,74 @@ def quality_quarantine(
     _print_preview(frame, f"{path}: {{count:,}} quarantined rows", limit)
 
 
+# How often `data-mesh dev` looks for runs whose process is gone.
+DEV_RUN_CHECK_SECONDS = 10.0
+
+
 @app.command()
-def dev() -> None:
-    """Run `dagster dev` on this project with the LOCAL Dagster home (runs of the CLI show up)."""
+def dev(
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+) -> None:
+    """Run `dagster dev` on this project with the LOCAL Dagster home (runs of the CLI show up);
+    while it runs, runs whose process was killed are marked failed within seconds."""
+    from data_mesh.runs.dagster_home import prepare_dagster_home
+
     settings = _settings()
-    settings.dagster_home.mkdir(parents=True, exist_ok=True)
-    os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
+    # Always the LOCAL home (absolute), whatever DAGSTER_HOME says: the one the README names.
+    home = prepare_dagster_home(settings.dagster_home, settings)
     # The UI starts from the store as it is now; run workers then read the same snapshot.
     _refresh_snapshot(settings)
     dagster = Path(sys.executable).with_name("dagster")
-    os.execv(str(dagster), [str(dagster), "dev", "-w", "workspace.yaml"])
+    code = _supervise(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port)],
+        home,
+        settings,
+        DEV_RUN_CHECK_SECONDS,
+    )
+    raise typer.Exit(code)
+
+
+def _supervise(command: list[str], home: Path, settings: Settings, every: float) -> int:
+    """Run `command` (dagster dev) and, until it exits, mark the runs of dead processes failed
+    every `every` seconds: the DefaultRunLauncher's run monitoring cannot (data_mesh.runs.liveness).
+
+    Ctrl-C reaches dagster dev from the terminal (same process group) and this process waits
+    for it to shut down; SIGTERM and SIGHUP sent to this process are passed on to it."""
+    import signal
+    import subprocess
+    import threading
+
+    from dagster import DagsterInstance
+
+    child = subprocess.Popen(command)
+    stop = threading.Event()
+
+    def watch() -> None:
+        reported: set[str] = set()
+        while not stop.wait(every):
+            try:
+                with DagsterInstance.from_config(str(home)) as instance:
+                    _mark_dead_runs(instance, settings)
+            except Exception as error:  # never stop the UI over a failed look
+                text = f"{type(error).__name__}: {error}"
+                if text not in reported:
+                    reported.add(text)
+                    err.print(f"[yellow]could not check runs:[/] {text}", highlight=False)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
+    watcher = threading.Thread(target=watch, name="run-liveness", daemon=True)
+    watcher.start()
+    try:
+        code = child.wait()
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    return code if code >= 0 else 128 - code
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from data_mesh.loading import lake_storage
 from data_mesh.metadata.audit import latest_audit
 from data_mesh.metadata.store import make_engine
 from data_mesh.metadata.watermarks import read_watermark
-from data_mesh.run import RunOutcome, materialize_products
+from data_mesh.runs.materialize import RunOutcome, materialize_products
 from data_mesh.settings import Settings
 from data_mesh_tests.conftest import (
     engines_opened,

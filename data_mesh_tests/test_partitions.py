@@ -17,7 +17,7 @@ from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
 from data_mesh.loading import lake_storage
 from data_mesh.metadata.store import make_engine
-from data_mesh.run import materialize_products
+from data_mesh.runs.materialize import materialize_products
 from data_mesh.sample_data import EXPORT_DAYS, write_sample_data
 from data_mesh.settings import Settings
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS, add_config_item, load_product_file

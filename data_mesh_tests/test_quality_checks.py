@@ -21,7 +21,7 @@ from data_mesh.metadata.audit import latest_audit
 from data_mesh.metadata.quality_results import latest_quality_results
 from data_mesh.metadata.store import make_engine
 from data_mesh.resources.environments import resources_for
-from data_mesh.run import materialize_products
+from data_mesh.runs.materialize import materialize_products
 from data_mesh.sample_data import write_sample_data
 from data_mesh.settings import Settings
 from data_mesh_tests.conftest import jdbc_url_of

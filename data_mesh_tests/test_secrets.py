@@ -21,7 +21,7 @@ from data_mesh.cli import app
 from data_mesh.loading import lake_storage, load_catalog
 from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine
-from data_mesh.run import materialize_products
+from data_mesh.runs.materialize import materialize_products
 from data_mesh.sample_data import write_sample_data
 from data_mesh.secrets import SecretError, literal_secret_in, parse_reference, resolve_secret
 from data_mesh.settings import Settings

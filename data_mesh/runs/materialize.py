@@ -18,6 +18,7 @@ from data_mesh.factories.automation import (
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
 from data_mesh.resources.environments import resources_for
+from data_mesh.runs.liveness import run_process_tags
 from data_mesh.settings import Settings
 
 
@@ -107,6 +108,9 @@ def materialize_products(
             partition_key=day,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            # No launcher watches an in-process run: its tags name this process, so a run
+            # left STARTED by a kill can be told apart and marked failed (run_liveness).
+            tags=run_process_tags(),
         )
         _add_result(outcome, result, day)
     return outcome
