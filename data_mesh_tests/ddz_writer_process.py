@@ -1,10 +1,12 @@
 """A separate writing process for the fault-injection tests (killed mid-load on purpose).
 
 Usage: python -m data_mesh_tests.ddz_writer_process JDBC_URL USER PASSWORD SPOOL ROWS CHUNK_ROWS
+       [--mode replace|append] [--first-id N] [--claim-timeout S] [--run NAME]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from pyspark.sql import DataFrame, SparkSession
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.spool import Spool
+from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter
 from data_mesh.settings import DEFAULT_JDBC_JARS
 from data_mesh.storage import LocalStorage
@@ -22,25 +25,45 @@ from data_mesh.storage import LocalStorage
 TABLE = TableName("ddz", "FAULTS")
 
 
-def source_rows(spark: SparkSession, rows: int) -> DataFrame:
+def source_rows(spark: SparkSession, rows: int, first_id: int = 0) -> DataFrame:
     """Deterministic rows: the same `rows` give the same data in every process."""
-    return spark.range(rows).selectExpr(
+    return spark.range(first_id, first_id + rows).selectExpr(
         "id AS ID", "concat('name-', id) AS NAME", "cast(id % 997 AS double) * 1.5 AS AMOUNT"
     )
 
 
-def make_writer(url: str, user: str, password: str, spool: str, chunk_rows: int) -> DdzWriter:
+def make_writer(
+    url: str,
+    user: str,
+    password: str,
+    spool: str,
+    chunk_rows: int,
+    timeouts: DdzTimeouts | None = None,
+    load_path: str = "",
+) -> DdzWriter:
     return DdzWriter(
-        DdzConnection(url, {"user": user, "password": password} if user else {}),
+        DdzConnection(
+            url,
+            {"user": user, "password": password} if user else {},
+            load_path=load_path,
+            timeouts=timeouts or DdzTimeouts(),
+        ),
         ChunkSettings(max_chunk_rows=chunk_rows),
         Spool(LocalStorage(Path(spool)), "spool/ddz"),
     )
 
 
 def start(
-    url: str, user: str, password: str, spool: Path, rows: int, chunk_rows: int
+    url: str,
+    user: str,
+    password: str,
+    spool: Path,
+    rows: int,
+    chunk_rows: int,
+    *options: str,
 ) -> Popen[bytes]:
-    """This module as a process of its own, in a session of its own (to be killed whole)."""
+    """This module as a process of its own, in a session of its own (to be killed whole);
+    `options` as in the usage above."""
     return Popen(
         [
             sys.executable,
@@ -52,6 +75,7 @@ def start(
             str(spool),
             str(rows),
             str(chunk_rows),
+            *options,
         ],
         cwd=Path(__file__).resolve().parents[1],
         start_new_session=True,
@@ -61,7 +85,16 @@ def start(
 
 
 def main(argv: list[str]) -> None:
-    url, user, password, spool, rows, chunk_rows = argv
+    parser = argparse.ArgumentParser()
+    for name in ("url", "user", "password", "spool"):
+        parser.add_argument(name)
+    parser.add_argument("rows", type=int)
+    parser.add_argument("chunk_rows", type=int)
+    parser.add_argument("--mode", default="replace")
+    parser.add_argument("--first-id", type=int, default=0)
+    parser.add_argument("--claim-timeout", type=int, default=600)
+    parser.add_argument("--run", default="")
+    args = parser.parse_args(argv)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     jars = ",".join(jar for jar in DEFAULT_JDBC_JARS if Path(jar).is_file())
     spark = (
@@ -72,9 +105,20 @@ def main(argv: list[str]) -> None:
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
     )
-    writer = make_writer(url, user, password, spool, int(chunk_rows))
-    report = writer.write(source_rows(spark, int(rows)), DdzTarget(TABLE, max_connections=1))
-    print(f"written {report.rows} rows in {report.chunks} chunks")
+    writer = make_writer(
+        args.url,
+        args.user,
+        args.password,
+        args.spool,
+        args.chunk_rows,
+        DdzTimeouts(claim=args.claim_timeout),
+    )
+    report = writer.write(
+        source_rows(spark, args.rows, args.first_id),
+        DdzTarget(TABLE, args.mode, max_connections=1),
+        run=args.run,
+    )
+    print(f"written {report.rows} rows in {report.chunks} chunks", flush=True)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def test_generated_check_specs_snapshot(loaded: Settings, snapshot: SnapshotAsse
 
 
 def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
-    """Jobs, schedules and sensors: a schedule or sensor row change shows as a diff."""
+    """Jobs, schedules, sensors and pools: a schedule or sensor row change shows as a diff."""
     defs = _definitions(loaded)
     view = {
         "jobs": sorted(
@@ -85,6 +85,12 @@ def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAsser
         "sensors": sorted(
             (s.name, s.minimum_interval_seconds, s.default_status.value, s.description)
             for s in defs.sensors or []
+        ),
+        # Concurrency pools of the DDZ steps: one load of a product at a time.
+        "pools": sorted(
+            (a.node_def.name, a.op.pool)
+            for a in defs.assets or []
+            if isinstance(a, AssetsDefinition) and a.is_executable and a.op.pool
         ),
     }
     assert view == snapshot

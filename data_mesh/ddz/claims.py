@@ -53,7 +53,7 @@ def claimed(
     wait = connection.timeouts.claim
     deadline = time.monotonic() + wait
     session: DdzSession | None = None
-    waiting_said = False
+    said = ""  # the holder last named in the log
     broken = 0  # transient errors in a row: a database that is down is not waited for
     try:
         while True:
@@ -78,19 +78,16 @@ def claimed(
                 if session is not None:
                     session.rollback()
             broken = 0  # the claim is taken: wait for it
+            holding = _holder(spark, connection, slot_hash)
             if time.monotonic() >= deadline:
                 raise LoadClaimedError(
-                    f"{where} is being loaded by {_holder(spark, connection, slot_hash)}; "
-                    f"waited {wait} s for it (DATA_MESH_DDZ_CLAIM_TIMEOUT), nothing was written"
+                    f"{where} is being loaded by {holding}; waited {wait} s for it "
+                    "(DATA_MESH_DDZ_CLAIM_TIMEOUT), nothing was written"
                 )
-            if not waiting_said:
-                log.warning(
-                    "%s is being loaded by %s; waiting up to %d s",
-                    where,
-                    _holder(spark, connection, slot_hash),
-                    wait,
-                )
-                waiting_said = True
+            if holding != said:  # said again when another load takes it first
+                left = max(0, round(deadline - time.monotonic()))
+                log.warning("%s is being loaded by %s; waiting up to %d s", where, holding, left)
+                said = holding
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
         with_retries(lambda: _record_holder(spark, connection, slot_hash, holder), policy)
         yield

@@ -731,15 +731,24 @@ class DdzWriter:
         tag = f"data_mesh_ddz_{job.load_id[:12]}_chunk_{job.chunk.id}"
         stalled = threading.Event()
 
+        # Spark Connect cancels by the session's operation tags; classic Spark by job tags
+        # (its session tags only reach SQL executions the session registered).
+        connect = is_spark_connect(spark)
+
         def cancel() -> None:
             stalled.set()
             log.error(
                 "%s: chunk %d made no progress in %d s; cancelling", where, job.chunk.id, limit
             )
-            spark.interruptTag(tag)
+            if connect:
+                spark.interruptTag(tag)
+            else:
+                spark.sparkContext.cancelJobsWithTag(tag)
 
-        spark.addTag(tag)
-        if not is_spark_connect(spark):
+        if connect:
+            spark.addTag(tag)
+        else:
+            spark.sparkContext.addJobTag(tag)
             # Interrupt the task's thread too, so a JDBC call blocked in it is abandoned.
             spark.sparkContext.setInterruptOnCancel(True)
         timer = threading.Timer(limit, cancel)
@@ -757,7 +766,10 @@ class DdzWriter:
             raise
         finally:
             timer.cancel()
-            spark.removeTag(tag)
+            if connect:
+                spark.removeTag(tag)
+            else:
+                spark.sparkContext.removeJobTag(tag)
 
     def _exists(self, spark: SparkSession, table: TableName) -> bool:
         sql, params = self.dialect.table_exists(table)

@@ -255,6 +255,11 @@ def transformation_spec(
     )
 
 
+def product_pool(product: DataProductModel) -> str:
+    """The Dagster concurrency pool of a product's DDZ loads."""
+    return f"product/{product.name}"
+
+
 def _in_dependency_order(
     transformations: Sequence[TransformationModel],
 ) -> list[TransformationModel]:
@@ -288,6 +293,10 @@ def product_assets(
         check_specs=[quality_check_spec(rule) for t in ordered for rule in t.rules],
         partitions_def=daily_partitions(ordered[0].output),
         can_subset=True,
+        # One load of a product's DDZ tables at a time across runs (the instance's pools
+        # default to a limit of 1): a second run waits for the slot instead of loading beside
+        # the first. The DDZ writer's claim in the database backs this up.
+        pool=product_pool(product),
         retry_policy=retry_policy(ordered),
         required_resource_keys={
             "spark",
