@@ -445,7 +445,7 @@ def test_dagster_yaml_is_a_valid_instance_config(
     assert logs["class"] == "AzureBlobComputeLogManager"
     assert logs["config"]["default_azure_credential"] == {}
     assert not {"access_key_or_sas_token", "secret_credential"} & set(logs["config"])
-    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {limit["key"] for limit in limits} >= {"data_mesh/ddz_database"}
 
 
@@ -643,11 +643,11 @@ def test_helm_values_agree_with_dagster_yaml(
     instance = _instance_config(tmp_path, monkeypatch)
     values = _values(env)
     daemon = values["dagsterDaemon"]
-    queued = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
-    coordinator = instance["run_coordinator"]["config"]
-    assert queued["maxConcurrentRuns"] == coordinator["max_concurrent_runs"]
-    assert queued["dequeueIntervalSeconds"] == coordinator["dequeue_interval_seconds"]
-    assert queued["tagConcurrencyLimits"] == coordinator["tag_concurrency_limits"]
+    custom = daemon["runCoordinator"]["config"]["customRunCoordinator"]
+    assert daemon["runCoordinator"]["type"] == "CustomRunCoordinator"
+    assert {k: custom[k] for k in ("module", "class", "config")} == {
+        k: instance["run_coordinator"][k] for k in ("module", "class", "config")
+    }
     monitoring = daemon["runMonitoring"]
     assert monitoring["enabled"] is instance["run_monitoring"]["enabled"]
     assert monitoring["startTimeoutSeconds"] == instance["run_monitoring"]["start_timeout_seconds"]
@@ -655,6 +655,7 @@ def test_helm_values_agree_with_dagster_yaml(
     # run_retries: through additionalInstanceConfig, the chart's own key left off (one key).
     assert daemon["runRetries"]["enabled"] is False
     assert values["additionalInstanceConfig"]["run_retries"] == instance["run_retries"]
+    assert values["additionalInstanceConfig"]["concurrency"] == instance["concurrency"]
     assert daemon["sensors"] == {
         "useThreads": True,
         "numWorkers": instance["sensors"]["num_workers"],

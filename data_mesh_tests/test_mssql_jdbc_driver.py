@@ -181,9 +181,11 @@ def test_writer_connection_properties_are_driver_properties(
         )
         for auth in ("token", "sql", "")
     }
-    names = sorted({name for c in connections.values() for name in c.properties})
+    # What every JDBC connection of the writer gets: credentials and timeouts.
+    names = sorted({name for c in connections.values() for name in c.jdbc_properties})
     unknown = [name for name in names if mssql.connection_property(name) is None]
     assert not unknown, f"mssql-jdbc does not know the JDBC properties {unknown}"
     # The names came from the code paths meant (token; user and password from the env).
-    assert set(connections["token"].properties) == {"accessToken"}
-    assert set(connections["sql"].properties) == {"user", "password"}
+    timeouts = {"loginTimeout", "lockTimeout", "queryTimeout"}
+    assert set(connections["token"].jdbc_properties) == {"accessToken", *timeouts}
+    assert set(connections["sql"].jdbc_properties) == {"user", "password", *timeouts}
