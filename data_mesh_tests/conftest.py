@@ -287,6 +287,53 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return result
 
 
+def start_cli(
+    env: dict[str, str], *args: str, output: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`data-mesh ARGS` started in a session of its own (to be killed whole), not waited for;
+    its output to `output` (discarded by default)."""
+    data_mesh = Path(sys.executable).with_name("data-mesh")
+    return subprocess.Popen(
+        [str(data_mesh), *args],
+        env=env,
+        cwd=REPO,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def ddz_rows(spark: Any, connection: Any, sql: str) -> list[tuple[Any, ...]]:
+    """The rows of `sql` in a DDZ, through the writer's own control session. Retried: H2
+    refuses its file for a few seconds after the process holding it was killed."""
+    from data_mesh.ddz.retry import RetryPolicy, with_retries
+    from data_mesh.ddz.sessions import open_session, transaction
+
+    def attempt() -> list[tuple[Any, ...]]:
+        session = open_session(spark, connection)
+        try:
+            with transaction(session):
+                return session.query(sql)
+        finally:
+            session.close()
+
+    return with_retries(attempt, RetryPolicy(max_attempts=20, max_delay_s=2))
+
+
+def ledger_chunks(spark: Any, connection: Any) -> int:
+    """Chunks the DDZ's load ledger records (0 before the first load made it)."""
+    found = ddz_rows(
+        spark,
+        connection,
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'ddz_load_ledger'",
+    )
+    if not int(str(found[0][0])):
+        return 0
+    return int(
+        str(ddz_rows(spark, connection, 'SELECT COUNT(*) FROM "data_mesh"."ddz_load_ledger"')[0][0])
+    )
+
+
 @contextmanager
 def spark_connect_server(
     work: Path, jars: str, user: pwd.struct_passwd | None = None

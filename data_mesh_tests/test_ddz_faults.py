@@ -15,10 +15,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from data_mesh.ddz.connection import DdzConnection
-from data_mesh.ddz.retry import RetryPolicy, with_retries
-from data_mesh.ddz.sessions import open_session, postgres_connect_args, transaction
+from data_mesh.ddz.sessions import postgres_connect_args
 from data_mesh.ddz.writer import DdzTarget
-from data_mesh_tests.conftest import jdbc_url_of
+from data_mesh_tests.conftest import ddz_rows, jdbc_url_of, ledger_chunks
 from data_mesh_tests.ddz_writer_process import TABLE, make_writer, source_rows, start
 
 
@@ -180,31 +179,16 @@ def test_killed_process_resumes_with_exact_rows_on_h2(spark: SparkSession, tmp_p
     url = f"jdbc:h2:file:{tmp_path / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE"
     ddz = DdzConnection(url)
 
-    def query(sql: str) -> tuple:
-        def attempt() -> tuple:
-            session = open_session(spark, ddz)
-            try:
-                with transaction(session):
-                    return session.query(sql)[0]
-            finally:
-                session.close()
-
-        # Right after the kill H2 refuses to open the file until its lock file is old.
-        return with_retries(attempt, RetryPolicy())
-
     def fingerprint() -> tuple:
-        return query(
+        return ddz_rows(
+            spark,
+            ddz,
             'SELECT COUNT(*), COUNT(DISTINCT "ID"), COALESCE(SUM("ID"), 0), '
-            'COALESCE(SUM(CAST("AMOUNT" AS DECIMAL(38,2))), 0) FROM "ddz"."FAULTS"'
-        )
+            'COALESCE(SUM(CAST("AMOUNT" AS DECIMAL(38,2))), 0) FROM "ddz"."FAULTS"',
+        )[0]
 
     def committed_chunks() -> int:
-        found = query(
-            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'ddz_load_ledger'"
-        )
-        return (
-            int(query('SELECT COUNT(*) FROM "data_mesh"."ddz_load_ledger"')[0]) if found[0] else 0
-        )
+        return ledger_chunks(spark, ddz)
 
     make_writer(url, "", "", str(tmp_path), CHUNK_ROWS).write(
         source_rows(spark, 1000), DdzTarget(TABLE)

@@ -17,15 +17,16 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from pyspark.sql import SparkSession
 
 from data_mesh.ddz.connection import DdzConnection
-from data_mesh.ddz.retry import RetryPolicy, with_retries
-from data_mesh.ddz.sessions import open_session, transaction
 from data_mesh.metadata.store import make_engine
 from data_mesh.runs.liveness import PID_TAG, RUN_WORKER_STARTED
 from data_mesh_tests.conftest import (
     REPO,
     SAMPLE_PRODUCTS,
     add_config_item,
+    ddz_rows,
+    ledger_chunks,
     run_cli,
+    start_cli,
     wait_for_port,
 )
 
@@ -92,41 +93,20 @@ def test_a_killed_materialize_is_marked_failed_and_its_load_resumes(
     assert (home / "dagster_home" / "dagster.yaml").is_file()
     ddz = DdzConnection(f"jdbc:h2:file:{home / 'ddz' / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE")
 
-    def query(sql: str) -> tuple:
-        def attempt() -> tuple:
-            session = open_session(spark, ddz)
-            try:
-                with transaction(session):
-                    return session.query(sql)[0]
-            finally:
-                session.close()
-
-        return with_retries(attempt, RetryPolicy())
-
     def fingerprint() -> tuple:
-        return query(
-            'SELECT COUNT(*), SUM("UNQ_USER_ID"), SUM("PAYMENT_AMOUNT") FROM "ddz"."SOR1_PAYMENTS"'
-        )
+        return ddz_rows(
+            spark,
+            ddz,
+            'SELECT COUNT(*), SUM("UNQ_USER_ID"), SUM("PAYMENT_AMOUNT") FROM "ddz"."SOR1_PAYMENTS"',
+        )[0]
 
     def committed_chunks() -> int:
-        found = query(
-            "SELECT COUNT(*) FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_NAME = 'ddz_load_ledger'"
-        )
-        return (
-            int(query('SELECT COUNT(*) FROM "data_mesh"."ddz_load_ledger"')[0]) if found[0] else 0
-        )
+        return ledger_chunks(spark, ddz)
 
     expected = fingerprint()
     assert expected[0] == ROWS
 
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("data-mesh")), "materialize", "-p", "sor1_payments"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_cli(env, "materialize", "-p", "sor1_payments")
     try:
         with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
             deadline = time.monotonic() + 600
@@ -261,14 +241,7 @@ def test_killed_runs_are_marked_failed_while_dev_runs_and_after_it_was_killed(
             assert instance.run_monitoring_enabled  # the dagster.yaml data-mesh dev wrote
 
             # 1. A CLI run killed while dev runs: marked failed by dev's periodic look.
-            cli = subprocess.Popen(
-                [data_mesh, "materialize", "-p", "sor1_payments"],
-                env=env,
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            cli = start_cli(env, "materialize", "-p", "sor1_payments")
             deadline = time.monotonic() + 300
             cli_run = None
             while cli_run is None:

@@ -15,7 +15,6 @@ import os
 import pwd
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +25,12 @@ from sqlalchemy import text
 
 from data_mesh.metadata.store import make_engine
 from data_mesh_tests.conftest import (
-    REPO,
     SAMPLE_PRODUCTS,
     add_config_item,
     jdbc_url_of,
     run_cli,
     spark_connect_server,
+    start_cli,
 )
 
 pytestmark = pytest.mark.slow
@@ -154,15 +153,7 @@ def test_sor1_payments_through_spark_connect_with_sql_servers_control_flow(
     assert _ledger_chunks(pg_url) == 0
 
     # A run killed mid-load (SIGKILL, between chunks), then run again: the exact multiset.
-    data_mesh = Path(sys.executable).with_name("data-mesh")
-    process = subprocess.Popen(
-        [str(data_mesh), "materialize", "--product", "sor1_payments"],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = start_cli(env, "materialize", "--product", "sor1_payments")
     deadline = time.monotonic() + 600
     while _ledger_chunks(pg_url) < 3 and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.05)
