@@ -70,9 +70,42 @@ def test_duplicate_key_is_an_error_naming_both_lines() -> None:
         parse_query_file("a = select 1\n\na = select 2\n", "q.properties")
 
 
-def test_missing_equals_is_an_error() -> None:
-    with pytest.raises(QueryFileError, match=r"q.properties:2: missing '=' after 'select'"):
-        parse_query_file("a = select 1\nselect * from t\n", "q.properties")
+def test_whitespace_separates_key_and_value_as_in_java() -> None:
+    # Java reads `df_a select 1` as key `df_a`, value `select 1`; so does data_mesh.
+    statements = parse_query_file("df_a select 1\ndf\\u005fb:select 2\n", "q")
+    assert statements["df_a"].sql == "select 1"
+    assert statements["df_b"].sql == "select 2"
+    # A forgotten `name =` makes the first SQL word the name: the SQL policy then names it.
+    with pytest.raises(QueryFileError, match=r"q.properties:2: statement 'select': not Spark SQL"):
+        plan_sequence("a = select 1\nselect * from t\n", "q.properties", "a\n", "s")
+
+
+def test_trailing_whitespace_of_a_value_is_kept() -> None:
+    assert parse_query_file("a = select 1 \t\n", "q")["a"].sql == "select 1 \t"
+    plan = plan_sequence("a = select 1;  \n", "q", "a\n", "s")
+    assert plan.output.sql == "select 1;  "
+
+
+def test_line_breaks_are_javas_only() -> None:
+    # str.splitlines() would end the line at the form feed and at U+2028; Java does not.
+    statements = parse_query_file("a\fselect 'x\u2028y'\r\nb = select 2\rc = select 3", "q")
+    assert statements["a"].sql == "select 'x\u2028y'"
+    assert [s.line for s in statements.values()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("a = select 1\n\na = select 2\n", r"q:3: duplicate statement 'a' .*line 1.*rule"),
+        ("a-b = select 1\n", r"q:1: statement name 'a-b' must be a plain identifier.*rule"),
+        ("a = select 1\n= select 2\n", r"q:2: statement name '' must be a plain identifier"),
+        ("a = select 1\nb\n", r"q:2: statement 'b' has an empty query.*rule"),
+        ("a = select \\uD800\n", r"q:1: a \\uD800-\\uDFFF escape .*rule"),
+    ],
+)
+def test_stricter_than_java_query_file_rules(text: str, error: str) -> None:
+    with pytest.raises(QueryFileError, match=error):
+        parse_query_file(text, "q")
 
 
 def test_unterminated_continuation_is_an_error() -> None:
@@ -89,10 +122,16 @@ def test_empty_query_and_empty_file() -> None:
 
 def test_sequence_file() -> None:
     assert parse_sequence_file("# order\ndf_a\n  df_b  \n\ndf_c\n", "s") == ["df_a", "df_b", "df_c"]
-    with pytest.raises(QueryFileError, match="s:2: 'df_a' appears twice"):
+    assert parse_sequence_file("df_\\\n  a\r\ndf\\u005fb", "s") == ["df_a", "df_b"]
+    with pytest.raises(QueryFileError, match=r"s:2: 'df_a' appears twice.*line 1.*rule"):
         parse_sequence_file("df_a\ndf_a\n", "s")
     with pytest.raises(QueryFileError, match="the sequence is empty"):
         parse_sequence_file("\n# x\n", "s")
+    # Java reads `df_a df_b` as key `df_a` with value `df_b`: refused, not half-run.
+    with pytest.raises(QueryFileError, match=r"s:2: 'df_a' is followed by 'df_b'.*rule"):
+        parse_sequence_file("df_x\ndf_a df_b\n", "s")
+    with pytest.raises(QueryFileError, match=r"s:1: 'df\.a' is not a statement name.*rule"):
+        parse_sequence_file("df.a\n", "s")
 
 
 def test_sequence_naming_a_missing_query() -> None:

@@ -534,7 +534,9 @@ def _resolve_transformation(
 ) -> TransformationModel:
     where = f"Transformations row {row.TransformationID} ({row.Name})"
     _identifier(row.Name, where, "Name")
-    config = parse_transformation_config(row.TransformationID, row.Type, row.Configuration)
+    config = parse_transformation_config(
+        row.TransformationID, row.Type, row.Configuration, row.Name
+    )
     unknown_roles = set(by_role) - {"input", "output"}
     if unknown_roles:
         raise MetadataError(

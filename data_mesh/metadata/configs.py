@@ -6,7 +6,17 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+import sqlglot
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlglot.errors import SqlglotError
 
 from data_mesh.errors import MetadataError
 from data_mesh.identifiers import validate_identifier
@@ -48,6 +58,16 @@ def _folder(name: str) -> str:
     if not _FOLDER.fullmatch(name):
         raise ValueError(f"{name!r} is not a relative folder of letters, digits, '_', '-' and '/'")
     return name
+
+
+def _output_name(expression: str) -> str | None:
+    """The column name a select or group-by expression gives its result (`a`, `x as b`), or
+    None when Spark makes one up (`a + 1`) or it is a star."""
+    try:
+        name = sqlglot.parse_one(expression, read="spark").alias_or_name
+    except SqlglotError:  # the SQL policy reports it
+        return None
+    return name if name and name != "*" else None
 
 
 def _query(text: str) -> str:
@@ -92,6 +112,43 @@ class OutputShaping(_Config):
         description="Spark session settings for this asset only, restored afterwards.",
     )
 
+    @field_validator("mapping")
+    @classmethod
+    def _one_source_per_target(cls, mapping: dict[str, str]) -> dict[str, str]:
+        # Two columns renamed to one name load fine but fail the DDZ write with Spark's
+        # AMBIGUOUS_REFERENCE; Spark compares column names case-insensitively.
+        first_source: dict[str, str] = {}
+        for source, target in mapping.items():
+            earlier = first_source.setdefault(target.lower(), source)
+            if earlier != source:
+                raise ValueError(
+                    f"columns {earlier!r} and {source!r} are both mapped to {target!r}; a "
+                    "target column can come from one source column only"
+                )
+        return mapping
+
+    def result_columns(self) -> list[str] | None:
+        """The result's column names before mapping, when the configuration alone tells them
+        (some may be missing: Spark names computed columns itself); None when it does not."""
+        return None
+
+    @model_validator(mode="after")
+    def _target_not_an_unmapped_column(self) -> OutputShaping:
+        # Renaming `a` to `b` while the result keeps its own `b` gives two `b` columns: the
+        # same AMBIGUOUS_REFERENCE at write time.
+        columns = self.result_columns()
+        if columns is None:
+            return self
+        renamed = {source.lower() for source in self.mapping}
+        kept = {name.lower(): name for name in columns if name.lower() not in renamed}
+        for source, target in self.mapping.items():
+            if target.lower() in kept:
+                raise ValueError(
+                    f"mapping renames {source!r} to {target!r}, but the result already has a "
+                    f"column {kept[target.lower()]!r} that is not renamed"
+                )
+        return self
+
 
 class PropertiesSequenceConfig(OutputShaping):
     """Seed 000's pipeline: a `.properties` query file run in the order of a sequence file."""
@@ -122,6 +179,9 @@ class SelectConfig(OutputShaping):
         min_length=1, description="Column names or Spark SQL expressions."
     )
 
+    def result_columns(self) -> list[str]:
+        return [name for name in map(_output_name, self.columns) if name]
+
 
 class JoinConfig(OutputShaping):
     input_dataset: str
@@ -151,6 +211,10 @@ class AggregateConfig(OutputShaping):
     agg_functions: dict[ColumnName, SqlExpression] = Field(
         min_length=1, description="Output column -> Spark SQL aggregate expression."
     )
+
+    def result_columns(self) -> list[str]:
+        grouped = [name for name in map(_output_name, self.groupby_columns) if name]
+        return [*grouped, *self.agg_functions]
 
 
 class IngestConfig(OutputShaping):
@@ -225,11 +289,12 @@ def parse_typed_configuration(
 
 
 def parse_transformation_config(
-    transformation_id: int, transformation_type: str, configuration: str
+    transformation_id: int, transformation_type: str, configuration: str, name: str | None = None
 ) -> OutputShaping:
-    """Validate Transformations.Configuration of one row against its type's model."""
+    """Validate Transformations.Configuration of one row against its type's model; errors
+    name the row and, given `name`, the transformation."""
     return parse_typed_configuration(
-        f"Transformations row {transformation_id}",
+        f"Transformations row {transformation_id}" + (f" ({name})" if name else ""),
         "transformation",
         transformation_type,
         configuration,

@@ -1,16 +1,24 @@
-"""Parsing of seed 000's `.properties` query files and sequence files (Java `.properties` rules).
+r"""Parsing of seed 000's `.properties` query files and sequence files.
 
-Query file: `name = select ...` entries; a line ending in an odd number of backslashes continues
-on the next line (its leading whitespace dropped); `#` and `!` start comment lines; `\\t`, `\\n`,
-`\\uXXXX` and `\\<char>` escapes. Unlike `java.util.Properties`, which silently keeps the last
-of two equal keys and accepts a key without a value, data_mesh rejects both: in a query file
-they are always mistakes.
+Both files are read exactly as `java.util.Properties.load(Reader)` reads them (`read_properties`;
+`data_mesh_tests/test_properties_java.py` compares it with the Java class itself): lines end at
+`\n`, `\r` or `\r\n`; leading spaces, tabs and form feeds are skipped; a line whose first other
+character is `#` or `!` is a comment; a line ending in an odd number of backslashes continues on
+the next line, whose leading whitespace is dropped; the key ends at the first unescaped `=`, `:`
+or whitespace, then whitespace and at most one `=` or `:` and more whitespace separate it from
+the value; `\t`, `\n`, `\r`, `\f`, `\uXXXX` and `\<char>` are escapes; trailing whitespace of a
+value is kept.
 
-Sequence file: one statement name per line, in execution order.
+data_mesh is stricter than Java where the Java reading hides a mistake; each rule is listed in
+metadata/README.md ("Query files") and its error names the file, the line and the rule.
+
+Query file: `name = select ...` entries. Sequence file: one statement name per line, in
+execution order.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,6 +27,12 @@ from data_mesh.identifiers import is_safe_identifier
 from data_mesh.metadata.sql_policy import CheckedSql, Slot, UnsafeSqlError, check_sql, check_tables
 
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+# Java's whitespace in .properties files; not str.isspace() (which includes e.g. \v and \u2028).
+_WHITESPACE = " \t\f"
+# Java's line terminators only: str.splitlines() would also split at \v, \f, \x1c-\x1e, \x85,
+# \u2028 and \u2029, which Java keeps inside a line.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,15 @@ class Statement:
     name: str
     sql: str
     line: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One key/value pair as Java reads it; `line` is its first line in the file (1-based)."""
+
+    line: int
+    key: str
+    value: str
 
 
 def _ends_with_continuation(line: str) -> bool:
@@ -36,26 +59,30 @@ def _ends_with_continuation(line: str) -> bool:
 def _logical_lines(text: str, source: str) -> list[tuple[int, str]]:
     """Join continued natural lines; returns (first line number, logical line) pairs."""
     result: list[tuple[int, str]] = []
-    lines = text.splitlines()
+    lines = _LINE_BREAK.split(text)
     index = 0
     while index < len(lines):
         start = index
-        line = lines[index].lstrip(" \t\f")
+        line = lines[index].lstrip(_WHITESPACE)
         index += 1
         if not line or line[0] in "#!":
             continue
         parts = []
         while _ends_with_continuation(line):
             parts.append(line[:-1])
-            if index >= len(lines):
+            # Java drops a backslash at the very end of the file; here the entry was cut short.
+            if index >= len(lines) or (index == len(lines) - 1 and not lines[index]):
                 raise QueryFileError(
                     f"{source}:{start + 1}: unterminated line continuation: the last line ends "
-                    "with '\\' but nothing follows"
+                    "with '\\' but nothing follows (data_mesh rule: no continuation at the end "
+                    "of the file)"
                 )
-            line = lines[index].lstrip(" \t\f")
+            line = lines[index].lstrip(_WHITESPACE)
             index += 1
         parts.append(line)
-        result.append((start + 1, "".join(parts)))
+        logical = "".join(parts)
+        if logical:  # a lone `\` followed by an empty line is no entry in Java either
+            result.append((start + 1, logical))
     return result
 
 
@@ -74,73 +101,113 @@ def _unescape(raw: str, source: str, line: int) -> str:
         code = raw[index + 1]
         if code == "u":
             digits = raw[index + 2 : index + 6]
-            if len(digits) != 4 or any(c not in "0123456789abcdefABCDEF" for c in digits):
-                raise QueryFileError(f"{source}:{line}: malformed \\uXXXX escape")
+            if len(digits) != 4 or not _HEX.issuperset(digits):
+                raise QueryFileError(
+                    f"{source}:{line}: malformed \\uXXXX escape (Java refuses it too)"
+                )
             out.append(chr(int(digits, 16)))
             index += 6
             continue
         out.append(_ESCAPES.get(code, code))
         index += 2
-    return "".join(out)
+    text = "".join(out)
+    # `\uXXXX` escapes are UTF-16 code units, as in Java: join surrogate pairs into one
+    # character. A lone surrogate is no character at all (UTF-8 cannot encode it).
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise QueryFileError(
+            f"{source}:{line}: a \\uD800-\\uDFFF escape that is not half of a surrogate pair "
+            "(data_mesh rule: text must be valid Unicode)"
+        ) from None
 
 
 def _split_key_value(logical: str, source: str, line: int) -> tuple[str, str]:
+    """Java's `Properties.load0`: the key ends at the first unescaped `=`, `:` or whitespace;
+    whitespace, at most one `=` or `:` and whitespace follow; the rest is the value."""
     index = 0
     while index < len(logical):
         char = logical[index]
         if char == "\\":
             index += 2
             continue
-        if char in "=: \t\f":
+        if char in "=:" + _WHITESPACE:
             break
         index += 1
     key = logical[:index]
-    rest = logical[index:].lstrip(" \t\f")
-    if not rest or rest[0] not in "=:":
-        raise QueryFileError(
-            f"{source}:{line}: missing '=' after {_unescape(key, source, line)!r}: query entries "
-            "look like `name = select ...`"
-        )
-    value = rest[1:].lstrip(" \t\f")
-    return _unescape(key, source, line), _unescape(value, source, line)
+    rest = logical[index:]
+    has_separator = bool(rest) and rest[0] in "=:"
+    value_start = 1 if rest else 0
+    while value_start < len(rest):
+        char = rest[value_start]
+        if char not in _WHITESPACE:
+            if has_separator or char not in "=:":
+                break
+            has_separator = True
+        value_start += 1
+    return _unescape(key, source, line), _unescape(rest[value_start:], source, line)
+
+
+def read_properties(text: str, source: str) -> list[Entry]:
+    """The entries `java.util.Properties.load(Reader)` reads from `text`, in file order with
+    repeated keys kept (Java keeps the last). Errors name `source` and the line."""
+    return [
+        Entry(line, *_split_key_value(logical, source, line))
+        for line, logical in _logical_lines(text, source)
+    ]
 
 
 def parse_query_file(text: str, source: str) -> dict[str, Statement]:
     """Statements of a query file by name, in file order; `source` names the file in errors."""
     statements: dict[str, Statement] = {}
-    for line, logical in _logical_lines(text, source):
-        name, sql = _split_key_value(logical, source, line)
+    for entry in read_properties(text, source):
+        name, sql, line = entry.key, entry.value, entry.line
         if not is_safe_identifier(name):
             raise QueryFileError(
-                f"{source}:{line}: statement name {name!r} must be a plain identifier (it becomes "
-                "a view name)"
+                f"{source}:{line}: statement name {name!r} must be a plain identifier: letters, "
+                "digits and '_' (data_mesh rule: it becomes a view name)"
             )
         if name in statements:
             raise QueryFileError(
                 f"{source}:{line}: duplicate statement {name!r} (first defined on line "
-                f"{statements[name].line})"
+                f"{statements[name].line}; data_mesh rule: Java would silently keep the last)"
             )
         if not sql.strip():
-            raise QueryFileError(f"{source}:{line}: statement {name!r} has an empty query")
-        statements[name] = Statement(name=name, sql=sql.strip(), line=line)
+            raise QueryFileError(
+                f"{source}:{line}: statement {name!r} has an empty query (data_mesh rule: every "
+                "entry needs a query)"
+            )
+        # The value as Java reads it, trailing whitespace included (SQL ignores it).
+        statements[name] = Statement(name=name, sql=sql, line=line)
     if not statements:
         raise QueryFileError(f"{source}: no statements found")
     return statements
 
 
 def parse_sequence_file(text: str, source: str) -> list[str]:
-    """Statement names of a sequence file, in execution order."""
-    names: list[str] = []
-    for line, logical in _logical_lines(text, source):
-        name = _unescape(logical, source, line).strip()
+    """Statement names of a sequence file, in execution order: the keys, as Java reads them."""
+    names: dict[str, int] = {}
+    for entry in read_properties(text, source):
+        name, line = entry.key, entry.line
+        if entry.value:
+            raise QueryFileError(
+                f"{source}:{line}: {name!r} is followed by {entry.value!r} (data_mesh rule: a "
+                "sequence line holds one statement name and nothing else)"
+            )
         if not is_safe_identifier(name):
-            raise QueryFileError(f"{source}:{line}: {name!r} is not a statement name")
+            raise QueryFileError(
+                f"{source}:{line}: {name!r} is not a statement name (data_mesh rule: letters, "
+                "digits and '_')"
+            )
         if name in names:
-            raise QueryFileError(f"{source}:{line}: {name!r} appears twice in the sequence")
-        names.append(name)
+            raise QueryFileError(
+                f"{source}:{line}: {name!r} appears twice in the sequence (first on line "
+                f"{names[name]}; data_mesh rule: each statement runs once)"
+            )
+        names[name] = line
     if not names:
         raise QueryFileError(f"{source}: the sequence is empty")
-    return names
+    return list(names)
 
 
 def _where(statement: Statement, source: str) -> str:
