@@ -5,15 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from data_mesh.errors import DataMeshError
 from data_mesh.settings import Environment, Settings, load_settings
-from data_mesh.store_connection import store_engine_in_use
+from data_mesh.store_connection import ready_store_engine, store_engine_in_use
 
 if TYPE_CHECKING:  # pyspark and dagster load only in the commands that need them
     from dagster import DagsterInstance
@@ -22,7 +23,24 @@ if TYPE_CHECKING:  # pyspark and dagster load only in the commands that need the
     from data_mesh.metadata.catalog import Catalog
     from data_mesh.runs.liveness import MarkedRun
 
-app = typer.Typer(help="Metadata-driven data mesh on Dagster and Spark.", no_args_is_help=True)
+
+class _DataMeshGroup(TyperGroup):
+    """Every command's own errors (a store not initialized, a broken input) end in one line
+    and exit 1, not a traceback: caught here once rather than in each command."""
+
+    # `Any`: the base class types it with typer's private click Context.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DataMeshError as error:
+            _fail(str(error))
+
+
+app = typer.Typer(
+    cls=_DataMeshGroup,
+    help="Metadata-driven data mesh on Dagster and Spark.",
+    no_args_is_help=True,
+)
 ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
 app.add_typer(ddz_app, name="ddz")
 config_app = typer.Typer(help="The resolved configuration of an environment.", no_args_is_help=True)
@@ -49,7 +67,8 @@ def _settings(url: str | None = None) -> Settings:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    # Unwrapped: one line whatever the terminal's width, so it can be read and grepped.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -80,7 +99,7 @@ def load(
     settings = _settings(url)
     storage = lake_storage(settings)
     try:
-        with store_engine_in_use(settings) as engine:
+        with ready_store_engine(settings) as engine:
             loaded = load_product_files(engine, path)
     except DataMeshError as error:
         _fail(str(error))
@@ -192,7 +211,7 @@ def generate_metadata_command(
     from data_mesh.metadata.synthetic import generate_metadata
 
     try:
-        with store_engine_in_use(_settings(url)) as engine:
+        with ready_store_engine(_settings(url)) as engine:
             counts = generate_metadata(engine, products, schedules=schedules)
     except ValueError as error:
         _fail(str(error))
@@ -481,7 +500,7 @@ def runs(
     settings = _settings(url)
     if settings.env == Environment.LOCAL:
         _print_dagster_runs(settings, last)
-    with store_engine_in_use(settings) as engine:
+    with ready_store_engine(settings) as engine:
         rows = latest_audit(engine, last)
     view = Table(title="audit log")
     for column in ("loaded (UTC)", "asset", "table", "status", "rows", "seconds", "run", "by"):
@@ -513,7 +532,7 @@ def quality_history(
     """Print the latest quality rule results from the metadata store (one row per rule per run)."""
     from data_mesh.metadata.quality_results import latest_quality_results
 
-    with store_engine_in_use(_settings(url)) as engine:
+    with ready_store_engine(_settings(url)) as engine:
         rows = latest_quality_results(engine, last, rule)
     view = Table(title="quality results")
     for column in ("evaluated (UTC)", "dataset", "rule", "result", "failing", "observed", "run"):

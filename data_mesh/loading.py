@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from data_mesh.errors import DataMeshError
 from data_mesh.metadata.catalog import Catalog, build_catalog
 from data_mesh.metadata.catalog_cache import (
     CachedCatalog,
@@ -24,11 +23,10 @@ from data_mesh.metadata.snapshot_file import (
     encode_snapshot,
     read_snapshot,
 )
-from data_mesh.metadata.store import current_revision, head_revision
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.settings import Settings
 from data_mesh.storage import SavedFiles, Storage, StorageError, write_atomically
-from data_mesh.store_connection import store_engine_in_use
+from data_mesh.store_connection import ready_store_engine
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 from data_mesh.validation import check_query_files
 
@@ -38,10 +36,6 @@ log = logging.getLogger(__name__)
 def lake_storage(settings: Settings) -> Storage:
     """The lake of `settings.env`: the same storage the assets use."""
     return lake_resource_for(settings).storage()
-
-
-class StoreNotReadyError(DataMeshError):
-    """The store has no tables yet, or an older schema than this code."""
 
 
 def load_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
@@ -57,14 +51,7 @@ def read_catalog(settings: Settings, at: dt.datetime | None = None) -> Catalog:
 
 def read_store_rows(settings: Settings) -> StoreSnapshot:
     """Every row of the store: one SELECT per table, whatever the number of rows."""
-    with store_engine_in_use(settings) as engine:
-        revision = current_revision(engine)
-        if revision != head_revision():
-            where = engine.url.render_as_string(hide_password=True)
-            state = "is not initialized" if revision is None else f"is at revision {revision}"
-            raise StoreNotReadyError(
-                f"metadata store {where} {state}: run `data-mesh init` to create or upgrade it"
-            )
+    with ready_store_engine(settings) as engine:
         return read_store(engine)
 
 

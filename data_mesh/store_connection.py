@@ -10,8 +10,13 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from data_mesh.azure_sql import AzureSqlTarget, azure_sql_engine
-from data_mesh.metadata.store import make_engine
+from data_mesh.errors import DataMeshError
+from data_mesh.metadata.store import current_revision, head_revision, make_engine
 from data_mesh.settings import Settings
+
+
+class StoreNotReadyError(DataMeshError):
+    """The store has no tables yet, or an older schema than this code."""
 
 
 def store_target(settings: Settings) -> AzureSqlTarget | None:
@@ -46,6 +51,22 @@ def disposing(engine: Engine) -> Iterator[Engine]:
 def store_engine_in_use(settings: Settings) -> AbstractContextManager[Engine]:
     """The store's engine for one piece of work, disposed after it."""
     return disposing(store_engine(settings))
+
+
+@contextmanager
+def ready_store_engine(settings: Settings) -> Iterator[Engine]:
+    """`store_engine_in_use` for every command but `init`: a store without tables (or with an
+    older schema) is refused with one line saying to run `data-mesh init`, before any query
+    fails on a missing table with a driver traceback."""
+    with store_engine_in_use(settings) as engine:
+        revision = current_revision(engine)
+        if revision != head_revision():
+            state = "is not initialized" if revision is None else f"is at revision {revision}"
+            raise StoreNotReadyError(
+                f"metadata store {describe_store(settings)} {state}: "
+                "run `data-mesh init` to create or upgrade it"
+            )
+        yield engine
 
 
 def describe_store(settings: Settings) -> str:

@@ -311,7 +311,10 @@ def test_run_failure_sensor_audits_and_alerts(
             rows = [r for r in latest_audit(engine) if r.AssetKey == f"run:{ALL_PRODUCTS_JOB}"]
             assert len(rows) == 1 and rows[0].Status == "FAILED"
             assert rows[0].JobRunID == result.run_id
-            assert "sor1_payments: pyspark" in (rows[0].ErrorDetails or "")
+            # The step's error, naming the DataSet it could not read.
+            details = rows[0].ErrorDetails or ""
+            assert "sor1_payments: data_mesh.transforms.execute.TransformationError" in details
+            assert "(analytics_sor1_cdz.sor1_driver_table): cannot read its parquet data" in details
             assert len(_Webhook.received) == 1
             alert = _Webhook.received[0]
             assert alert["run_id"] == result.run_id and alert["job"] == ALL_PRODUCTS_JOB

@@ -78,7 +78,9 @@ def test_unknown_transformation_type(loaded: Settings) -> None:
 def test_configuration_that_is_not_json(loaded: Settings) -> None:
     row = _set_transformation(_engine(loaded), "build_sor1_payments", Configuration="{folder: x")
     _assert_only_broken(
-        loaded, "sor1_payments", f"Transformations row {row}: Configuration is not valid JSON"
+        loaded,
+        "sor1_payments",
+        f"Transformations row {row} (build_sor1_payments): Configuration is not valid JSON",
     )
 
 
@@ -122,6 +124,46 @@ def test_unsafe_column_names_in_configuration(loaded: Settings, bad_name: str) -
     )
 
 
+def test_mapping_two_columns_to_one_target_breaks_the_product(loaded: Settings) -> None:
+    # Spark would load it and fail at write with AMBIGUOUS_REFERENCE.
+    configuration = {
+        "folder": "sor1_payments",
+        "que_name": "sor1_payments_query.properties",
+        "seq_name": "sor1_payments_sequence.properties",
+        "mapping": {"UNQ_USER_ID": "ID", "PAYMENT_AMOUNT": "ID"},
+    }
+    row = _set_transformation(
+        _engine(loaded), "build_sor1_payments", Configuration=json.dumps(configuration)
+    )
+    _assert_only_broken(
+        loaded,
+        "sor1_payments",
+        f"Transformations row {row} (build_sor1_payments)",
+        "columns 'UNQ_USER_ID' and 'PAYMENT_AMOUNT' are both mapped to 'ID'",
+    )
+
+
+def test_load_refuses_a_mapping_with_two_columns_to_one_target(
+    loaded: Settings, tmp_path: Path
+) -> None:
+    result = load_product_file(
+        tmp_path,
+        "bad_mapping",
+        "name: bad_mapping\ndomain: x\n"
+        "datasets:\n  - {name: out, source: ddz, layer: DDZ, target_table: OUT}\n"
+        "transformations:\n  - name: shape\n    type: sql\n    output: out\n"
+        "    configuration:\n      query: select 1 as a, 2 as b\n"
+        "      mapping: {a: X, b: X}\n",
+    )
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1, output
+    assert "transformation 'shape'" in output
+    assert "columns 'a' and 'b' are both mapped to 'X'" in output
+    with _engine(loaded).connect() as connection:
+        names = connection.execute(select(schema.data_products.c.Name)).scalars().all()
+    assert "bad_mapping" not in names
+
+
 def test_dependency_cycle(loaded: Settings) -> None:
     engine = _engine(loaded)
     first = _transformation_id(engine, "filter_completed_orders")
@@ -150,9 +192,18 @@ def test_ddl_statement_inside_a_query_file(loaded: Settings) -> None:
     )
 
 
-def test_malformed_properties_missing_equals(loaded: Settings) -> None:
-    lake_storage(loaded).write_bytes(QUERY_FILE, b"df_driver = select 1\nselect 2\n")
-    _assert_only_broken(loaded, "sor1_payments", f"{QUERY_FILE}:2: missing '='")
+def test_malformed_properties_forgotten_name(loaded: Settings) -> None:
+    # Java reads `select 2` as the key `select` with the value `2` (whitespace separates them).
+    lake_storage(loaded).write_bytes(QUERY_FILE, b"df_target = select 1\nselect 2\n")
+    lake_storage(loaded).write_bytes(SEQUENCE_FILE, b"df_target\n")
+    _assert_only_broken(loaded, "sor1_payments", f"{QUERY_FILE}:2: statement 'select'")
+
+
+def test_sequence_line_with_more_than_a_name(loaded: Settings) -> None:
+    lake_storage(loaded).write_bytes(SEQUENCE_FILE, b"df_driver\ndf_payments df_target\n")
+    _assert_only_broken(
+        loaded, "sor1_payments", f"{SEQUENCE_FILE}:2: 'df_payments' is followed by 'df_target'"
+    )
 
 
 def test_malformed_properties_unterminated_continuation(loaded: Settings) -> None:

@@ -17,6 +17,7 @@ from data_mesh.factories.automation import (
 )
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
+from data_mesh.metadata.catalog import Catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.liveness import run_process_tags
 from data_mesh.settings import Settings
@@ -70,10 +71,7 @@ def materialize_products(
 
     Without `days` the partitioned assets are left out (and said so in `notes`)."""
     catalog = load_catalog(settings)
-    known = {p.name for p in catalog.products}
-    unknown = sorted(set(products or []) - known - {p.product for p in catalog.problems})
-    if unknown:
-        raise ValueError(f"unknown data product(s): {', '.join(unknown)}")
+    _check_selection(catalog, products or [])
     defs = build_definitions(catalog, resources_for(settings))
     instance = instance or DagsterInstance.get()
     daily_jobs = daily_job_names(catalog)
@@ -84,7 +82,9 @@ def materialize_products(
             by_job[target.job].extend(target.keys)
     outcome = RunOutcome(run_id="", success=True, skipped=[str(p) for p in catalog.problems])
     runs: list[tuple[str, str | None]] = []
-    if ALL_PRODUCTS_JOB in by_job or not by_job:
+    # An empty selection of named products runs nothing: a run of the whole job would be
+    # every product (the selection None is "all assets").
+    if ALL_PRODUCTS_JOB in by_job or (not by_job and not products):
         runs.append((ALL_PRODUCTS_JOB, None))
     for job in sorted(set(by_job) - {ALL_PRODUCTS_JOB}):
         if days:
@@ -114,6 +114,26 @@ def materialize_products(
         )
         _add_result(outcome, result, day)
     return outcome
+
+
+def _check_selection(catalog: Catalog, products: list[str]) -> None:
+    """Every named product can run, or nothing runs: the error names each one that cannot and
+    why (the catalog's problem with it, or that no product has that name)."""
+    known = {p.name for p in catalog.products}
+    broken: dict[str, list[str]] = {}
+    for problem in catalog.problems:
+        broken.setdefault(problem.product, []).append(problem.message)
+    wanted = list(dict.fromkeys(products))  # in the order given, each once
+    reasons = [
+        f"{name} is broken: {message}" for name in wanted for message in broken.get(name, [])
+    ]
+    unknown = [name for name in wanted if name not in known and name not in broken]
+    if unknown:
+        reasons.append(
+            f"unknown data product(s): {', '.join(unknown)} (`data-mesh validate` lists them)"
+        )
+    if reasons:
+        raise ValueError(f"{'; '.join(reasons)}; nothing run")
 
 
 def _add_result(outcome: RunOutcome, result: ExecuteInProcessResult, day: str | None) -> None:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 
 import sqlglot
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from sqlglot import exp
@@ -25,7 +26,7 @@ from data_mesh.metadata.configs import (
     SqlConfig,
 )
 from data_mesh.storage import Storage
-from data_mesh.transforms.query_files import load_query_plan
+from data_mesh.transforms.query_files import load_query_plan, query_file_path
 
 # Formats a CDZ dataset may be stored in, and the reader options each needs.
 CDZ_FORMAT_OPTIONS: dict[str, dict[str, str]] = {
@@ -39,6 +40,12 @@ CDZ_FORMAT_OPTIONS: dict[str, dict[str, str]] = {
 
 class TransformationError(DataMeshError):
     """A transformation that cannot run; the message names the transformation and the cause."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message: Spark's carries the plan or a JVM stack after it."""
+    lines = str(error).strip().splitlines()
+    return lines[0].strip() if lines else type(error).__name__
 
 
 def cdz_view_name(dataset: DataSetModel) -> str:
@@ -67,14 +74,22 @@ def read_cdz_dataset(
             f"DataSource is not readable (use one of {', '.join(CDZ_FORMAT_OPTIONS)})"
         )
     reader = spark.read.format(fmt).options(**CDZ_FORMAT_OPTIONS[fmt])
-    if dataset.partition is None or day is None:
-        return reader.load(uri)
-    column = dataset.partition.column
-    if fmt == "delta":
-        # Delta reads its log at the table root; the filter prunes to the day's files.
-        return reader.load(uri).where(F.col(column) == F.lit(day))
-    # Only the day's folder is listed; basePath keeps `<column>=<day>` a discovered column.
-    return reader.option("basePath", uri).load(f"{uri.rstrip('/')}/{column}={day}")
+    try:
+        if dataset.partition is None or day is None:
+            return reader.load(uri)
+        column = dataset.partition.column
+        if fmt == "delta":
+            # Delta reads its log at the table root; the filter prunes to the day's files.
+            return reader.load(uri).where(F.col(column) == F.lit(day))
+        # Only the day's folder is listed; basePath keeps `<column>=<day>` a discovered column.
+        return reader.option("basePath", uri).load(f"{uri.rstrip('/')}/{column}={day}")
+    except AnalysisException as error:
+        # A path that is missing or holds no files: Spark's PATH_NOT_FOUND or
+        # UNABLE_TO_INFER_SCHEMA names neither the DataSet nor always the path.
+        raise TransformationError(
+            f"DataSets row {dataset.id} ({dataset.source_name}.{dataset.name}): cannot read "
+            f"its {fmt} data at {uri}: {first_line(error)}"
+        ) from error
 
 
 def with_views_for_tables(sql: str, views: Mapping[tuple[str, str], str]) -> str:
@@ -174,7 +189,7 @@ def run_transformation(
     config = transformation.config
     try:
         tables = [dataset.sql_name for dataset in transformation.inputs]
-        result = _compute(spark, config, inputs, storage, views, tables)
+        result = _compute(spark, config, inputs, storage, views, tables, where)
         return apply_output_shaping(result, config, where)
     except TransformationError:
         raise
@@ -189,15 +204,24 @@ def _compute(
     storage: Storage,
     views: Mapping[tuple[str, str], str],
     tables: list[str],
+    where: str,
 ) -> DataFrame:
     """`tables`: the names the inputs are queried by; the query files (read again from the
-    lake, which may have changed since they were validated) may read only those."""
+    lake, which may have changed since they were validated) may read only those. `where`
+    names the transformation in errors."""
     match config:
         case PropertiesSequenceConfig():
             plan = load_query_plan(storage, config, tables)
             result: DataFrame | None = None
             for statement in plan.statements:
-                result = spark.sql(with_views_for_tables(statement.sql, views))
+                try:
+                    result = spark.sql(with_views_for_tables(statement.sql, views))
+                except AnalysisException as error:
+                    # Spark names neither the file nor the statement its query came from.
+                    raise TransformationError(
+                        f"{where}: statement {statement.name} (line {statement.line} of "
+                        f"{query_file_path(config)}) failed: {first_line(error)}"
+                    ) from error
                 result.createOrReplaceTempView(statement.name)
             assert result is not None
             return result
