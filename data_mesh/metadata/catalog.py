@@ -682,7 +682,29 @@ def _reject_literal_secrets(
     for product, where, text in texts:
         kind = literal_secret_in(text or "")
         if kind and product:
-            fail(product, f"{where} holds {kind}; {advice}")
+            key = _secret_key(text or "")
+            fail(product, f"{where}{f' (key {key!r})' if key else ''} holds {kind}; {advice}")
+
+
+def _secret_key(text: str) -> str | None:
+    """The dotted path of the first key of JSON `text` whose value holds a literal secret (the
+    key names the setting, never its value); None when `text` is not JSON or none is found."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    todo: list[tuple[str, object]] = [("", found)]
+    while todo:
+        path, value = todo.pop(0)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(item, str) and literal_secret_in(json.dumps({key: item})):
+                    return name
+                todo.append((name, item))
+        elif isinstance(value, list):
+            todo += [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    return None
 
 
 def _resolve_rule(
