@@ -251,23 +251,42 @@ def materialize(
     last_day: Annotated[
         str | None, typer.Option("--to", help="Last day of a backfill (YYYY-MM-DD).")
     ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show progress while it works (default: when the output is a terminal).",
+        ),
+    ] = None,
 ) -> None:
     """Materialize the data products into the DDZ and print a summary; daily-partitioned
     assets run once per day given (--day, or --from/--to: a backfill)."""
-    from dagster import DagsterInstance
+    from contextlib import nullcontext
 
-    from data_mesh.runs.dagster_home import dagster_home_in_use, prepare_dagster_home
+    from data_mesh.runs.dagster_home import (
+        dagster_home_in_use,
+        open_instance,
+        prepare_dagster_home,
+    )
     from data_mesh.runs.materialize import materialize_products
+    from data_mesh.runs.progress_view import MaterializeProgress
 
     settings = _settings()
-    prepare_dagster_home(dagster_home_in_use(settings), settings)
+    home = prepare_dagster_home(dagster_home_in_use(settings), settings)
+    show = console.is_terminal if progress is None else progress
+    # --progress into a pipe or a file: drawn as on a terminal (what was asked for).
+    view = MaterializeProgress(console if console.is_terminal else Console(force_terminal=True))
     try:
         days = _days(day or [], first_day, last_day)
-        with DagsterInstance.get() as instance:
+        with open_instance(home) as instance, view if show else nullcontext():
             # A run of a killed process is marked failed before its load is run again.
             _mark_dead_runs(instance, settings)
             outcome = materialize_products(
-                settings, product or None, instance=instance, days=days or None
+                settings,
+                product or None,
+                instance=instance,
+                days=days or None,
+                progress=view if show else None,
             )
     except (DataMeshError, ValueError) as error:
         _fail(str(error))
@@ -357,8 +376,10 @@ def ddz_show(
     table: Annotated[str, typer.Argument(help="schema.table, e.g. ddz.SOR1_PAYMENTS")],
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
-    """Print the row count and the first rows of a DDZ table."""
+    """Print the row count and the first rows of a DDZ table (PostgreSQL and the embedded H2
+    without starting Spark)."""
     from data_mesh.ddz.dialects import TableName
+    from data_mesh.ddz.preview import preview_table
     from data_mesh.ddz.reader import read_ddz_table
     from data_mesh.resources.ddz_io_manager import connection_from_env
     from data_mesh.resources.spark import spark_session
@@ -379,8 +400,17 @@ def ddz_show(
         settings.ddz_control,
         settings.ddz_load_path,
     )
-    frame = read_ddz_table(spark_session(settings), connection, name)
-    _print_preview(frame, f"{name}: {{count:,}} rows", limit)
+    preview = preview_table(connection, name, limit, settings.jdbc_jars)
+    if preview is None:  # a database only Spark reads here (Azure SQL)
+        frame = read_ddz_table(spark_session(settings), connection, name)
+        _print_preview(frame, f"{name}: {{count:,}} rows", limit)
+        return
+    view = Table(title=f"{name}: {preview.count:,} rows")
+    for column in preview.columns:
+        view.add_column(column)
+    for row in preview.rows:
+        view.add_row(*("" if v is None else v for v in row))
+    console.print(view)
 
 
 @config_app.command("show")
@@ -394,7 +424,7 @@ def config_show(
     url: UrlOption = None,
 ) -> None:
     """Print the settings and the configuration rows that apply in an environment; secrets
-    are masked."""
+    are masked. Exit 1 when a setting the environment requires is missing."""
     from data_mesh.metadata.configuration import scoped_values
     from data_mesh.settings_view import settings_rows
 
@@ -405,12 +435,21 @@ def config_show(
         except ValueError:
             _fail(f"unknown environment {env!r} (LOCAL, DEV, INT, QA, PROD)")
     moment = dt.datetime.fromisoformat(at) if at else None
-    catalog = _catalog_at(settings, moment)
     view = Table(title=f"settings ({settings.env})")
     for column in ("setting", "value"):
         view.add_column(column)
     for name, setting in settings_rows(settings):
         view.add_row(name, setting)
+    missing = settings.missing_settings()
+    if missing:
+        # Without them the store, DDZ and lake read would be LOCAL's: nothing more to show.
+        console.print(view)
+        for name, what in missing.items():
+            console.print(f"[red]missing[/] {name}: {what}", highlight=False)
+        _fail(
+            f"{len(missing)} required setting(s) missing for {settings.env}: {', '.join(missing)}"
+        )
+    catalog = _catalog_at(settings, moment)
     console.print(view)
     rows = Table(title=f"configuration ({settings.env}, valid {moment or 'now'})")
     for column in ("scope", "key", "value", "from"):
@@ -456,14 +495,13 @@ def _mark_dead_runs(instance: DagsterInstance, settings: Settings) -> list[Marke
 
 def _print_dagster_runs(settings: Settings, last: int) -> None:
     """The latest runs of the LOCAL Dagster instance, after marking those of dead processes."""
-    from dagster import DagsterInstance
 
-    from data_mesh.runs.dagster_home import dagster_home_in_use
+    from data_mesh.runs.dagster_home import dagster_home_in_use, open_instance
 
     home = dagster_home_in_use(settings)
     if not home.is_dir():
         return  # nothing ran yet
-    with DagsterInstance.from_config(str(home)) as instance:
+    with open_instance(home) as instance:
         _mark_dead_runs(instance, settings)
         records = instance.get_run_records(limit=last)
     view = Table(title=f"Dagster runs ({home})")
@@ -614,7 +652,7 @@ def _supervise(command: list[str], home: Path, settings: Settings, every: float)
     import subprocess
     import threading
 
-    from dagster import DagsterInstance
+    from data_mesh.runs.dagster_home import open_instance
 
     child = subprocess.Popen(command)
     stop = threading.Event()
@@ -623,7 +661,7 @@ def _supervise(command: list[str], home: Path, settings: Settings, every: float)
         reported: set[str] = set()
         while not stop.wait(every):
             try:
-                with DagsterInstance.from_config(str(home)) as instance:
+                with open_instance(home) as instance:
                     _mark_dead_runs(instance, settings)
             except Exception as error:  # never stop the UI over a failed look
                 text = f"{type(error).__name__}: {error}"

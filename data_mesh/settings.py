@@ -200,6 +200,23 @@ class Settings(BaseSettings):
     def dagster_home(self) -> Path:
         return self.home_dir / "dagster_home"
 
+    def missing_settings(self) -> dict[str, str]:
+        """DATA_MESH_<NAME> -> what it is, for each setting this environment needs and lacks.
+        Only LOCAL has defaults for them (SQLite, the H2 file, a lake folder): a cloud
+        environment falling back to those would run against this machine's files."""
+        if self.env == Environment.LOCAL:
+            return {}
+        missing = {}
+        if not self.metadata_azure_server and not self.metadata_url:
+            missing["DATA_MESH_METADATA_AZURE_SERVER"] = (
+                "the metadata store's Azure SQL server (or DATA_MESH_METADATA_URL)"
+            )
+        if not self.ddz_jdbc_url:
+            missing["DATA_MESH_DDZ_JDBC_URL"] = "the JDBC URL of the DDZ database"
+        if self.resolved_lake_kind == "adls" and not self.adls_account:
+            missing["DATA_MESH_ADLS_ACCOUNT"] = "the lake's ADLS Gen2 storage account"
+        return missing
+
 
 def load_settings() -> Settings:
     return Settings()

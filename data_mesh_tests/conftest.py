@@ -105,12 +105,31 @@ def pg_url() -> Iterator[str]:
     """A clean PostgreSQL database (the CI starts the server; see scripts/start-postgres.sh)."""
     url = os.environ.get("DATA_MESH_TEST_PG_URL")
     if not url:
+        # Only a bare `pytest` gets here; scripts/test.sh always sets it, and -rs shows this.
         pytest.skip("DATA_MESH_TEST_PG_URL is not set (scripts/test.sh sets it)")
-    engine = make_engine(url)
+    engine = reachable_pg(url)
     _drop_all(engine)
     yield url
     _drop_all(engine)
     engine.dispose()
+
+
+def reachable_pg(url: str) -> Engine:
+    """An engine on `url`, whose server answers. A URL given but unreachable fails the test
+    (never skips it): the PostgreSQL tests would otherwise pass by not running."""
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            pass
+    except Exception as error:
+        engine.dispose()
+        shown = make_url(url).render_as_string(hide_password=True)
+        pytest.fail(
+            f"DATA_MESH_TEST_PG_URL is set ({shown}) but PostgreSQL does not answer: "
+            f"{type(error).__name__}: {str(error).strip().splitlines()[0]}",
+            pytrace=False,
+        )
+    return engine
 
 
 def _drop_all(engine: Engine) -> None:

@@ -112,7 +112,14 @@ def test_config_show_masks_secrets_and_validate_rejects_them(loaded: Settings) -
         engine, "global", "spark.hadoop.fs.azure.sas.token", "keyvault://kv-dm/lake-sas"
     )
     add_config_item(engine, "global@DEV", "ddz.max_connections", "8")
-    result = CliRunner().invoke(app, ["config", "show", "--env", "DEV"], env={"COLUMNS": "250"})
+    # DEV's required settings (its store here is the LOCAL one, by URL).
+    dev = {
+        "COLUMNS": "250",
+        "DATA_MESH_METADATA_URL": loaded.resolved_metadata_url,
+        "DATA_MESH_DDZ_JDBC_URL": loaded.resolved_ddz_jdbc_url,
+        "DATA_MESH_LAKE": "local",
+    }
+    result = CliRunner().invoke(app, ["config", "show", "--env", "DEV"], env=dev)
     assert result.exit_code == 0, result.output
     assert "c2VjcmV0LWtleQ==" not in result.output and "***" in result.output
     assert "keyvault://kv-dm/lake-sas" in result.output  # a reference is not a secret

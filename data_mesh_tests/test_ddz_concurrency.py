@@ -18,7 +18,7 @@ from subprocess import PIPE, Popen
 
 import psycopg
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
 from pyspark.sql import SparkSession
 
 from data_mesh.ddz.claims import claimed
@@ -27,6 +27,7 @@ from data_mesh.ddz.sessions import postgres_connect_args
 from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError
 from data_mesh.metadata.store import make_engine
+from data_mesh.runs.dagster_home import open_instance
 from data_mesh_tests.conftest import (
     SAMPLE_PRODUCTS,
     add_config_item,
@@ -309,7 +310,7 @@ def test_two_materializations_of_one_product_queue_in_its_pool(
     while not (home / "dagster_home" / "dagster.yaml").exists():  # written by the first run
         assert time.monotonic() < deadline and first.process.poll() is None, first.text
         time.sleep(0.2)
-    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+    with open_instance(home / "dagster_home") as instance:
         while not instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
             assert time.monotonic() < deadline and first.process.poll() is None, first.text
             time.sleep(0.2)

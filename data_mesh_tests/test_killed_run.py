@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.metadata.store import make_engine
+from data_mesh.runs.dagster_home import open_instance
 from data_mesh.runs.liveness import PID_TAG, RUN_WORKER_STARTED
 from data_mesh_tests.conftest import (
     REPO,
@@ -108,7 +109,7 @@ def test_a_killed_materialize_is_marked_failed_and_its_load_resumes(
 
     process = start_cli(env, "materialize", "-p", "sor1_payments")
     try:
-        with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        with open_instance(home / "dagster_home") as instance:
             deadline = time.monotonic() + 600
             run_id = None
             while run_id is None and time.monotonic() < deadline and process.poll() is None:
@@ -144,7 +145,7 @@ def test_a_killed_materialize_is_marked_failed_and_its_load_resumes(
     assert "FAILURE" in line
     assert f"run {run_id[:8]} (all_data_products) marked FAILURE" in shown.stderr
     assert f"pid {process.pid} on" in shown.stderr.replace("\n", " ")
-    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+    with open_instance(home / "dagster_home") as instance:
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.status == DagsterRunStatus.FAILURE
 
@@ -154,7 +155,7 @@ def test_a_killed_materialize_is_marked_failed_and_its_load_resumes(
     assert fingerprint() == expected  # the kill left the table as it was
     run_cli(env, "materialize", "--product", "sor1_payments")
     assert fingerprint() == expected
-    with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+    with open_instance(home / "dagster_home") as instance:
         event = instance.get_latest_materialization_event(ASSET)
     assert event is not None and event.asset_materialization is not None
     metadata = event.asset_materialization.metadata
@@ -237,7 +238,7 @@ def test_killed_runs_are_marked_failed_while_dev_runs_and_after_it_was_killed(
     cli = None
     try:
         wait_for_port(dev, port, 180, "data-mesh dev", log)
-        with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        with open_instance(home / "dagster_home") as instance:
             assert instance.run_monitoring_enabled  # the dagster.yaml data-mesh dev wrote
 
             # 1. A CLI run killed while dev runs: marked failed by dev's periodic look.
@@ -281,7 +282,7 @@ def test_killed_runs_are_marked_failed_while_dev_runs_and_after_it_was_killed(
         assert f"run {ui_run[:8]} (all_data_products) marked FAILURE" in shown.stderr
         line = next(line for line in shown.stdout.splitlines() if ui_run[:8] in line)
         assert "FAILURE" in line
-        with DagsterInstance.from_config(str(home / "dagster_home")) as instance:
+        with open_instance(home / "dagster_home") as instance:
             run = instance.get_run_by_id(ui_run)
             assert run is not None and run.status == DagsterRunStatus.FAILURE
             assert f"pid {worker} on" in _failure_message(instance, ui_run)

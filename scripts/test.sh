@@ -9,4 +9,5 @@ export DATA_MESH_TEST_PG_URL="${DATA_MESH_TEST_PG_URL:-$(bash scripts/start-post
 .venv/bin/ruff format --check data_mesh data_mesh_tests benchmarks
 .venv/bin/mypy data_mesh benchmarks
 .venv/bin/data-mesh ddl --check
-.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# -rs: why each skipped test was skipped; --durations: the slowest tests, to keep them in check.
+.venv/bin/python -m pytest -q -p no:cacheprovider -rs --durations=15 "$@"

@@ -53,6 +53,7 @@ from data_mesh.ddz.claims import LoadClaimedError, claimed, holder_description
 from data_mesh.ddz.connection import DdzConnection, DdzConnectionError
 from data_mesh.ddz.dialects import Column, TableName
 from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
+from data_mesh.ddz.progress import report_chunks
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.retry import RetryPolicy, with_retries
 from data_mesh.ddz.sessions import DdzSession, open_session, postgres_connect_args, transaction
@@ -563,6 +564,7 @@ class DdzWriter:
             self._run(spark, [(self.dialect.ledger_clear(), [target.slot])])
             state = _LoadState([])
         rows = sum(r.rows for r in results)
+        report_chunks(str(target.table), len(results), count, rows)
         if rows != source_rows:
             raise DdzWriteError(
                 f"{where}: {rows} rows reached the stage, the source has {source_rows} (is the "
@@ -700,6 +702,9 @@ class DdzWriter:
         load_in_thread = inheritable_thread_target(spark)(load)
         workers = max(1, min(max_connections, len(jobs)))
         loaded = 0
+        table, total = where.removeprefix("DDZ table "), jobs[0].chunk_count
+        done, rows = total - len(jobs), 0
+        report_chunks(table, done, total, rows)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddz-chunk") as pool:
             futures = {pool.submit(load_in_thread, job): job for job in jobs}
             for future in as_completed(futures):
@@ -715,6 +720,8 @@ class DdzWriter:
                         f"({job.chunk.rows} rows) failed: {describe_error(error)}"
                     ) from error
                 loaded += int(future.result())
+                done, rows = done + 1, rows + futures[future].chunk.rows
+                report_chunks(table, done, total, rows)
         return loaded
 
     def _within_stall_limit(

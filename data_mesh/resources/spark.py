@@ -18,12 +18,31 @@ from pyspark.sql import SparkSession
 from data_mesh.secrets import literal_secret_in
 from data_mesh.settings import Settings
 
+# Warnings and errors of the JVM's loggers on stderr, without Spark's start-up notes.
+LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")
+
+
+def _spark_slf4j_api() -> list[str]:
+    """Spark's own SLF4J 2 API jar. Debian's h2.jar names /usr/share/java/slf4j-api.jar (SLF4J
+    1.7) in its manifest's Class-Path, so on the driver's extraClassPath it comes before Spark's
+    jars: SLF4J 1.7 then finds no binder, prints "SLF4J: Failed to load class
+    org.slf4j.impl.StaticLoggerBinder" and drops every log of the JVM. Put first, Spark's API
+    binds to its log4j2 as it should."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    return sorted(str(jar) for jar in jars.glob("slf4j-api-*.jar"))
+
 
 def spark_config(settings: Settings) -> dict[str, str]:
     if settings.spark_remote:
         # Spark Connect: the server owns master, memory and jars; only session settings here.
         return {"spark.remote": settings.spark_remote, "spark.sql.session.timeZone": "UTC"}
     jars = ",".join(jar for jar in settings.jdbc_jars if Path(jar).is_file())
+    # Derby's metastore files would land in the working directory otherwise.
+    java_options = [f"-Dderby.system.home={settings.home_dir / 'derby'}"]
+    if LOG4J2_CONFIG.is_file():
+        java_options.append(f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}")
     config = {
         "spark.master": settings.spark_master,
         "spark.app.name": "data_mesh",
@@ -31,13 +50,12 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.warehouse.dir": str(settings.home_dir / "spark-warehouse"),
         "spark.ui.showConsoleProgress": "false",
-        # Derby's metastore files would land in the working directory otherwise.
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={settings.home_dir / 'derby'}",
+        "spark.driver.extraJavaOptions": " ".join(java_options),
     }
     if jars:
         # extraClassPath puts the drivers where java.sql.DriverManager finds them too.
         config["spark.jars"] = jars
-        config["spark.driver.extraClassPath"] = jars.replace(",", ":")
+        config["spark.driver.extraClassPath"] = ":".join([*_spark_slf4j_api(), *jars.split(",")])
     return config
 
 
@@ -124,6 +142,55 @@ def secrets_hidden_from_jvm(named: Iterable[str]) -> Iterator[list[str]]:
             os.environ.update(hidden)
 
 
+# Lines the JVM writes to stderr that are no problem: Spark's launcher always adds
+# `--add-modules=jdk.incubator.vector` (JavaModuleOptions, not a setting), and the JDK then
+# announces it; no JVM option silences that announcement.
+_JVM_NOISE = re.compile(rb"^WARNING: Using incubator modules: ")
+
+
+def _forward_stderr(source: int, target: int) -> None:
+    """Copy the JVM's stderr lines from `source` to `target`, but the noise; until the JVM (and
+    every process that inherited the pipe) closes it."""
+    with os.fdopen(source, "rb") as lines, os.fdopen(target, "wb", buffering=0) as out:
+        for line in lines:
+            if not _JVM_NOISE.match(line):
+                out.write(line)
+
+
+@contextmanager
+def jvm_stderr_filtered() -> Iterator[None]:
+    """A JVM started inside the block (pyspark's Popen inherits fd 2) gets a pipe as its stderr,
+    read by a thread that passes on every line but `_JVM_NOISE`; this process's own stderr is
+    put back when the block ends. pyspark has no public way to give its JVM a stderr."""
+    try:
+        original = os.dup(2)
+    except OSError:  # no stderr at all: nothing to filter
+        yield
+        return
+    read_end, write_end = os.pipe()
+    forwarded = os.dup(original)
+    threading.Thread(
+        target=_forward_stderr, args=(read_end, forwarded), name="jvm-stderr", daemon=True
+    ).start()
+    sys.stderr.flush()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)
+        os.close(original)
+
+
+@contextmanager
+def starting_jvm(secret_env: Iterable[str]) -> Iterator[None]:
+    """The block in which a Spark session (and its JVM, if none runs yet) is made: without the
+    secrets in its environment, without its start-up noise on stderr."""
+    with secrets_hidden_from_jvm(secret_env), jvm_stderr_filtered():
+        yield
+
+
 class DataMeshSparkResource(LazyPySparkResource):
     """dagster-pyspark's lazy session, whose JVM starts without the secrets in its environment."""
 
@@ -138,7 +205,7 @@ class DataMeshSparkResource(LazyPySparkResource):
     @property
     def spark_session(self) -> Any:
         if self._session is None:
-            with secrets_hidden_from_jvm(self.secret_env):
+            with starting_jvm(self.secret_env):
                 self._session = super().spark_session
         return self._session
 
@@ -161,5 +228,5 @@ def spark_session(settings: Settings) -> SparkSession:
     builder = SparkSession.builder
     for key, value in spark_config(settings).items():
         builder = builder.config(key, value)
-    with secrets_hidden_from_jvm(settings_secret_env(settings)):
+    with starting_jvm(settings_secret_env(settings)):
         return builder.getOrCreate()

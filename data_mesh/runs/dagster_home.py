@@ -8,13 +8,20 @@ so a worker killed after its run STARTED is caught by `data_mesh.runs.liveness` 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from data_mesh.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster import DagsterInstance
 
 DAGSTER_YAML = "dagster.yaml"
 # Dagster's own keys (its instance schema validates them when the instance loads).
@@ -32,6 +39,10 @@ LOCAL_INSTANCE_CONFIG: dict[str, object] = {
     # Each data product's DDZ step is in a pool of its own (`product/<name>`): one at a time,
     # so a second run of a product waits for the first instead of loading beside it.
     "concurrency": {"pools": {"default_limit": 1}},
+    # As in deploy/dagster/dagster.yaml. Without it the first run prints Dagster's telemetry
+    # banner ("add ... to $DAGSTER_HOME/dagster.yaml, creating that file if necessary") to
+    # stderr, which reads as a missing-file problem in a home that has its dagster.yaml.
+    "telemetry": {"enabled": False},
 }
 _HEADER = (
     "# The LOCAL Dagster instance of data_mesh, written by `data-mesh materialize` or\n"
@@ -74,3 +85,22 @@ def write_instance_config(home: Path) -> bool:
     finally:
         os.unlink(file.name)
     return True
+
+
+@contextmanager
+def open_instance(home: Path) -> Iterator[DagsterInstance]:
+    """The Dagster instance of `home`, opened by one process at a time: Dagster's SQLite
+    storages create and stamp their databases when opened, and two `data-mesh materialize`
+    starting together on a new home otherwise race to it (alembic then finds two heads).
+    The lock is held only while opening."""
+    from dagster import DagsterInstance
+
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".data_mesh_open.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            instance = DagsterInstance.from_config(str(home))
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    with instance:
+        yield instance

@@ -3,21 +3,30 @@ instance so the runs show up in `dagster dev` afterwards."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from dagster import AssetKey, DagsterInstance, ExecuteInProcessResult
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    EventLogEntry,
+    ExecuteInProcessResult,
+)
 
 from data_mesh.factories.automation import (
     ALL_PRODUCTS_JOB,
+    Daily,
     daily_job_names,
     error_cause,
     product_targets,
 )
 from data_mesh.factories.definitions import build_definitions
 from data_mesh.loading import load_catalog
-from data_mesh.metadata.catalog import Catalog
+from data_mesh.metadata.catalog import Catalog, DataProductModel
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.liveness import run_process_tags
 from data_mesh.settings import Settings
@@ -59,12 +68,51 @@ def _metadata_value(metadata: Mapping[str, object], key: str, default: object = 
     return getattr(value, "value", default) if value is not None else default
 
 
+class RunProgress(Protocol):
+    """What `materialize_products` says while it works (the CLI's progress display)."""
+
+    def planned(self, products: int, assets: int) -> None:
+        """Product steps and assets of every run to come (a product counts once per run)."""
+
+    def step_started(self, product: str) -> None: ...
+
+    def step_ended(self, product: str) -> None: ...
+
+    def asset_done(self, asset: str) -> None: ...
+
+
+def _listen(progress: RunProgress) -> Callable[[EventLogEntry], None]:
+    """A listener of a run's events, turned into `progress` calls."""
+
+    def heard(entry: EventLogEntry) -> None:
+        event = entry.dagster_event
+        if event is None:
+            return
+        kind = event.event_type
+        if kind == DagsterEventType.STEP_START and event.step_key:
+            progress.step_started(event.step_key)
+        elif kind in _STEP_ENDS and event.step_key:
+            progress.step_ended(event.step_key)
+        elif kind == DagsterEventType.ASSET_MATERIALIZATION and event.asset_key is not None:
+            progress.asset_done(event.asset_key.to_user_string())
+
+    return heard
+
+
+_STEP_ENDS = (
+    DagsterEventType.STEP_SUCCESS,
+    DagsterEventType.STEP_FAILURE,
+    DagsterEventType.STEP_SKIPPED,
+)
+
+
 def materialize_products(
     settings: Settings,
     products: list[str] | None = None,
     instance: DagsterInstance | None = None,
     log_level: str = "INFO",
     days: list[str] | None = None,
+    progress: RunProgress | None = None,
 ) -> RunOutcome:
     """Materialize all (or the named) products' assets, in dependency order: the unpartitioned
     ones in one run, the daily-partitioned ones in one run per day of `days` (a backfill).
@@ -101,8 +149,23 @@ def materialize_products(
             raise ValueError(
                 f"{day} is not a day of {job} (its days run from {first} to today); nothing run"
             )
+    if progress is not None:
+        steps = {
+            job: sum(1 for p in selected if product_targets_in(p, job, daily_jobs))
+            for job in by_job
+        }
+        progress.planned(
+            sum(steps.get(job, 0) for job, _ in runs),
+            sum(len(by_job.get(job, [])) for job, _ in runs),
+        )
     for job, day in runs:
+        # The run's events reach `progress` as they are stored: execute_in_process runs the
+        # steps in this process and returns only at the end.
+        run_id = str(uuid.uuid4())  # as Dagster makes them; known before the run starts
+        if progress is not None:
+            instance.add_event_listener(run_id, _listen(progress))
         result = defs.resolve_job_def(job).execute_in_process(
+            run_id=run_id,
             instance=instance,
             asset_selection=by_job.get(job) if products or job != ALL_PRODUCTS_JOB else None,
             partition_key=day,
@@ -114,6 +177,10 @@ def materialize_products(
         )
         _add_result(outcome, result, day)
     return outcome
+
+
+def product_targets_in(product: DataProductModel, job: str, daily_jobs: dict[Daily, str]) -> bool:
+    return any(t.job == job and t.keys for t in product_targets(product, daily_jobs))
 
 
 def _check_selection(catalog: Catalog, products: list[str]) -> None:
