@@ -376,8 +376,8 @@ def ddz_show(
     table: Annotated[str, typer.Argument(help="schema.table, e.g. ddz.SOR1_PAYMENTS")],
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
-    """Print the row count and the first rows of a DDZ table (PostgreSQL and the embedded H2
-    without starting Spark)."""
+    """Print the row count and the first rows of a DDZ table, without starting Spark (except
+    for a DDZ reached only through the JVM: SQL Server without DATA_MESH_DDZ_AZURE_AUTH)."""
     from data_mesh.ddz.dialects import TableName
     from data_mesh.ddz.preview import preview_table
     from data_mesh.ddz.reader import read_ddz_table
@@ -401,7 +401,7 @@ def ddz_show(
         settings.ddz_load_path,
     )
     preview = preview_table(connection, name, limit, settings.jdbc_jars)
-    if preview is None:  # a database only Spark reads here (Azure SQL)
+    if preview is None:  # a database only the JVM reaches (see data_mesh.ddz.preview)
         frame = read_ddz_table(spark_session(settings), connection, name)
         _print_preview(frame, f"{name}: {{count:,}} rows", limit)
         return

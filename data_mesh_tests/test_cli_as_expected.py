@@ -135,7 +135,10 @@ def test_the_test_command_reports_skips_and_slow_tests() -> None:
 
 
 @pytest.mark.slow
-def test_ddz_show_reads_postgresql_with_psycopg(pg_url: str) -> None:
+@pytest.mark.parametrize("control", ["psycopg", "odbc"])
+def test_ddz_show_reads_through_the_control_session(pg_url: str, control: str) -> None:
+    """PostgreSQL with psycopg, and over ODBC (psqlODBC here; Azure SQL's path with
+    DATA_MESH_DDZ_AZURE_AUTH): no Spark."""
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
@@ -156,10 +159,11 @@ def test_ddz_show_reads_postgresql_with_psycopg(pg_url: str) -> None:
     connection = DdzConnection(
         f"jdbc:postgresql://{url.host}:{url.port}/{url.database}",
         {"user": url.username or "", "password": url.password or ""},
+        control=control,
     )
     preview = preview_table(connection, TableName("ddz", "T"), 5, ())
     assert preview is not None and preview.count == 30 and preview.columns == ["ID", "NAME"]
     assert len(preview.rows) == 5
     assert all(v is None or isinstance(v, str) for row in preview.rows for v in row)
-    with pytest.raises(DdzPreviewError, match=r"ddz\.NOPE.*does not exist"):
+    with pytest.raises(DdzPreviewError, match=r"ddz\.NOPE: no such table"):
         preview_table(connection, TableName("ddz", "NOPE"), 5, ())

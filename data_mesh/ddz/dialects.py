@@ -135,6 +135,9 @@ class Dialect:
     def rename_table(self, source: TableName, target: TableName) -> str:
         return f"ALTER TABLE {self.qualified(source)} RENAME TO {self.quote(target.table)}"
 
+    def first_rows(self, name: TableName, limit: int) -> str:
+        return f"SELECT * FROM {self.qualified(name)} FETCH FIRST {int(limit)} ROWS ONLY"
+
     def count_rows(self, name: TableName) -> str:
         return f"SELECT COUNT(*) FROM {self.qualified(name)}"
 
@@ -594,6 +597,9 @@ class SqlServerDialect(Dialect):
             f"WHEN NOT MATCHED BY TARGET THEN INSERT ({self.column_list(columns)}) "
             f"VALUES ({', '.join(f's.{self.quote(c)}' for c in columns)});"
         )
+
+    def first_rows(self, name: TableName, limit: int) -> str:
+        return f"SELECT TOP ({int(limit)}) * FROM {self.qualified(name)}"
 
     def count_rows(self, name: TableName) -> str:
         return f"SELECT COUNT_BIG(*) FROM {self.qualified(name)}"

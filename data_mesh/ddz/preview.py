@@ -1,9 +1,11 @@
 """`data-mesh ddz show`: a DDZ table's row count and first rows, without starting Spark.
 
-A Spark session takes tens of seconds to start, to read 20 rows. PostgreSQL is read with
-psycopg; the embedded H2 (no Python driver) with H2's own shell from the driver jar, which
-starts in about a second. Other databases (Azure SQL) return None: the caller reads them with
-Spark as before.
+A Spark session takes tens of seconds to start, to read 20 rows. A DDZ the writer reaches from
+Python (PostgreSQL with psycopg, Azure SQL or PostgreSQL over ODBC) is read through the
+writer's own control session; the embedded H2 (no Python driver) with H2's own shell from the
+driver jar, which starts in about a second. Only a DDZ reached through the JVM alone (SQL
+Server without DATA_MESH_DDZ_AZURE_AUTH, an H2 with a password) returns None: the caller reads
+it with Spark.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.dialects import TableName
-from data_mesh.ddz.sessions import postgres_connect_args
+from data_mesh.ddz.sessions import open_session, transaction
 from data_mesh.errors import DataMeshError
 
 # The H2 shell's start and query; a table of a locked file waits for its lock timeout.
@@ -43,8 +45,8 @@ def preview_table(
     """The first `limit` rows of `table` and its row count, or None when this database is read
     with Spark only (see the module's note)."""
     name = connection.dialect.name
-    if name == "postgresql":
-        return _postgres_preview(connection, table, limit)
+    if connection.resolved_control in ("psycopg", "odbc"):
+        return _session_preview(connection, table, limit)
     # The shell would take a password on its command line, seen by every user of the machine:
     # a protected H2 is read with Spark instead.
     if name == "h2" and "password" not in connection.properties:
@@ -55,23 +57,26 @@ def preview_table(
     return None
 
 
-def _postgres_preview(connection: DdzConnection, table: TableName, limit: int) -> Preview:
-    import psycopg
-
-    qualified = connection.dialect.qualified(table)  # identifiers validated and quoted
-    arguments = postgres_connect_args(
-        connection.jdbc_url, connection.properties, connection.timeouts
-    )
+def _session_preview(connection: DdzConnection, table: TableName, limit: int) -> Preview:
+    """Through the writer's control session (no Spark is needed for these controls)."""
+    dialect = connection.dialect
     try:
-        with psycopg.connect(**arguments) as db, db.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(*) FROM {qualified}")  # type: ignore[arg-type]
-            count = int(cursor.fetchone()[0])  # type: ignore[index]
-            cursor.execute(f"SELECT * FROM {qualified} LIMIT %s", [limit])  # type: ignore[arg-type]
-            columns = [c.name for c in cursor.description or []]
-            rows = [tuple(None if v is None else str(v) for v in r) for r in cursor.fetchall()]
-    except psycopg.Error as error:
+        session = open_session(None, connection)
+        try:
+            with transaction(session):
+                sql, params = dialect.columns_of(table)
+                columns = [str(r[0]) for r in session.query(sql, params)]
+                if not columns:
+                    raise DdzPreviewError(f"{table}: no such table")
+                count = int(str(session.query(dialect.count_rows(table))[0][0]))
+                rows = session.query(dialect.first_rows(table, int(limit)))
+        finally:
+            session.close()
+    except DdzPreviewError:
+        raise
+    except Exception as error:  # the driver's own error, first line only
         raise DdzPreviewError(f"{table}: {str(error).strip().splitlines()[0]}") from error
-    return Preview(columns, rows, count)
+    return Preview(columns, [tuple(None if v is None else str(v) for v in r) for r in rows], count)
 
 
 # 'Error: org.h2.jdbc.JdbcSQLSyntaxErrorException: Table "X" not found; SQL statement:' (a

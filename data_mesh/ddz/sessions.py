@@ -262,9 +262,10 @@ def postgres_odbc_string(jdbc_url: str, properties: Mapping[str, str]) -> str:
 
 
 def open_session(
-    spark: SparkSession, connection: DdzConnection
+    spark: SparkSession | None, connection: DdzConnection
 ) -> PsycopgSession | JvmJdbcSession | PyodbcSession:
-    """A control session of the kind `connection` resolves to (see `DdzConnection`)."""
+    """A control session of the kind `connection` resolves to (see `DdzConnection`); only
+    `jvm` control needs `spark`."""
     control = connection.resolved_control
     url, properties, timeouts = connection.jdbc_url, connection.properties, connection.timeouts
     if control == "psycopg":
@@ -288,4 +289,6 @@ def open_session(
             for sql in connection.dialect.session_timeouts(timeouts):
                 session.execute(sql)
         return session
+    if spark is None:
+        raise DataMeshError("JDBC control sessions need the classic Spark driver's JVM")
     return JvmJdbcSession(spark, url, connection.jdbc_properties, timeouts.statement)
