@@ -306,6 +306,18 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     return result
 
 
+def cli_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `data-mesh` process of a test: this one's without DATA_MESH_*
+    settings (the test database's URL kept), with its state under `home`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DATA_MESH_") or k == "DATA_MESH_TEST_PG_URL"
+    }
+    env.update(DATA_MESH_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"), **extra)
+    return env
+
+
 def start_cli(
     env: dict[str, str], *args: str, output: Any = subprocess.DEVNULL
 ) -> subprocess.Popen[bytes]:

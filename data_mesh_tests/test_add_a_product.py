@@ -11,7 +11,6 @@ test_sql_policy.py (`statement_reading_a_table_that_is_no_input`, at load and at
 from __future__ import annotations
 
 import copy
-import os
 import re
 import textwrap
 from decimal import Decimal
@@ -31,7 +30,7 @@ from data_mesh.loading import lake_storage, load_catalog
 from data_mesh.metadata import schema
 from data_mesh.metadata.store import make_engine
 from data_mesh.settings import Settings
-from data_mesh_tests.conftest import REPO, ddz_rows, run_cli
+from data_mesh_tests.conftest import REPO, cli_env, ddz_rows, run_cli
 from data_mesh_tests.test_sql_policy import (
     GOOD_QUERIES,
     PRODUCT,
@@ -121,12 +120,7 @@ def test_a_product_added_as_the_readme_says_materializes_to_the_exact_rows(
     spark: Any, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DATA_MESH_") or k == "DATA_MESH_TEST_PG_URL"
-    }
-    env.update(DATA_MESH_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"), COLUMNS="200")
+    env = cli_env(home, COLUMNS="200")
     product = _write_product_folder(tmp_path / "products")
     run_cli(env, "init")
     _write_cdz(home / "lake")

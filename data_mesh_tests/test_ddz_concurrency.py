@@ -31,6 +31,7 @@ from data_mesh.runs.dagster_home import open_instance
 from data_mesh_tests.conftest import (
     SAMPLE_PRODUCTS,
     add_config_item,
+    cli_env,
     ddz_rows,
     jdbc_url_of,
     ledger_chunks,
@@ -286,12 +287,7 @@ def test_two_materializations_of_one_product_queue_in_its_pool(
     (the issue's case): the second run's step waits in the product's Dagster pool until the
     first has loaded, then loads; both succeed and the table holds the exact rows."""
     home = tmp_path / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DATA_MESH_") or k == "DATA_MESH_TEST_PG_URL"
-    }
-    env.update(DATA_MESH_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"))
+    env = cli_env(home)
     run_cli(env, "init")
     run_cli(env, "load", str(SAMPLE_PRODUCTS))
     # Many small chunks: the first load lasts long enough for the second run to reach it.

@@ -24,6 +24,7 @@ from data_mesh_tests.conftest import (
     REPO,
     SAMPLE_PRODUCTS,
     add_config_item,
+    cli_env,
     ddz_rows,
     ledger_chunks,
     run_cli,
@@ -70,14 +71,8 @@ def test_a_killed_materialize_is_marked_failed_and_its_load_resumes(
     spark: SparkSession, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DATA_MESH_") or k == "DATA_MESH_TEST_PG_URL"
-    }
-    env.update(
-        DATA_MESH_HOME=str(home),
-        DAGSTER_HOME=str(home / "dagster_home"),
+    env = cli_env(
+        home,
         # Secrets of the process (not used by the embedded default): never in the JVM's.
         DATA_MESH_SQL_PASSWORD=SECRET,
         AZURE_CLIENT_SECRET=SECRET,
@@ -213,13 +208,8 @@ def test_killed_runs_are_marked_failed_while_dev_runs_and_after_it_was_killed(
     from dagster_graphql import DagsterGraphQLClient
 
     home = tmp_path / "home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DATA_MESH_") or k == "DATA_MESH_TEST_PG_URL"
-    }
     # dev uses the LOCAL home whatever DAGSTER_HOME says; the CLI commands use DAGSTER_HOME.
-    env.update(DATA_MESH_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"), COLUMNS="200")
+    env = cli_env(home, COLUMNS="200")
     run_cli(env, "init")
     run_cli(env, "load", str(SAMPLE_PRODUCTS))
     run_cli(env, "generate-sample-data", "--rows", "2000")
