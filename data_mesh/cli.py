@@ -98,11 +98,8 @@ def load(
 
     settings = _settings(url)
     storage = lake_storage(settings)
-    try:
-        with ready_store_engine(settings) as engine:
-            loaded = load_product_files(engine, path)
-    except DataMeshError as error:
-        _fail(str(error))
+    with ready_store_engine(settings) as engine:
+        loaded = load_product_files(engine, path)
     for product in loaded:
         publish_query_files(storage, product)
         console.print(
@@ -117,10 +114,7 @@ def _refresh_snapshot(settings: Settings) -> None:
 
     if settings.definitions_from != "snapshot":
         return
-    try:
-        saved = refresh_snapshot(settings)
-    except DataMeshError as error:
-        _fail(str(error))
+    saved = refresh_snapshot(settings)
     console.print(
         f"metadata snapshot {settings.resolved_metadata_snapshot} refreshed "
         f"(marker {saved.marker}); reload the code location to see it"
@@ -145,11 +139,8 @@ def snapshot_status(
 
     settings = _settings(url)
     path = settings.resolved_metadata_snapshot
-    try:
-        saved = read_snapshot(path)
-        current = store_marker(read_store_rows(settings))
-    except DataMeshError as error:
-        _fail(str(error))
+    saved = read_snapshot(path)
+    current = store_marker(read_store_rows(settings))
     age = saved.age()
     stale = current != saved.marker
     console.print(f"snapshot  {path}")
@@ -185,10 +176,7 @@ def validate(url: UrlOption = None) -> None:
     """Check every data product (rows and query files); exit 1 if any is broken."""
     from data_mesh.loading import load_catalog
 
-    try:
-        catalog = load_catalog(_settings(url))
-    except DataMeshError as error:
-        _fail(str(error))
+    catalog = load_catalog(_settings(url))
     for product in catalog.products:
         console.print(f"[green]ok[/]      {product.name}")
     for problem in catalog.problems:
@@ -470,10 +458,7 @@ def config_show(
 def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
     from data_mesh.loading import read_catalog
 
-    try:
-        return read_catalog(settings, at)
-    except DataMeshError as error:
-        _fail(str(error))
+    return read_catalog(settings, at)
 
 
 def _mark_dead_runs(instance: DagsterInstance, settings: Settings) -> list[MarkedRun]:

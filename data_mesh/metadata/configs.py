@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
@@ -60,9 +61,12 @@ def _folder(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=8192)
 def _output_name(expression: str) -> str | None:
     """The column name a select or group-by expression gives its result (`a`, `x as b`), or
-    None when Spark makes one up (`a + 1`) or it is a star."""
+    None when Spark makes one up (`a + 1`) or it is a star. Cached: a parse tree is a cycle
+    (children point at parents) left to the cyclic GC, which loads run paused, and 10,000
+    products repeat the same few texts."""
     try:
         name = sqlglot.parse_one(expression, read="spark").alias_or_name
     except SqlglotError:  # the SQL policy reports it
