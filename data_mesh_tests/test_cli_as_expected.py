@@ -4,7 +4,6 @@ lacks, and a test command that says what it skipped and what was slow."""
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typer.testing import CliRunner
 from data_mesh.cli import app
 from data_mesh.resources.spark import LOG4J2_CONFIG, spark_config
 from data_mesh.settings import DEFAULT_JDBC_JARS, Environment, Settings
-from data_mesh_tests.conftest import REPO, SAMPLE_PRODUCTS, reachable_pg, run_cli
+from data_mesh_tests.conftest import REPO, SAMPLE_PRODUCTS, cli_env, reachable_pg, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # What a clean run must not print: none of it is a problem of the run.
@@ -29,12 +28,6 @@ NOISE = (
 )
 
 
-def _cli_env(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DATA_MESH_")}
-    env.update(DATA_MESH_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"), COLUMNS="200")
-    return env
-
-
 def _text(output: str) -> str:
     """What a terminal would show, as lines: escapes dropped, redraws on lines of their own."""
     return ANSI.sub("", output).replace("\r", "\n")
@@ -43,7 +36,7 @@ def _text(output: str) -> str:
 @pytest.mark.slow
 def test_materialize_is_quiet_shows_progress_and_ddz_show_needs_no_spark(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    env = _cli_env(home)
+    env = cli_env(home, COLUMNS="200")
     run_cli(env, "init")
     run_cli(env, "load", str(SAMPLE_PRODUCTS))
     run_cli(env, "generate-sample-data", "--rows", "2000")
@@ -55,6 +48,12 @@ def test_materialize_is_quiet_shows_progress_and_ddz_show_needs_no_spark(tmp_pat
         assert noise not in plain.stdout + plain.stderr, plain.stderr
     assert not re.search(r"^(products|assets|chunks) ", plain.stdout, re.MULTILINE)
     assert "ddz.SOR1_PAYMENTS" in plain.stdout and "\x1b[" not in plain.stdout
+
+    # Two days of a daily product: two Dagster runs in one process, on one Spark session.
+    days = run_cli(
+        env, "materialize", "-p", "mdm_accounts", "--from", "2026-11-14", "--to", "2026-11-15"
+    )
+    assert days.stderr == "", days.stderr
 
     shown = run_cli(env, "materialize", "-p", "sor1_payments", "--progress")
     assert shown.stderr == ""

@@ -205,6 +205,11 @@ class DataMeshSparkResource(LazyPySparkResource):
     @property
     def spark_session(self) -> Any:
         if self._session is None:
+            # A process that runs several Dagster runs (a backfill of `data-mesh materialize`)
+            # gets a resource per run: the session of the first is reused as it is (the
+            # builder would do the same, warning that only runtime SQL settings apply).
+            self._session = SparkSession.getActiveSession()
+        if self._session is None:
             with starting_jvm(self.secret_env):
                 self._session = super().spark_session
         return self._session
