@@ -644,7 +644,7 @@ class DdzWriter:
             # The spool's reader holds a batch of rows per task: as many as a JDBC batch, so
             # wide rows do not make it hold 4,096 of them.
             with spark_config_scope(spark, {PARQUET_BATCH_ROWS: str(min(4096, rows_per_batch))}):
-                loaded += self._load_chunks(spark, loader, jobs, target.max_connections, where)
+                loaded += self._load_chunks(spark, loader, jobs, target)
             staged = self._staged_rows(spark, target)
             if staged == stats.rows:
                 break
@@ -682,12 +682,13 @@ class DdzWriter:
         spark: SparkSession,
         loader: JdbcChunkLoader,
         jobs: list[ChunkJob],
-        max_connections: int,
-        where: str,
+        target: DdzTarget,
     ) -> int:
-        """Load `jobs` on at most `max_connections` threads; returns the chunks loaded now."""
+        """Load `jobs` on at most `target.max_connections` threads; returns the chunks loaded
+        now."""
         if not jobs:
             return 0
+        where, max_connections = f"DDZ table {target.table}", target.max_connections
 
         def load(job: ChunkJob) -> bool:
             if self._retrying(lambda: loader.is_loaded(job)):
@@ -702,7 +703,7 @@ class DdzWriter:
         load_in_thread = inheritable_thread_target(spark)(load)
         workers = max(1, min(max_connections, len(jobs)))
         loaded = 0
-        table, total = where.removeprefix("DDZ table "), jobs[0].chunk_count
+        table, total = str(target.table), jobs[0].chunk_count
         done, rows = total - len(jobs), 0
         report_chunks(table, done, total, rows)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddz-chunk") as pool:
