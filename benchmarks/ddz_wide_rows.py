@@ -39,8 +39,8 @@ from data_mesh.ddz.chunks import ChunkSettings  # noqa: E402
 from data_mesh.ddz.dialects import TableName  # noqa: E402
 from data_mesh.ddz.spool import Spool  # noqa: E402
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter  # noqa: E402
-from data_mesh.settings import DEFAULT_JDBC_JARS  # noqa: E402
-from data_mesh.storage import LocalStorage  # noqa: E402
+from data_mesh.lake.storage import LocalStorage  # noqa: E402
+from data_mesh.settings.model import DEFAULT_JDBC_JARS  # noqa: E402
 from data_mesh_tests.conftest import jdbc_url_of  # noqa: E402
 
 METHODS = ("plain-h2", "h2", "sqlserver", "postgresql", "plain-pg")

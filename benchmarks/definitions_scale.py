@@ -42,13 +42,13 @@ def _child(mode: str, home: str) -> None:
 
     os.environ["DATA_MESH_HOME"] = home
     os.environ["DATA_MESH_METADATA_URL"] = f"sqlite:///{home}/no_such_dir/store.db"
-    from data_mesh.loading import catalog_for_definitions
-    from data_mesh.settings import load_settings
+    from data_mesh.component.state_loading import catalog_for_definitions
+    from data_mesh.settings.model import load_settings
 
     settings = load_settings()
     if mode in ("ours", "ours_first"):
+        from data_mesh.component.catalog_cache import cache_path
         from data_mesh.definitions import load_definitions
-        from data_mesh.metadata.catalog_cache import cache_path
 
         if mode == "ours_first":
             cache_path(settings.resolved_metadata_snapshot, settings.env).unlink(missing_ok=True)
@@ -68,7 +68,7 @@ def _child(mode: str, home: str) -> None:
             multi_asset,
         )
 
-        from data_mesh.factories.assets import (
+        from data_mesh.component.assets import (
             quality_check_spec,
             source_asset_spec,
             transformation_spec,
@@ -172,10 +172,10 @@ def _prepare(
     and the number of SELECTs the refresh ran."""
     from sqlalchemy import event
 
-    from data_mesh.loading import refresh_snapshot
-    from data_mesh.metadata.store import make_engine, upgrade_store
-    from data_mesh.metadata.synthetic import generate_metadata
-    from data_mesh.settings import Settings
+    from data_mesh.component.state_loading import refresh_snapshot
+    from data_mesh.devtools.synthetic import generate_metadata
+    from data_mesh.settings.model import Settings
+    from data_mesh.store.database import make_engine, upgrade_store
 
     settings = Settings(home=home, metadata_url=f"sqlite:///{home}/store.db")
     engine = make_engine(settings.resolved_metadata_url)
@@ -184,7 +184,7 @@ def _prepare(
     if storage_sensors_per != "product":
         from sqlalchemy import insert
 
-        from data_mesh.metadata import schema
+        from data_mesh.store import schema
 
         with engine.begin() as connection:
             category = connection.execute(

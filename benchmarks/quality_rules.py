@@ -25,15 +25,15 @@ sys.path.insert(0, str(REPO))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from data_mesh.loading import lake_storage, load_catalog  # noqa: E402
-from data_mesh.metadata.catalog import QualityRuleModel  # noqa: E402
-from data_mesh.metadata.product_files import load_product_files  # noqa: E402
-from data_mesh.metadata.rule_configs import parse_rule_config  # noqa: E402
-from data_mesh.metadata.store import make_engine, upgrade_store  # noqa: E402
+from data_mesh.catalog.build import QualityRuleModel  # noqa: E402
+from data_mesh.catalog.product_files import load_product_files  # noqa: E402
+from data_mesh.catalog.rule_configs import parse_rule_config  # noqa: E402
+from data_mesh.component.state_loading import lake_storage, load_catalog  # noqa: E402
+from data_mesh.devtools.sample_data import write_sample_data  # noqa: E402
 from data_mesh.quality.evaluate import evaluate_rules  # noqa: E402
 from data_mesh.resources.spark import spark_session  # noqa: E402
-from data_mesh.sample_data import write_sample_data  # noqa: E402
-from data_mesh.settings import Settings  # noqa: E402
+from data_mesh.settings.model import Settings  # noqa: E402
+from data_mesh.store.database import make_engine, upgrade_store  # noqa: E402
 from data_mesh.transforms.execute import read_cdz_dataset, run_transformation  # noqa: E402
 from data_mesh.transforms.query_files import publish_query_files  # noqa: E402
 

@@ -45,10 +45,10 @@ def main() -> None:
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from data_mesh.loading import refresh_snapshot
-    from data_mesh.metadata.store import make_engine, upgrade_store
-    from data_mesh.metadata.synthetic import generate_metadata
-    from data_mesh.settings import Settings
+    from data_mesh.component.state_loading import refresh_snapshot
+    from data_mesh.devtools.synthetic import generate_metadata
+    from data_mesh.settings.model import Settings
+    from data_mesh.store.database import make_engine, upgrade_store
 
     with tempfile.TemporaryDirectory() as folder:
         home = Path(folder)

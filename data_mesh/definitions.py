@@ -1,7 +1,7 @@
 """The entry point `dagster dev` and `workspace.yaml` load.
 
 Nothing is read at import time: `@definitions` defers the read to load time, and then reads the
-metadata snapshot file (see `data_mesh.loading.catalog_for_definitions`), not the store.
+metadata snapshot file (see `component.state_loading.catalog_for_definitions`), not the store.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import gc
 
 import dagster as dg
 
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.gc_control import collect_and_freeze, cyclic_gc_paused
-from data_mesh.loading import catalog_for_definitions, copy_published_snapshot
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.gc_control import collect_and_freeze, cyclic_gc_paused
+from data_mesh.component.state_loading import catalog_for_definitions, copy_published_snapshot
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import Settings, load_settings
+from data_mesh.settings.model import Settings, load_settings
 
 
 def load_definitions(settings: Settings) -> dg.Definitions:

@@ -20,9 +20,9 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from typer.testing import Result
 
-from data_mesh.metadata import schema
-from data_mesh.metadata.store import make_engine, upgrade_store
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine, upgrade_store
 
 REPO = Path(__file__).resolve().parents[1]
 # Rows every DDZ database must store and give back exactly: each type, unicode, nulls, empty
@@ -151,7 +151,7 @@ def loaded(settings: Settings, store: Engine) -> Settings:
     """The sample products loaded into the store and their query files published to the lake."""
     from typer.testing import CliRunner
 
-    from data_mesh.cli import app
+    from data_mesh.cli.app import app
 
     result = CliRunner().invoke(app, ["load", str(SAMPLE_PRODUCTS)])
     assert result.exit_code == 0, result.output
@@ -210,7 +210,7 @@ def load_product_file(folder: Path, name: str, product: str | dict[str, Any]) ->
     import yaml
     from typer.testing import CliRunner
 
-    from data_mesh.cli import app
+    from data_mesh.cli.app import app
 
     path = folder / name / "product.yaml"
     path.parent.mkdir(parents=True)

@@ -19,8 +19,8 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter
-from data_mesh.settings import DEFAULT_JDBC_JARS
-from data_mesh.storage import LocalStorage
+from data_mesh.lake.storage import LocalStorage
+from data_mesh.settings.model import DEFAULT_JDBC_JARS
 
 TABLE = TableName("ddz", "FAULTS")
 

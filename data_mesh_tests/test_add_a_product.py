@@ -24,12 +24,12 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.ddz.connection import DdzConnection
-from data_mesh.loading import lake_storage, load_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.store import make_engine
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import REPO, cli_env, ddz_rows, run_cli
 from data_mesh_tests.test_sql_policy import (
     GOOD_QUERIES,

@@ -10,14 +10,14 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from typer.testing import CliRunner
 
-from data_mesh.blob_storage import BlobStorage
-from data_mesh.cli import app
-from data_mesh.errors import DataMeshError
-from data_mesh.loading import catalog_for_definitions, lake_storage, load_catalog
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import catalog_for_definitions, lake_storage, load_catalog
+from data_mesh.lake.blob_storage import BlobStorage
+from data_mesh.lake.storage import StorageError
 from data_mesh.resources.environments import resources_for
 from data_mesh.resources.lake import AdlsLakeResource, LakeResource, lake_resource_for
-from data_mesh.settings import Settings
-from data_mesh.storage import StorageError
+from data_mesh.settings.model import Settings
 from data_mesh.transforms.query_files import load_query_plan
 from data_mesh_tests.conftest import AZURITE_ACCOUNT, SAMPLE_PRODUCTS, pod_settings
 

@@ -24,21 +24,21 @@ from dagster import (
 )
 from sqlalchemy import text, update
 
-from data_mesh.errors import MetadataError
-from data_mesh.factories.automation import (
+from data_mesh.catalog.automation import quartz_to_cron
+from data_mesh.catalog.errors import MetadataError
+from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     DAILY_PRODUCTS_JOB,
     METADATA_SENSOR,
     RUN_FAILURE_SENSOR,
 )
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.loading import lake_storage, load_catalog, read_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.audit import latest_audit
-from data_mesh.metadata.automation import quartz_to_cron
-from data_mesh.metadata.store import make_engine
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.state_loading import lake_storage, load_catalog, read_catalog
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.audit import latest_audit
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import add_config_item, engines_opened, pooled_connections
 
 ACTIVE_ACCOUNTS = AssetKey(["mdm", "ddz", "active_accounts"])
@@ -328,7 +328,7 @@ def test_run_failure_sensor_audits_and_alerts(
 
 
 def test_the_query_file_check_keeps_the_environment(loaded: Settings) -> None:
-    from data_mesh.validation import check_query_files
+    from data_mesh.catalog.validation import check_query_files
 
     prod = read_catalog(loaded.model_copy(update={"env": "PROD"}))
     checked = check_query_files(prod, lake_storage(loaded))

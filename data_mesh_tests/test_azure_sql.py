@@ -14,20 +14,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from data_mesh.azure_sql import (
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.ddz.retry import RetryPolicy, error_codes, is_transient
+from data_mesh.ddz.sessions import PyodbcSession, azure_sql_target_of, transaction
+from data_mesh.resources.environments import QUALITY_HISTORY_KEY, resources_for
+from data_mesh.settings.model import Settings
+from data_mesh.store.azure_sql import (
     SQL_COPT_SS_ACCESS_TOKEN,
     AzureSqlTarget,
     access_token_struct,
     connect,
     odbc_value,
 )
-from data_mesh.ddz.retry import RetryPolicy, error_codes, is_transient
-from data_mesh.ddz.sessions import PyodbcSession, azure_sql_target_of, transaction
-from data_mesh.errors import DataMeshError
-from data_mesh.metadata.store import make_engine
-from data_mesh.resources.environments import QUALITY_HISTORY_KEY, resources_for
-from data_mesh.settings import Settings
-from data_mesh.store_connection import describe_store, store_target
+from data_mesh.store.connection import describe_store, store_target
+from data_mesh.store.database import make_engine
 
 TARGET = AzureSqlTarget("sql-dm-prod.database.windows.net", "data_mesh_metadata")
 

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
-from data_mesh.loading import lake_storage, load_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.store import make_engine
-from data_mesh.settings import Settings
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage, load_catalog
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS, load_product_file
 
 QUERY_FILE = "queries/sor1_payments/sor1_payments_query.properties"

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from data_mesh import loading
-from data_mesh.loading import catalog_for_definitions, refresh_snapshot
-from data_mesh.metadata import catalog_cache
-from data_mesh.metadata.catalog import Catalog
-from data_mesh.metadata.catalog_cache import (
+from data_mesh.catalog.build import Catalog
+from data_mesh.catalog.configuration import validity_window
+from data_mesh.component import catalog_cache
+from data_mesh.component import state_loading as loading
+from data_mesh.component.catalog_cache import (
     CachedCatalog,
     cache_path,
     code_digest,
@@ -24,11 +24,11 @@ from data_mesh.metadata.catalog_cache import (
     saved_catalog_status,
     source_digest,
 )
-from data_mesh.metadata.configuration import validity_window
-from data_mesh.metadata.rows import StoreSnapshot, read_store
-from data_mesh.metadata.snapshot_file import SnapshotStamp, read_snapshot, write_snapshot
-from data_mesh.metadata.synthetic import generate_metadata
-from data_mesh.settings import Environment, Settings
+from data_mesh.component.snapshot_file import SnapshotStamp, read_snapshot, write_snapshot
+from data_mesh.component.state_loading import catalog_for_definitions, refresh_snapshot
+from data_mesh.devtools.synthetic import generate_metadata
+from data_mesh.settings.model import Environment, Settings
+from data_mesh.store.rows import StoreSnapshot, read_store
 from data_mesh_tests.conftest import add_config_item
 
 
@@ -192,7 +192,7 @@ def test_the_code_digest_follows_every_source_file(tmp_path: Path) -> None:
 def test_snapshot_status_says_whether_loads_use_a_saved_catalog(loaded: Settings) -> None:
     from typer.testing import CliRunner
 
-    from data_mesh.cli import app
+    from data_mesh.cli.app import app
 
     def status(*env: tuple[str, str]) -> str:
         result = CliRunner().invoke(app, ["snapshot", "status"], env=dict(env))

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
+from data_mesh.cli.app import app
 from data_mesh.resources.spark import LOG4J2_CONFIG, spark_config
-from data_mesh.settings import DEFAULT_JDBC_JARS, Environment, Settings
+from data_mesh.settings.model import DEFAULT_JDBC_JARS, Environment, Settings
 from data_mesh_tests.conftest import REPO, SAMPLE_PRODUCTS, cli_env, reachable_pg, run_cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -144,7 +144,7 @@ def test_ddz_show_reads_through_the_control_session(pg_url: str, control: str) -
     from data_mesh.ddz.connection import DdzConnection
     from data_mesh.ddz.dialects import TableName
     from data_mesh.ddz.preview import DdzPreviewError, preview_table
-    from data_mesh.metadata.store import make_engine
+    from data_mesh.store.database import make_engine
 
     engine = make_engine(pg_url)
     with engine.begin() as db:

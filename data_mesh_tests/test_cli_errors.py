@@ -16,15 +16,15 @@ from pyspark.sql import SparkSession
 from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
-from data_mesh.loading import lake_storage
-from data_mesh.metadata import schema
+from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.runs.materialize import materialize_products
-from data_mesh.sample_data import write_sample_data
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS
 
 QUERY_FILE = "queries/sor1_payments/sor1_payments_query.properties"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from data_mesh.errors import MetadataError
-from data_mesh.metadata.configs import parse_transformation_config
+from data_mesh.catalog.errors import MetadataError
+from data_mesh.catalog.transformation_configs import parse_transformation_config
 
 SQL = {"query": "select a, b, c from src.t"}
 

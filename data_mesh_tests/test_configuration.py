@@ -11,15 +11,15 @@ from dagster import AssetsDefinition, Backoff, RetryPolicy
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.loading import load_catalog
-from data_mesh.metadata.configuration import resolve_configuration, scoped_values
-from data_mesh.metadata.rows import read_store
-from data_mesh.metadata.store import make_engine
+from data_mesh.catalog.configuration import resolve_configuration, scoped_values
+from data_mesh.cli.app import app
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.ddz_io_manager import MAX_CONNECTIONS, SPARK_CONFIG, target_from_metadata
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store.database import make_engine
+from data_mesh.store.rows import read_store
 from data_mesh_tests.conftest import add_config_item
 
 NOW = dt.datetime(2026, 6, 1, 12, 0)
@@ -190,7 +190,7 @@ def test_scoped_lookups_parse_each_category_once(
 ) -> None:
     """A mesh has a category per product: looking up every product's values must not scan
     every category each time (quadratic at 10,000 products)."""
-    from data_mesh.metadata import configuration
+    from data_mesh.catalog import configuration
 
     for number in range(40):
         add_config_item(store, f"product.p{number}", "schedule.timezone", f"Zone/{number}")

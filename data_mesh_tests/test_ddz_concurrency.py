@@ -26,8 +26,8 @@ from data_mesh.ddz.retry import RetryPolicy
 from data_mesh.ddz.sessions import postgres_connect_args
 from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError
-from data_mesh.metadata.store import make_engine
 from data_mesh.runs.dagster_home import open_instance
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import (
     SAMPLE_PRODUCTS,
     add_config_item,

@@ -15,7 +15,7 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.retry import RetryPolicy
 from data_mesh.ddz.sessions import open_session, postgres_odbc_string
 from data_mesh.ddz.writer import DdzTarget, DdzWriteError, DdzWriter
-from data_mesh.metadata.store import make_engine
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import jdbc_url_of
 
 H2 = "jdbc:h2:file:/tmp/x;MODE=MSSQLServer"

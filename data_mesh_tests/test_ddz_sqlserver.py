@@ -40,8 +40,8 @@ from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.sessions import DdzSession, open_session, transaction
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
-from data_mesh.settings import MSSQL_JDBC_JAR
-from data_mesh.storage import LocalStorage
+from data_mesh.lake.storage import LocalStorage
+from data_mesh.settings.model import MSSQL_JDBC_JAR
 from data_mesh_tests.conftest import AWKWARD_SCHEMA, awkward_rows
 
 URL = os.environ.get("DATA_MESH_TEST_MSSQL_URL", "")
@@ -425,7 +425,7 @@ def test_killed_process_resumes_with_exact_rows(
 def main(argv: list[str]) -> None:
     """The writer process of the kill test: one replace of SCHEMA.TABLE with `source_rows`."""
     from data_mesh.resources.spark import spark_session
-    from data_mesh.settings import Settings
+    from data_mesh.settings.model import Settings
 
     name, spool_dir, rows, chunk_rows = argv
     schema, table = name.split(".", 1)

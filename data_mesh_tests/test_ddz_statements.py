@@ -26,7 +26,7 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.loaders import ChunkJob, JdbcChunkLoader
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter
-from data_mesh.storage import LocalStorage
+from data_mesh.lake.storage import LocalStorage
 
 pytestmark = pytest.mark.slow
 URL = "jdbc:sqlserver://sql-dm-dev.database.windows.net:1433;database=data_mesh_ddz"

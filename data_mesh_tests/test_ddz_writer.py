@@ -23,7 +23,7 @@ from data_mesh.ddz.sessions import open_session, transaction
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.streaming import partition_keys, spark_hash_long
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriteError, DdzWriter
-from data_mesh.storage import LocalStorage
+from data_mesh.lake.storage import LocalStorage
 from data_mesh_tests.conftest import AWKWARD_SCHEMA, awkward_rows, jdbc_url_of
 
 pytestmark = pytest.mark.slow

@@ -311,7 +311,7 @@ def test_cd_migrates_loads_and_validates_the_store_before_helm() -> None:
     assert commands == ["init", "load", "validate"], commands
     assert migrate["steps"][0]["inputs"]["addSpnToEnvironment"] is True
     # The settings the container gets exist in data_mesh's Settings.
-    from data_mesh.settings import Settings
+    from data_mesh.settings.model import Settings
 
     known = {f"DATA_MESH_{name.upper()}" for name in Settings.model_fields}
     passed = set(re.findall(r"-e (DATA_MESH_\w+)", script))
@@ -575,7 +575,7 @@ def test_helm_values_deploy_data_mesh(env: str, monkeypatch: pytest.MonkeyPatch)
     assert deployment["image"]["tag"] is None, "the pipeline sets the tag (image digest)"
 
     # The environment is a valid data_mesh configuration of this stage.
-    from data_mesh.settings import Settings
+    from data_mesh.settings.model import Settings
 
     environment = deployment["env"]
     known = {f"DATA_MESH_{name.upper()}" for name in Settings.model_fields}

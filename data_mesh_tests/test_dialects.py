@@ -7,6 +7,7 @@ import pytest
 import sqlglot
 from pyspark.sql import types as T
 
+from data_mesh.catalog.identifiers import UnsafeIdentifierError
 from data_mesh.ddz.dialects import (
     Column,
     H2Dialect,
@@ -15,7 +16,6 @@ from data_mesh.ddz.dialects import (
     TableName,
     dialect_for_url,
 )
-from data_mesh.identifiers import UnsafeIdentifierError
 
 TARGET = TableName("ddz", "SOR1_PAYMENTS")
 STAGE = TARGET.with_suffix("__dm_stage_0123abcd")

@@ -11,17 +11,17 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
-from data_mesh.loading import lake_storage
-from data_mesh.metadata.audit import latest_audit
-from data_mesh.metadata.quality_results import latest_quality_results
-from data_mesh.metadata.store import make_engine
+from data_mesh.devtools.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
 from data_mesh.runs.materialize import RunOutcome, materialize_products
-from data_mesh.sample_data import CATEGORIES, COUNTRIES, STATUSES, write_sample_data
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store.audit import latest_audit
+from data_mesh.store.database import make_engine
+from data_mesh.store.quality_results import latest_quality_results
 from data_mesh_tests.conftest import catalog_tables
 
 pytestmark = pytest.mark.slow
@@ -292,9 +292,9 @@ def test_a_failed_run_is_resumed_by_the_next_run(
     continues from the chunks the failed run committed."""
     from dagster import AssetKey
 
+    from data_mesh.component.definitions import ALL_PRODUCTS_JOB, build_definitions
+    from data_mesh.component.state_loading import load_catalog
     from data_mesh.ddz.loaders import JdbcChunkLoader
-    from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
-    from data_mesh.loading import load_catalog
     from data_mesh.resources.ddz_io_manager import DdzIOManager
     from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, resources_for
 

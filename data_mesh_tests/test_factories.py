@@ -10,10 +10,10 @@ from typing import Any
 from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
 from syrupy.assertion import SnapshotAssertion
 
-from data_mesh.factories.definitions import ALL_PRODUCTS_JOB, build_definitions
-from data_mesh.loading import load_catalog
+from data_mesh.component.definitions import ALL_PRODUCTS_JOB, build_definitions
+from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 
 
 def _plain(value: Any) -> Any:
@@ -116,8 +116,8 @@ def test_lineage_and_checks_of_sample_products(loaded: Settings) -> None:
 def test_explicit_dependency_rows_become_lineage(loaded: Settings) -> None:
     from sqlalchemy import select
 
-    from data_mesh.metadata import schema
-    from data_mesh.metadata.store import make_engine
+    from data_mesh.store import schema
+    from data_mesh.store.database import make_engine
 
     engine = make_engine(loaded.resolved_metadata_url)
     table = schema.transformations
@@ -167,7 +167,7 @@ def test_importing_definitions_does_no_io(tmp_path) -> None:
     # A store URL that cannot be opened: importing must still work, because nothing is read.
     code = (
         "import os; os.environ['DATA_MESH_METADATA_URL']='postgresql+psycopg://nobody@127.0.0.1:1/x';"
-        "import data_mesh.definitions, data_mesh.cli; print('imported')"
+        "import data_mesh.definitions, data_mesh.cli.app; print('imported')"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120

@@ -10,15 +10,15 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from sqlalchemy import text
 
+from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
-from data_mesh.loading import lake_storage
-from data_mesh.metadata.audit import latest_audit
-from data_mesh.metadata.store import make_engine
-from data_mesh.metadata.watermarks import read_watermark
 from data_mesh.runs.materialize import RunOutcome, materialize_products
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store.audit import latest_audit
+from data_mesh.store.database import make_engine
+from data_mesh.store.watermarks import read_watermark
 from data_mesh_tests.conftest import (
     engines_opened,
     jdbc_url_of,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from data_mesh.resources.spark import secret_env_for_jvm, settings_secret_env
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 from data_mesh_tests.conftest import REPO
 
 SECRET = "jvm-must-not-see-7d3e"
@@ -29,7 +29,7 @@ import json, os, sys
 from data_mesh.resources.ddz_io_manager import connection_from_env
 from data_mesh.resources.environments import resources_for
 from data_mesh.resources.spark import spark_session
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 
 way, names = sys.argv[1], sys.argv[2].split(",")
 settings = Settings(spark_master="local[1]")

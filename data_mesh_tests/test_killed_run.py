@@ -17,9 +17,9 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRunStatu
 from pyspark.sql import SparkSession
 
 from data_mesh.ddz.connection import DdzConnection
-from data_mesh.metadata.store import make_engine
 from data_mesh.runs.dagster_home import open_instance
 from data_mesh.runs.liveness import PID_TAG, RUN_WORKER_STARTED
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import (
     REPO,
     SAMPLE_PRODUCTS,

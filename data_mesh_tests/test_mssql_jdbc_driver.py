@@ -20,7 +20,7 @@ import yaml
 from py4j.java_gateway import get_field
 
 from data_mesh.ddz.dialects import SqlServerDialect
-from data_mesh.settings import DEFAULT_JDBC_JARS, MSSQL_JDBC_JAR
+from data_mesh.settings.model import DEFAULT_JDBC_JARS, MSSQL_JDBC_JAR
 from data_mesh_tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

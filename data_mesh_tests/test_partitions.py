@@ -12,14 +12,14 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
-from data_mesh.loading import lake_storage
-from data_mesh.metadata.store import make_engine
+from data_mesh.devtools.sample_data import EXPORT_DAYS, write_sample_data
 from data_mesh.runs.materialize import materialize_products
-from data_mesh.sample_data import EXPORT_DAYS, write_sample_data
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS, add_config_item, load_product_file
 
 pytestmark = pytest.mark.slow

@@ -8,12 +8,12 @@ import pytest
 import yaml
 from sqlalchemy import Engine, select
 
-from data_mesh.errors import MetadataError
-from data_mesh.metadata.catalog import build_catalog
-from data_mesh.metadata.product_files import load_product_files
-from data_mesh.metadata.rows import SNAPSHOT_TABLES, StoreSnapshot, read_store
-from data_mesh.metadata.schema import transformations
-from data_mesh.metadata.store import make_engine, upgrade_store
+from data_mesh.catalog.build import build_catalog
+from data_mesh.catalog.errors import MetadataError
+from data_mesh.catalog.product_files import load_product_files
+from data_mesh.store.database import make_engine, upgrade_store
+from data_mesh.store.rows import SNAPSHOT_TABLES, StoreSnapshot, read_store
+from data_mesh.store.schema import transformations
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS
 
 

@@ -23,7 +23,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import text
 
-from data_mesh.metadata.store import make_engine
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import (
     SAMPLE_PRODUCTS,
     add_config_item,

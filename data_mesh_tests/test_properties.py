@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data_mesh.errors import QueryFileError
+from data_mesh.catalog.errors import QueryFileError
 from data_mesh.transforms.properties import (
     parse_query_file,
     parse_sequence_file,

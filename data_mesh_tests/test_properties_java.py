@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from data_mesh.errors import QueryFileError
+from data_mesh.catalog.errors import QueryFileError
 from data_mesh.transforms.properties import read_properties
 
 JAVA_DUMP = Path(__file__).parent / "java" / "PropertiesDump.java"

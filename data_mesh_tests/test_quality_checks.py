@@ -11,19 +11,19 @@ from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, ma
 from pyspark.sql import SparkSession
 from sqlalchemy import update
 
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.loading import lake_storage, load_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.audit import latest_audit
-from data_mesh.metadata.quality_results import latest_quality_results
-from data_mesh.metadata.store import make_engine
+from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.materialize import materialize_products
-from data_mesh.sample_data import write_sample_data
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.audit import latest_audit
+from data_mesh.store.database import make_engine
+from data_mesh.store.quality_results import latest_quality_results
 from data_mesh_tests.conftest import jdbc_url_of
 
 pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from data_mesh.runs.liveness import (
     process_gone,
     run_process_tags,
 )
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 from data_mesh_tests.conftest import REPO
 
 # A run executed in-process, as `data-mesh materialize` does, that waits until it is killed.

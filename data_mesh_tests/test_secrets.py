@@ -17,14 +17,19 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
-from data_mesh.loading import lake_storage, load_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.store import make_engine
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage, load_catalog
+from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.runs.materialize import materialize_products
-from data_mesh.sample_data import write_sample_data
-from data_mesh.secrets import SecretError, literal_secret_in, parse_reference, resolve_secret
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.settings.secrets import (
+    SecretError,
+    literal_secret_in,
+    parse_reference,
+    resolve_secret,
+)
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import jdbc_url_of
 
 

@@ -12,29 +12,30 @@ import pytest
 from sqlalchemy import Engine, event, update
 from typer.testing import CliRunner
 
-from data_mesh.cli import app
-from data_mesh.definitions import load_definitions
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.gc_control import cyclic_gc_paused
-from data_mesh.loading import (
+from data_mesh.cli.app import app
+from data_mesh.component import state_loading as loading
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.gc_control import cyclic_gc_paused
+from data_mesh.component.snapshot_file import (
+    SnapshotFileError,
+    read_snapshot,
+    store_marker,
+    write_snapshot,
+)
+from data_mesh.component.state_loading import (
     catalog_for_definitions,
     lake_storage,
     load_catalog,
     read_store_rows,
     refresh_snapshot,
 )
-from data_mesh.metadata import schema
-from data_mesh.metadata.rows import read_store
-from data_mesh.metadata.snapshot_file import (
-    SnapshotFileError,
-    read_snapshot,
-    store_marker,
-    write_snapshot,
-)
-from data_mesh.metadata.store import make_engine
-from data_mesh.metadata.synthetic import TIMEZONES, generate_metadata
+from data_mesh.definitions import load_definitions
+from data_mesh.devtools.synthetic import TIMEZONES, generate_metadata
 from data_mesh.resources.environments import resources_for
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
+from data_mesh.store.rows import read_store
 from data_mesh_tests.conftest import pod_settings
 
 
@@ -133,7 +134,7 @@ def test_generated_store_is_valid_and_read_in_constant_queries(store: Engine) ->
     assert small == large and small["SELECT"] == 10  # one per table, whatever N
     assert counts["ConfigurationCategory"] == 30 and counts["ConfigurationItem"] == 60
 
-    from data_mesh.metadata.catalog import build_catalog
+    from data_mesh.catalog.build import build_catalog
 
     catalog = build_catalog(read_store(store))
     assert catalog.problems == [] and len(catalog.products) == 300
@@ -171,7 +172,7 @@ def test_loading_and_building_definitions_make_no_reference_cycles(
     cycle made on the way would never be freed, once per load. Covers the catalog from the
     rows and from the saved catalog, the resources and the build; the synthetic products
     cover every transformation and rule type the generator makes."""
-    from data_mesh.metadata.catalog_cache import cache_path
+    from data_mesh.component.catalog_cache import cache_path
 
     generate_metadata(store, 40, schedules=True)
     refresh_snapshot(settings)
@@ -275,7 +276,6 @@ def test_an_unreadable_lake_keeps_the_local_copy_or_names_the_lake(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from data_mesh import loading
 
     published = loaded.model_copy(update={"metadata_snapshot_lake": "queries/_data_mesh/s.json"})
     refresh_snapshot(published)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from data_mesh.metadata.store import make_engine
+from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import (
     SAMPLE_PRODUCTS,
     jdbc_url_of,

@@ -15,12 +15,8 @@ import yaml
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner, Result
 
-from data_mesh.cli import app
-from data_mesh.errors import QueryFileError
-from data_mesh.loading import lake_storage, load_catalog
-from data_mesh.metadata import schema
-from data_mesh.metadata.rows import SNAPSHOT_TABLES, read_store
-from data_mesh.metadata.sql_policy import (
+from data_mesh.catalog.errors import QueryFileError
+from data_mesh.catalog.sql_policy import (
     ALLOWED_FUNCTIONS,
     DENIED_FUNCTIONS,
     Slot,
@@ -28,8 +24,12 @@ from data_mesh.metadata.sql_policy import (
     check_query,
     check_sql,
 )
-from data_mesh.metadata.store import make_engine
-from data_mesh.settings import Settings
+from data_mesh.cli.app import app
+from data_mesh.component.state_loading import lake_storage, load_catalog
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
+from data_mesh.store.rows import SNAPSHOT_TABLES, read_store
 from data_mesh.transforms.properties import plan_sequence
 from data_mesh_tests.conftest import SAMPLE_PRODUCTS
 
@@ -443,7 +443,7 @@ def test_unsafe_query_files_in_the_lake_are_refused_by_validate(
 
 
 def test_sample_products_pass_the_policy(store: Engine) -> None:
-    from data_mesh.metadata.product_files import load_product_files
+    from data_mesh.catalog.product_files import load_product_files
 
     assert [p.name for p in load_product_files(store, SAMPLE_PRODUCTS)] == [
         "customer_orders",

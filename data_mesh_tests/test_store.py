@@ -7,9 +7,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from data_mesh.metadata.ddl import render_tsql_ddl
-from data_mesh.metadata.schema import metadata_obj
-from data_mesh.metadata.store import current_revision, head_revision, make_engine, upgrade_store
+from data_mesh.store.database import current_revision, head_revision, make_engine, upgrade_store
+from data_mesh.store.ddl import render_tsql_ddl
+from data_mesh.store.schema import metadata_obj
 from data_mesh_tests.conftest import REPO
 
 SEED_004_TABLES = {

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from data_mesh.metadata.catalog import DataSetModel, Partitioning, TransformationModel
-from data_mesh.metadata.configs import parse_transformation_config
-from data_mesh.spark_conf import spark_config_scope
-from data_mesh.storage import LocalStorage
+from data_mesh.catalog.build import DataSetModel, Partitioning, TransformationModel
+from data_mesh.catalog.transformation_configs import parse_transformation_config
+from data_mesh.lake.storage import LocalStorage
+from data_mesh.spark.conf import spark_config_scope
 from data_mesh.transforms.execute import (
     TransformationError,
     read_cdz_dataset,

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# mssql-jdbc, pinned (version and SHA-256 of the Maven Central jar); data_mesh.settings names
+# mssql-jdbc, pinned (version and SHA-256 of the Maven Central jar); data_mesh.settings.model names
 # this file in DEFAULT_JDBC_JARS, so Spark's driver class path has it once it is here.
 MSSQL_JDBC_VERSION=13.6.2.jre11
 MSSQL_JDBC_SHA256=5fbc0a70fe4d1d563d431a41b23f493d68807571f0bb49db0bb1737e83e9161f

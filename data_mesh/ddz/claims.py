@@ -17,10 +17,10 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from data_mesh.catalog.errors import DataMeshError
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.retry import RetryPolicy, is_transient, with_retries
 from data_mesh.ddz.sessions import DdzSession, open_session, transaction
-from data_mesh.errors import DataMeshError
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from data_mesh.catalog.errors import DataMeshError
 from data_mesh.ddz.dialects import Dialect, dialect_for_url
 from data_mesh.ddz.timeouts import DdzTimeouts
-from data_mesh.errors import DataMeshError
 
 CONTROLS = ("jvm", "odbc", "psycopg")
 LOAD_PATHS = ("jdbc", "copy")

@@ -19,8 +19,8 @@ from typing import ClassVar
 
 from pyspark.sql import types as T
 
+from data_mesh.catalog.identifiers import validate_identifier
 from data_mesh.ddz.timeouts import DdzTimeouts
-from data_mesh.identifiers import validate_identifier
 
 LEDGER_SCHEMA = "data_mesh"
 LEDGER_TABLE = "ddz_load_ledger"

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_mesh.catalog.errors import DataMeshError
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.sessions import open_session, transaction
-from data_mesh.errors import DataMeshError
 
 # The H2 shell's start and query; a table of a locked file waits for its lock timeout.
 H2_SHELL_TIMEOUT_S = 120

@@ -20,13 +20,13 @@ from urllib.parse import parse_qsl, urlparse
 
 from pyspark.sql import SparkSession
 
-from data_mesh import azure_sql
-from data_mesh.azure_sql import AzureSqlTarget, odbc_value
+from data_mesh.catalog.errors import DataMeshError
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.ddz.dialects import postgres_timeout_options
 from data_mesh.ddz.retry import RetryPolicy
 from data_mesh.ddz.timeouts import DdzTimeouts
-from data_mesh.errors import DataMeshError
+from data_mesh.store import azure_sql
+from data_mesh.store.azure_sql import AzureSqlTarget, odbc_value
 
 # The writer's retry layer owns retries; connecting inside it tries once.
 _CONNECT_ONCE = RetryPolicy(max_attempts=1)
@@ -59,7 +59,7 @@ def transaction(session: DdzSession) -> Iterator[DdzSession]:
 
 class PyodbcSession:
     """A session over a pyodbc connection (autocommit off): Azure SQL's control statements in
-    the cloud, with the Azure AD token or SQL auth of `data_mesh.azure_sql.connect`."""
+    the cloud, with the Azure AD token or SQL auth of `data_mesh.store.azure_sql.connect`."""
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection

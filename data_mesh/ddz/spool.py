@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame
 
 from data_mesh.ddz.chunks import CHUNK_COLUMN
-from data_mesh.storage import Storage
+from data_mesh.lake.storage import Storage
 
 SUCCESS_MARKER = "_SUCCESS"
 

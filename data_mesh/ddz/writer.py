@@ -38,6 +38,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.util import inheritable_thread_target
 
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.identifiers import UnsafeIdentifierError, validate_identifier
 from data_mesh.ddz.chunks import (
     CHUNK_COLUMN,
     Chunk,
@@ -65,10 +67,8 @@ from data_mesh.ddz.streaming import (
     chunked_for_streaming,
     stream_chunks,
 )
-from data_mesh.errors import DataMeshError
-from data_mesh.identifiers import UnsafeIdentifierError, validate_identifier
-from data_mesh.spark_conf import is_spark_connect, spark_config_scope
-from data_mesh.storage import LocalStorage
+from data_mesh.lake.storage import LocalStorage
+from data_mesh.spark.conf import is_spark_connect, spark_config_scope
 
 __all__ = ["DdzConnection", "DdzTarget", "DdzWriteError", "DdzWriter", "WriteReport"]
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from data_mesh.errors import DataMeshError
+from data_mesh.catalog.errors import DataMeshError
 
 BRONZE_COLUMNS = ("LOAD_TIMESTAMP", "SOURCE_SYSTEM", "RUN_ID")
 

@@ -15,8 +15,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from data_mesh.catalog.identifiers import validate_identifier
 from data_mesh.ddz.writer import describe_error
-from data_mesh.identifiers import validate_identifier
 from data_mesh.ingest.bronze import IngestError
 
 FORMATS = ("csv", "json", "parquet")

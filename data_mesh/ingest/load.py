@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 
+from data_mesh.catalog.build import DataSetModel
+from data_mesh.catalog.transformation_configs import IngestConfig
 from data_mesh.ingest.bronze import IngestError, add_bronze_columns
 from data_mesh.ingest.database import DatabaseRead, JdbcSource, read_database
 from data_mesh.ingest.files import read_files
-from data_mesh.metadata.catalog import DataSetModel
-from data_mesh.metadata.configs import IngestConfig
-from data_mesh.secrets import SecretError, parse_reference, resolve_secret
-from data_mesh.storage import Storage
+from data_mesh.lake.storage import Storage
+from data_mesh.settings.secrets import SecretError, parse_reference, resolve_secret
 
 
 @dataclass

@@ -18,9 +18,9 @@ from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
-from data_mesh.errors import DataMeshError
-from data_mesh.metadata.catalog import QualityRuleModel
-from data_mesh.metadata.rule_configs import (
+from data_mesh.catalog.build import QualityRuleModel
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.rule_configs import (
     CustomSqlRule,
     FreshnessRule,
     ReferentialIntegrityRule,

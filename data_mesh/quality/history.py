@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from data_mesh.metadata.quality_results import QualityResultRow
-from data_mesh.metadata.rows import store_now
 from data_mesh.quality.evaluate import QualityReport
+from data_mesh.store.quality_results import QualityResultRow
+from data_mesh.store.rows import store_now
 
 
 def history_rows(

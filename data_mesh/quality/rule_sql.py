@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data_mesh.metadata.catalog import QualityRuleModel
-from data_mesh.metadata.rule_configs import (
+from data_mesh.catalog.build import QualityRuleModel
+from data_mesh.catalog.rule_configs import (
     AcceptedValuesRule,
     CustomSqlRule,
     ExpressionRule,
@@ -24,7 +24,7 @@ from data_mesh.metadata.rule_configs import (
     SchemaRule,
     UniqueRule,
 )
-from data_mesh.spark_sql import literal, quote_identifier, string_literal
+from data_mesh.spark.sql_text import literal, quote_identifier, string_literal
 
 ROW_RULES = (
     NotNullRule,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from data_mesh.metadata.audit import AuditRow, record_audit
 from data_mesh.resources.metadata_store import MetadataStoreResource
+from data_mesh.store.audit import AuditRow, record_audit
 
 
 class AuditLogResource(ConfigurableResource):  # type: ignore[type-arg]

@@ -24,17 +24,17 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from data_mesh.azure_sql import default_token
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
-from data_mesh.metadata.audit import FAILED, SUCCESS, audit_row
 from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.lake import LakeStorageResource
-from data_mesh.spark_conf import spark_config_scope
+from data_mesh.spark.conf import spark_config_scope
+from data_mesh.store.audit import FAILED, SUCCESS, audit_row
+from data_mesh.store.azure_sql import default_token
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
 TARGET_TABLE = "data_mesh/target_table"

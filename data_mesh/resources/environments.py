@@ -10,7 +10,7 @@ from data_mesh.resources.lake import lake_resource_for
 from data_mesh.resources.metadata_store import MetadataStoreResource
 from data_mesh.resources.quality_history import QualityHistoryResource
 from data_mesh.resources.spark import spark_resource
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 
 DDZ_IO_MANAGER_KEY = "ddz_io_manager"
 QUALITY_HISTORY_KEY = "quality_history"

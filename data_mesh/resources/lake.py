@@ -14,10 +14,10 @@ from dagster_azure.adls2 import (
     ADLS2SASToken,
 )
 
-from data_mesh.blob_storage import BlobStorage
-from data_mesh.errors import DataMeshError
-from data_mesh.settings import Settings
-from data_mesh.storage import LocalStorage, Storage
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.lake.blob_storage import BlobStorage
+from data_mesh.lake.storage import LocalStorage, Storage
+from data_mesh.settings.model import Settings
 
 
 class LakeStorageResource(ConfigurableResource):  # type: ignore[type-arg]

@@ -1,5 +1,5 @@
 """The metadata store as a Dagster resource: Azure SQL over pyodbc in the cloud (Azure AD token
-or SQL auth, retried connects: `data_mesh.azure_sql`), any SQLAlchemy URL otherwise (SQLite in
+or SQL auth, retried connects: `data_mesh.store.azure_sql`), any SQLAlchemy URL otherwise (SQLite in
 LOCAL, PostgreSQL in tests). Its config holds no secret: tokens and passwords are fetched when
 a connection opens."""
 
@@ -14,10 +14,10 @@ from dagster import ConfigurableResource
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from data_mesh import azure_sql
-from data_mesh.azure_sql import AzureSqlTarget
-from data_mesh.settings import Settings
-from data_mesh.store_connection import disposing, engine_for_store
+from data_mesh.settings.model import Settings
+from data_mesh.store import azure_sql
+from data_mesh.store.azure_sql import AzureSqlTarget
+from data_mesh.store.connection import disposing, engine_for_store
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource
 
-from data_mesh.metadata.quality_results import record_quality_results
 from data_mesh.quality.evaluate import QualityReport
 from data_mesh.quality.history import history_rows
 from data_mesh.resources.metadata_store import MetadataStoreResource
+from data_mesh.store.quality_results import record_quality_results
 
 
 class QualityHistoryResource(ConfigurableResource):  # type: ignore[type-arg]

@@ -15,8 +15,8 @@ from dagster_pyspark import LazyPySparkResource
 from pydantic import PrivateAttr
 from pyspark.sql import SparkSession
 
-from data_mesh.secrets import literal_secret_in
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
+from data_mesh.settings.secrets import literal_secret_in
 
 # Warnings and errors of the JVM's loggers on stderr, without Spark's start-up notes.
 LOG4J2_CONFIG = Path(__file__).with_name("log4j2.properties")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 
 if TYPE_CHECKING:
     from dagster import DagsterInstance

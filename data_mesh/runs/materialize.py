@@ -17,19 +17,19 @@ from dagster import (
     ExecuteInProcessResult,
 )
 
-from data_mesh.factories.automation import (
+from data_mesh.catalog.build import Catalog, DataProductModel
+from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     Daily,
     daily_job_names,
     error_cause,
     product_targets,
 )
-from data_mesh.factories.definitions import build_definitions
-from data_mesh.loading import load_catalog
-from data_mesh.metadata.catalog import Catalog, DataProductModel
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.liveness import run_process_tags
-from data_mesh.settings import Settings
+from data_mesh.settings.model import Settings
 
 
 @dataclass(frozen=True)

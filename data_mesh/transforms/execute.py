@@ -14,9 +14,9 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from data_mesh.errors import DataMeshError
-from data_mesh.metadata.catalog import DataSetModel, TransformationModel
-from data_mesh.metadata.configs import (
+from data_mesh.catalog.build import DataSetModel, TransformationModel
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.transformation_configs import (
     AggregateConfig,
     FilterConfig,
     JoinConfig,
@@ -25,7 +25,7 @@ from data_mesh.metadata.configs import (
     SelectConfig,
     SqlConfig,
 )
-from data_mesh.storage import Storage
+from data_mesh.lake.storage import Storage
 from data_mesh.transforms.query_files import load_query_plan, query_file_path
 
 # Formats a CDZ dataset may be stored in, and the reader options each needs.

@@ -22,9 +22,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from data_mesh.errors import QueryFileError
-from data_mesh.identifiers import is_safe_identifier
-from data_mesh.metadata.sql_policy import CheckedSql, Slot, UnsafeSqlError, check_sql, check_tables
+from data_mesh.catalog.errors import QueryFileError
+from data_mesh.catalog.identifiers import is_safe_identifier
+from data_mesh.catalog.sql_policy import CheckedSql, Slot, UnsafeSqlError, check_sql, check_tables
 
 _ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 # Java's whitespace in .properties files; not str.isspace() (which includes e.g. \v and \u2028).

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from data_mesh.metadata.configs import PropertiesSequenceConfig
-from data_mesh.storage import Storage, StorageError
+from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
+from data_mesh.lake.storage import Storage, StorageError
 from data_mesh.transforms.properties import QueryPlan, plan_sequence
 
 if TYPE_CHECKING:
     # Only a type here: product_files checks query files with this module at load.
-    from data_mesh.metadata.product_files import LoadedProduct
+    from data_mesh.catalog.product_files import LoadedProduct
 
 QUERY_CONTAINER = "queries"
 

@@ -1,5 +1,5 @@
 -- Metadata store of data_mesh for Azure SQL (T-SQL).
--- GENERATED from data_mesh/metadata/schema.py by `data-mesh ddl`: do not edit by hand.
+-- GENERATED from data_mesh/store/schema.py by `data-mesh ddl`: do not edit by hand.
 -- Deployed stores are created and upgraded with `data-mesh init --url ...` (Alembic).
 
 CREATE TABLE [AuditLog] (

@@ -1,0 +1,674 @@
+"""The `data-mesh` command."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.settings.model import Environment, Settings, load_settings
+from data_mesh.store.connection import ready_store_engine, store_engine_in_use
+
+if TYPE_CHECKING:  # pyspark and dagster load only in the commands that need them
+    from dagster import DagsterInstance
+    from pyspark.sql import DataFrame
+
+    from data_mesh.catalog.build import Catalog
+    from data_mesh.runs.liveness import MarkedRun
+
+
+class _DataMeshGroup(TyperGroup):
+    """Every command's own errors (a store not initialized, a broken input) end in one line
+    and exit 1, not a traceback: caught here once rather than in each command."""
+
+    # `Any`: the base class types it with typer's private click Context.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DataMeshError as error:
+            _fail(str(error))
+
+
+app = typer.Typer(
+    cls=_DataMeshGroup,
+    help="Metadata-driven data mesh on Dagster and Spark.",
+    no_args_is_help=True,
+)
+ddz_app = typer.Typer(help="Look at the DDZ tables.", no_args_is_help=True)
+app.add_typer(ddz_app, name="ddz")
+config_app = typer.Typer(help="The resolved configuration of an environment.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+quality_app = typer.Typer(help="Quality rule results and quarantined rows.", no_args_is_help=True)
+app.add_typer(quality_app, name="quality")
+snapshot_app = typer.Typer(
+    help="The metadata snapshot Dagster definitions are built from.", no_args_is_help=True
+)
+app.add_typer(snapshot_app, name="snapshot")
+console = Console()
+err = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="SQLAlchemy URL of the metadata store (default: LOCAL SQLite)."),
+]
+DDL_FILE = Path("metadata/ddl/metadata_store.sql")
+
+
+def _settings(url: str | None = None) -> Settings:
+    settings = load_settings()
+    return settings.model_copy(update={"metadata_url": url}) if url else settings
+
+
+def _fail(message: str) -> NoReturn:
+    # Unwrapped: one line whatever the terminal's width, so it can be read and grepped.
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+@app.command()
+def init(url: UrlOption = None) -> None:
+    """Create or upgrade the metadata store (Alembic migrations)."""
+    from data_mesh.store.connection import describe_store
+    from data_mesh.store.database import upgrade_store
+
+    settings = _settings(url)
+    with store_engine_in_use(settings) as engine:
+        revision = upgrade_store(engine)
+    console.print(f"metadata store at revision [bold]{revision}[/] ({describe_store(settings)})")
+
+
+@app.command()
+def load(
+    path: Annotated[Path, typer.Argument(help="A product folder or a folder of products.")] = Path(
+        "metadata/products"
+    ),
+    url: UrlOption = None,
+) -> None:
+    """Upsert data products from product.yaml files and publish their query files to the lake."""
+    from data_mesh.catalog.product_files import load_product_files
+    from data_mesh.component.state_loading import lake_storage
+    from data_mesh.transforms.query_files import publish_query_files
+
+    settings = _settings(url)
+    storage = lake_storage(settings)
+    with ready_store_engine(settings) as engine:
+        loaded = load_product_files(engine, path)
+    for product in loaded:
+        publish_query_files(storage, product)
+        console.print(
+            f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
+        )
+    _refresh_snapshot(settings)
+
+
+def _refresh_snapshot(settings: Settings) -> None:
+    """Definitions are built from the snapshot: refresh it when the store was just changed."""
+    from data_mesh.component.state_loading import refresh_snapshot
+
+    if settings.definitions_from != "snapshot":
+        return
+    saved = refresh_snapshot(settings)
+    console.print(
+        f"metadata snapshot {settings.resolved_metadata_snapshot} refreshed "
+        f"(marker {saved.marker}); reload the code location to see it"
+    )
+
+
+@snapshot_app.command("refresh")
+def snapshot_refresh(url: UrlOption = None) -> None:
+    """Read the store (one SELECT per table) and its query files into the snapshot file."""
+    settings = _settings(url)
+    _refresh_snapshot(settings.model_copy(update={"definitions_from": "snapshot"}))
+
+
+@snapshot_app.command("status")
+def snapshot_status(
+    url: UrlOption = None,
+    check: Annotated[bool, typer.Option(help="Exit 1 when the snapshot is stale.")] = False,
+) -> None:
+    """The snapshot's age and marker against the store's current marker."""
+    from data_mesh.component.snapshot_file import read_snapshot, store_marker
+    from data_mesh.component.state_loading import read_store_rows
+
+    settings = _settings(url)
+    path = settings.resolved_metadata_snapshot
+    saved = read_snapshot(path)
+    current = store_marker(read_store_rows(settings))
+    age = saved.age()
+    stale = current != saved.marker
+    console.print(f"snapshot  {path}")
+    console.print(
+        f"taken at  {saved.taken_at:%Y-%m-%d %H:%M:%S} UTC ({age.total_seconds():.0f} s ago)"
+    )
+    console.print(f"marker    {saved.marker}")
+    console.print(f"store     {current}")
+    console.print(f"catalog   {_saved_catalog_status(settings, saved.file_digest)}")
+    console.print(
+        "[yellow]stale[/]: the store changed; run `data-mesh snapshot refresh`"
+        if stale
+        else "[green]current[/]"
+    )
+    if stale and check:
+        raise typer.Exit(1)
+
+
+def _saved_catalog_status(settings: Settings, snapshot_digest: str) -> str:
+    from data_mesh.component.catalog_cache import cache_path, saved_catalog_status
+    from data_mesh.store.rows import store_now
+
+    lake_path = settings.resolved_metadata_snapshot_lake
+    if lake_path is not None:
+        return f"none: loads copy the snapshot from {lake_path} and validate it"
+    path = cache_path(settings.resolved_metadata_snapshot, settings.env)
+    used, reason = saved_catalog_status(path, snapshot_digest, settings.env, store_now())
+    return f"{'saved' if used else 'not used'} ({path.name}): {reason}"
+
+
+@app.command()
+def validate(url: UrlOption = None) -> None:
+    """Check every data product (rows and query files); exit 1 if any is broken."""
+    from data_mesh.component.state_loading import load_catalog
+
+    catalog = load_catalog(_settings(url))
+    for product in catalog.products:
+        console.print(f"[green]ok[/]      {product.name}")
+    for problem in catalog.problems:
+        console.print(f"[red]broken[/]  {problem.product}: {problem.message}", highlight=False)
+    for message in catalog.configuration_problems:
+        console.print(f"[red]config[/]  {message}", highlight=False)
+    if catalog.problems or catalog.configuration_problems:
+        raise typer.Exit(1)
+
+
+@app.command("generate-metadata")
+def generate_metadata_command(
+    products: Annotated[int, typer.Option(help="Synthetic data products to add.")] = 1000,
+    url: UrlOption = None,
+    schedules: Annotated[
+        bool, typer.Option(help="Give every product a schedule (configuration rows).")
+    ] = False,
+) -> None:
+    """Add N synthetic, valid data products to the store (for scale tests)."""
+    from data_mesh.devtools.synthetic import generate_metadata
+
+    try:
+        with ready_store_engine(_settings(url)) as engine:
+            counts = generate_metadata(engine, products, schedules=schedules)
+    except ValueError as error:
+        _fail(str(error))
+    for table, rows in counts.items():
+        console.print(f"{table}: {rows:,} rows")
+
+
+@app.command("generate-sample-data")
+def generate_sample_data(
+    rows: Annotated[
+        int, typer.Option(help="Rows of the fact tables (payments, orders).")
+    ] = 100_000,
+) -> None:
+    """Write deterministic CDZ sample data (Parquet) into the lake."""
+    from data_mesh.component.state_loading import lake_storage
+    from data_mesh.devtools.sample_data import write_sample_data
+    from data_mesh.resources.spark import spark_session
+
+    settings = _settings()
+    written = write_sample_data(spark_session(settings), lake_storage(settings), rows)
+    for path, count in written.items():
+        console.print(f"{path}: {count:,} rows")
+
+
+@app.command()
+def materialize(
+    product: Annotated[
+        list[str] | None, typer.Option("--product", "-p", help="Only these products.")
+    ] = None,
+    day: Annotated[
+        list[str] | None,
+        typer.Option("--day", help="A day (YYYY-MM-DD) of the daily-partitioned assets."),
+    ] = None,
+    first_day: Annotated[
+        str | None, typer.Option("--from", help="First day of a backfill (YYYY-MM-DD).")
+    ] = None,
+    last_day: Annotated[
+        str | None, typer.Option("--to", help="Last day of a backfill (YYYY-MM-DD).")
+    ] = None,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show progress while it works (default: when the output is a terminal).",
+        ),
+    ] = None,
+) -> None:
+    """Materialize the data products into the DDZ and print a summary; daily-partitioned
+    assets run once per day given (--day, or --from/--to: a backfill)."""
+    from contextlib import nullcontext
+
+    from data_mesh.runs.dagster_home import (
+        dagster_home_in_use,
+        open_instance,
+        prepare_dagster_home,
+    )
+    from data_mesh.runs.materialize import materialize_products
+    from data_mesh.runs.progress_view import MaterializeProgress
+
+    settings = _settings()
+    home = prepare_dagster_home(dagster_home_in_use(settings), settings)
+    show = console.is_terminal if progress is None else progress
+    # --progress into a pipe or a file: drawn as on a terminal (what was asked for).
+    view = MaterializeProgress(console if console.is_terminal else Console(force_terminal=True))
+    try:
+        days = _days(day or [], first_day, last_day)
+        with open_instance(home) as instance, view if show else nullcontext():
+            # A run of a killed process is marked failed before its load is run again.
+            _mark_dead_runs(instance, settings)
+            outcome = materialize_products(
+                settings,
+                product or None,
+                instance=instance,
+                days=days or None,
+                progress=view if show else None,
+            )
+    except (DataMeshError, ValueError) as error:
+        _fail(str(error))
+    table = Table(title=f"run {', '.join(outcome.run_ids)}")
+    for column in ("asset", "DDZ table", "rows", "chunks", "seconds"):
+        table.add_column(
+            column, justify="right" if column in ("rows", "chunks", "seconds") else "left"
+        )
+    for row in outcome.materializations:
+        table.add_row(row.asset, row.table, f"{row.rows:,}", str(row.chunks), f"{row.seconds:.1f}")
+    console.print(table)
+    if outcome.checks:
+        checks = Table(title="quality checks")
+        for column in ("asset", "check", "result", "observed"):
+            checks.add_column(column)
+        for check in outcome.checks:
+            result = (
+                "[green]passed[/]"
+                if check.passed
+                else ("[yellow]WARN[/]" if check.severity == "WARN" else "[red]FAILED[/]")
+            )
+            checks.add_row(check.asset, check.check, result, check.observed)
+        console.print(checks)
+    for problem in outcome.skipped:
+        console.print(f"[yellow]skipped[/] {problem}", highlight=False)
+    for note in outcome.notes:
+        console.print(f"[yellow]note[/] {note}", highlight=False)
+    if not outcome.success:
+        _fail(f"run {outcome.run_id} failed: {outcome.failure}")
+
+
+def _days(days: list[str], first: str | None, last: str | None) -> list[str]:
+    """The days given one by one and the days from `first` to `last`, in order, each once."""
+    import datetime as dt
+
+    def parse(text: str, option: str) -> dt.date:
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError as error:
+            raise ValueError(f"{option} {text!r} is not a date (YYYY-MM-DD)") from error
+
+    wanted = {parse(d, "--day") for d in days}
+    if (first is None) != (last is None):
+        raise ValueError("give both --from and --to")
+    if first is not None and last is not None:
+        start, end = parse(first, "--from"), parse(last, "--to")
+        if end < start:
+            raise ValueError(f"--to {last} is before --from {first}")
+        wanted |= {start + dt.timedelta(days=n) for n in range((end - start).days + 1)}
+    return [d.isoformat() for d in sorted(wanted)]
+
+
+@app.command()
+def ddl(
+    check: Annotated[
+        bool, typer.Option(help="Fail if the file differs instead of writing.")
+    ] = False,
+    output: Annotated[Path, typer.Option(help="Where the T-SQL goes.")] = DDL_FILE,
+) -> None:
+    """Write the T-SQL DDL of the metadata store, generated from the schema in code."""
+    from data_mesh.store.ddl import render_tsql_ddl
+
+    text = render_tsql_ddl()
+    if check:
+        if not output.is_file() or output.read_text(encoding="utf-8") != text:
+            _fail(f"{output} is out of date: run `data-mesh ddl`")
+        console.print(f"{output} is up to date")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    console.print(f"wrote {output}")
+
+
+def _print_preview(frame: DataFrame, title: str, limit: int) -> None:
+    """The first `limit` rows as a table; `title` may use {count} (all rows)."""
+    rows = frame.limit(limit).collect()  # bounded by --limit: a preview, not the data
+    view = Table(title=title.format(count=frame.count()))
+    for column in frame.columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    console.print(view)
+
+
+@ddz_app.command("show")
+def ddz_show(
+    table: Annotated[str, typer.Argument(help="schema.table, e.g. ddz.SOR1_PAYMENTS")],
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print the row count and the first rows of a DDZ table, without starting Spark (except
+    for a DDZ reached only through the JVM: SQL Server without DATA_MESH_DDZ_AZURE_AUTH)."""
+    from data_mesh.ddz.dialects import TableName
+    from data_mesh.ddz.preview import preview_table
+    from data_mesh.ddz.reader import read_ddz_table
+    from data_mesh.resources.ddz_io_manager import connection_from_env
+    from data_mesh.resources.spark import spark_session
+
+    if table.count(".") != 1:
+        _fail(f"{table!r}: give the table as schema.table")
+    schema_name, table_name = table.split(".")
+    try:
+        name = TableName(schema_name, table_name)
+    except ValueError as error:
+        _fail(str(error))
+    settings = _settings()
+    connection = connection_from_env(
+        settings.resolved_ddz_jdbc_url,
+        settings.ddz_user_env,
+        settings.ddz_password_env,
+        settings.ddz_azure_auth,
+        settings.ddz_control,
+        settings.ddz_load_path,
+    )
+    preview = preview_table(connection, name, limit, settings.jdbc_jars)
+    if preview is None:  # a database only the JVM reaches (see data_mesh.ddz.preview)
+        frame = read_ddz_table(spark_session(settings), connection, name)
+        _print_preview(frame, f"{name}: {{count:,}} rows", limit)
+        return
+    view = Table(title=f"{name}: {preview.count:,} rows")
+    for column in preview.columns:
+        view.add_column(column)
+    for row in preview.rows:
+        view.add_row(*("" if v is None else v for v in row))
+    console.print(view)
+
+
+@config_app.command("show")
+def config_show(
+    env: Annotated[
+        str | None, typer.Option(help="LOCAL, DEV, INT, QA or PROD (default: DATA_MESH_ENV).")
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option(help="Resolve versions valid at this UTC time (ISO 8601).")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Print the settings and the configuration rows that apply in an environment; secrets
+    are masked. Exit 1 when a setting the environment requires is missing."""
+    from data_mesh.catalog.configuration import scoped_values
+    from data_mesh.settings.view import settings_rows
+
+    settings = _settings(url)
+    if env is not None:
+        try:
+            settings = settings.model_copy(update={"env": Environment(env.upper())})
+        except ValueError:
+            _fail(f"unknown environment {env!r} (LOCAL, DEV, INT, QA, PROD)")
+    moment = dt.datetime.fromisoformat(at) if at else None
+    view = Table(title=f"settings ({settings.env})")
+    for column in ("setting", "value"):
+        view.add_column(column)
+    for name, setting in settings_rows(settings):
+        view.add_row(name, setting)
+    missing = settings.missing_settings()
+    if missing:
+        # Without them the store, DDZ and lake read would be LOCAL's: nothing more to show.
+        console.print(view)
+        for name, what in missing.items():
+            console.print(f"[red]missing[/] {name}: {what}", highlight=False)
+        _fail(
+            f"{len(missing)} required setting(s) missing for {settings.env}: {', '.join(missing)}"
+        )
+    catalog = _catalog_at(settings, moment)
+    console.print(view)
+    rows = Table(title=f"configuration ({settings.env}, valid {moment or 'now'})")
+    for column in ("scope", "key", "value", "from"):
+        rows.add_column(column)
+    shown: set[tuple[str, str]] = set()
+    scopes = [(None, None), *sorted((p.name, d.name) for p in catalog.products for d in p.datasets)]
+    for product, dataset in scopes:
+        values = scoped_values(catalog.configuration, settings.env, dataset, product)
+        for key, value in sorted(values.items()):
+            if (value.category, key) not in shown:  # each row once, under its own scope
+                shown.add((value.category, key))
+                rows.add_row(value.category, key, value.shown, value.source)
+    console.print(rows)
+    for message in catalog.configuration_problems:
+        console.print(f"[red]config[/]  {message}", highlight=False)
+
+
+def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
+    from data_mesh.component.state_loading import read_catalog
+
+    return read_catalog(settings, at)
+
+
+def _mark_dead_runs(instance: DagsterInstance, settings: Settings) -> list[MarkedRun]:
+    """Mark the runs whose process is gone as failed, saying so. Runs launched from the UI are
+    recognised by their run worker's pid only on a LOCAL instance (its workers run here)."""
+    from data_mesh.runs.liveness import fail_runs_of_dead_processes
+
+    marked = fail_runs_of_dead_processes(
+        instance, trust_run_worker_event=settings.env == Environment.LOCAL
+    )
+    for run in marked:
+        err.print(
+            f"[yellow]run {run.run_id[:8]} ({run.job_name}) marked {run.status.value}[/]: "
+            f"{run.message}",
+            highlight=False,
+        )
+    return marked
+
+
+def _print_dagster_runs(settings: Settings, last: int) -> None:
+    """The latest runs of the LOCAL Dagster instance, after marking those of dead processes."""
+
+    from data_mesh.runs.dagster_home import dagster_home_in_use, open_instance
+
+    home = dagster_home_in_use(settings)
+    if not home.is_dir():
+        return  # nothing ran yet
+    with open_instance(home) as instance:
+        _mark_dead_runs(instance, settings)
+        records = instance.get_run_records(limit=last)
+    view = Table(title=f"Dagster runs ({home})")
+    for column in ("created (UTC)", "run", "job", "status", "seconds"):
+        view.add_column(column, justify="right" if column == "seconds" else "left")
+    colors = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "red", "STARTED": "yellow"}
+    for record in records:
+        run = record.dagster_run
+        status = run.status.value
+        seconds = (
+            f"{record.end_time - record.start_time:.1f}"
+            if record.start_time is not None and record.end_time is not None
+            else ""
+        )
+        view.add_row(
+            f"{record.create_timestamp:%Y-%m-%d %H:%M:%S}",
+            run.run_id[:8],
+            run.job_name,
+            f"[{colors.get(status, 'white')}]{status}[/]",
+            seconds,
+        )
+    console.print(view)
+
+
+@app.command()
+def runs(
+    last: Annotated[int, typer.Option(help="How many runs and audit rows, newest first.")] = 20,
+    url: UrlOption = None,
+) -> None:
+    """Print the latest Dagster runs (LOCAL: runs whose process is gone are marked failed
+    first) and the latest rows of the audit log: every materialization and every failure."""
+    from data_mesh.store.audit import latest_audit
+
+    settings = _settings(url)
+    if settings.env == Environment.LOCAL:
+        _print_dagster_runs(settings, last)
+    with ready_store_engine(settings) as engine:
+        rows = latest_audit(engine, last)
+    view = Table(title="audit log")
+    for column in ("loaded (UTC)", "asset", "table", "status", "rows", "seconds", "run", "by"):
+        view.add_column(column, justify="right" if column in ("rows", "seconds") else "left")
+    for row in rows:
+        status = {"SUCCESS": "[green]SUCCESS[/]"}.get(row.Status, f"[red]{row.Status}[/]")
+        view.add_row(
+            f"{row.LoadTimestamp:%Y-%m-%d %H:%M:%S}",
+            row.AssetKey,
+            row.SourceTable,
+            status,
+            "" if row.RowCount is None else f"{row.RowCount:,}",
+            f"{row.ProcessingTime:.1f}",
+            row.JobRunID[:8],
+            row.ProcessedBy,
+        )
+    console.print(view)
+    for row in rows:
+        if row.ErrorDetails:
+            console.print(f"[red]{row.AssetKey}[/] ({row.JobRunID[:8]}): {row.ErrorDetails}")
+
+
+@quality_app.command("history")
+def quality_history(
+    rule: Annotated[str | None, typer.Option(help="Only this rule (by name).")] = None,
+    last: Annotated[int, typer.Option(help="How many results, newest first.")] = 20,
+    url: UrlOption = None,
+) -> None:
+    """Print the latest quality rule results from the metadata store (one row per rule per run)."""
+    from data_mesh.store.quality_results import latest_quality_results
+
+    with ready_store_engine(_settings(url)) as engine:
+        rows = latest_quality_results(engine, last, rule)
+    view = Table(title="quality results")
+    for column in ("evaluated (UTC)", "dataset", "rule", "result", "failing", "observed", "run"):
+        view.add_column(column, justify="right" if column == "failing" else "left")
+    for row in rows:
+        result = "[green]passed[/]" if row.Passed else f"[red]{row.Severity}[/]"
+        failing = "" if row.FailingRows is None else f"{row.FailingRows:,}"
+        view.add_row(
+            f"{row.EvaluatedAt:%Y-%m-%d %H:%M:%S}",
+            row.DataSetName,
+            row.RuleName,
+            result,
+            failing,
+            row.Observed,
+            row.RunID[:8],
+        )
+    console.print(view)
+
+
+@quality_app.command("quarantine")
+def quality_quarantine(
+    dataset: Annotated[str, typer.Argument(help="The DataSet name, e.g. customer_orders.")],
+    load_id: Annotated[str | None, typer.Option(help="One load (run id); default: all.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
+) -> None:
+    """Print quarantined rows of a DataSet, with the rule and the reason that rejected them."""
+    from data_mesh.component.state_loading import lake_storage, load_catalog
+    from data_mesh.quality.quarantine import quarantine_folder, quarantine_path
+    from data_mesh.resources.spark import spark_session
+
+    settings = _settings()
+    catalog = load_catalog(settings)
+    found = [d for p in catalog.products for d in p.datasets if d.name == dataset]
+    if len(found) != 1:
+        _fail(f"{dataset!r} matches {len(found)} DataSets")
+    path = quarantine_path(found[0], load_id) if load_id else quarantine_folder(found[0])
+    storage = lake_storage(settings)
+    if not storage.exists(path):
+        _fail(f"nothing quarantined for {dataset} at {path}")
+    frame = spark_session(settings).read.parquet(storage.spark_uri(path))
+    frame = frame.drop("load_id")  # the folder name, read back as a column; dq_load_id has it
+    _print_preview(frame, f"{path}: {{count:,}} quarantined rows", limit)
+
+
+# How often `data-mesh dev` looks for runs whose process is gone.
+DEV_RUN_CHECK_SECONDS = 10.0
+
+
+@app.command()
+def dev(
+    port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
+) -> None:
+    """Run `dagster dev` on this project with the LOCAL Dagster home (runs of the CLI show up);
+    while it runs, runs whose process was killed are marked failed within seconds."""
+    from data_mesh.runs.dagster_home import prepare_dagster_home
+
+    settings = _settings()
+    # Always the LOCAL home (absolute), whatever DAGSTER_HOME says: the one the README names.
+    home = prepare_dagster_home(settings.dagster_home, settings)
+    # The UI starts from the store as it is now; run workers then read the same snapshot.
+    _refresh_snapshot(settings)
+    dagster = Path(sys.executable).with_name("dagster")
+    code = _supervise(
+        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port)],
+        home,
+        settings,
+        DEV_RUN_CHECK_SECONDS,
+    )
+    raise typer.Exit(code)
+
+
+def _supervise(command: list[str], home: Path, settings: Settings, every: float) -> int:
+    """Run `command` (dagster dev) and, until it exits, mark the runs of dead processes failed
+    every `every` seconds: the DefaultRunLauncher's run monitoring cannot (data_mesh.runs.liveness).
+
+    Ctrl-C reaches dagster dev from the terminal (same process group) and this process waits
+    for it to shut down; SIGTERM and SIGHUP sent to this process are passed on to it."""
+    import signal
+    import subprocess
+    import threading
+
+    from data_mesh.runs.dagster_home import open_instance
+
+    child = subprocess.Popen(command)
+    stop = threading.Event()
+
+    def watch() -> None:
+        reported: set[str] = set()
+        while not stop.wait(every):
+            try:
+                with open_instance(home) as instance:
+                    _mark_dead_runs(instance, settings)
+            except Exception as error:  # never stop the UI over a failed look
+                text = f"{type(error).__name__}: {error}"
+                if text not in reported:
+                    reported.add(text)
+                    err.print(f"[yellow]could not check runs:[/] {text}", highlight=False)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
+    watcher = threading.Thread(target=watch, name="run-liveness", daemon=True)
+    watcher.start()
+    try:
+        code = child.wait()
+    finally:
+        stop.set()
+        watcher.join(timeout=30)
+    return code if code >= 0 else 128 - code
+
+
+if __name__ == "__main__":
+    app()

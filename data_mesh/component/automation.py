@@ -1,0 +1,472 @@
+"""Jobs, schedules and sensors from the catalog.
+
+Jobs stay few whatever the number of products: one for unpartitioned assets and one per daily
+partitioning (Dagster runs one partitions definition per job). Schedules and sensors target
+those jobs with the asset selection of their product.
+
+No `from __future__ import annotations`: Dagster reads the sensors' real annotations to inject
+resources.
+"""
+
+import datetime as dt
+import hashlib
+import json
+import re
+import urllib.request
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterEventType,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    run_failure_sensor,
+    sensor,
+)
+
+from data_mesh.catalog.automation import SensorSettings, sensor_settings
+from data_mesh.catalog.build import Catalog, DataProductModel, TransformationModel
+from data_mesh.catalog.configuration import scoped_values
+from data_mesh.catalog.errors import MetadataError
+from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
+from data_mesh.component.assets import dataset_asset_key
+from data_mesh.lake.changes import WatchedFolder, changed_keys, day_of, folder_digests
+from data_mesh.resources.audit import AuditLogResource
+from data_mesh.resources.environments import METADATA_STORE_KEY
+from data_mesh.settings.secrets import parse_reference, resolve_secret
+from data_mesh.store.audit import FAILED, audit_row
+from data_mesh.store.change_digests import compare_digests, product_digests
+from data_mesh.store.rows import read_store
+from data_mesh.transforms.query_files import query_file_path
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.unresolved_asset_job_definition import (
+        UnresolvedAssetJobDefinition,
+    )
+    from dagster._utils.error import SerializableErrorInfo
+
+
+ALL_PRODUCTS_JOB = "all_data_products"
+DAILY_PRODUCTS_JOB = "daily_data_products"
+METADATA_SENSOR = "metadata_store_sensor"
+RUN_FAILURE_SENSOR = "run_failure_sensor"
+
+
+@dataclass(frozen=True)
+class JobTarget:
+    """The job that runs a set of a product's assets, and whether it takes a day."""
+
+    job: str
+    keys: tuple[AssetKey, ...]
+    daily: bool
+    # The first partition of a daily job (ISO date).
+    first_day: str | None = None
+
+
+# A daily partitioning: its first day and its time zone.
+Daily = tuple[dt.date, str]
+
+
+def _job_name(transformation: TransformationModel, daily_jobs: dict[Daily, str]) -> str:
+    partition = transformation.output.partition
+    if partition is None:
+        return ALL_PRODUCTS_JOB
+    return daily_jobs[(partition.start, partition.timezone)]
+
+
+def daily_job_names(catalog: Catalog) -> dict[Daily, str]:
+    """One job per distinct daily partitioning (first day and time zone)."""
+    dailies = sorted(
+        {
+            (t.output.partition.start, t.output.partition.timezone)
+            for p in catalog.products
+            for t in p.transformations
+            if t.output.partition is not None
+        }
+    )
+    if len(dailies) == 1:
+        return {dailies[0]: DAILY_PRODUCTS_JOB}
+    return {
+        (start, zone): f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}_"
+        + re.sub(r"[^a-z0-9]+", "_", zone.lower())
+        for start, zone in dailies
+    }
+
+
+def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
+    daily_jobs = daily_job_names(catalog)
+    keys: dict[str, list[AssetKey]] = defaultdict(list)
+    for product in catalog.products:
+        for target in product_targets(product, daily_jobs):
+            keys[target.job].extend(target.keys)
+    partitioned = [k for name, ks in keys.items() if name != ALL_PRODUCTS_JOB for k in ks]
+    jobs = {
+        ALL_PRODUCTS_JOB: define_asset_job(
+            ALL_PRODUCTS_JOB,
+            selection=AssetSelection.all().materializable() - AssetSelection.assets(*partitioned),
+            description="Materialize every unpartitioned data product's DDZ tables, in "
+            "dependency order.",
+        )
+    }
+    for (start, zone), name in daily_jobs.items():
+        jobs[name] = define_asset_job(
+            name,
+            selection=AssetSelection.assets(*keys[name]),
+            description=f"Materialize one day of the daily-partitioned DDZ tables (from "
+            f"{start}, days in {zone}); backfills run it once per day.",
+        )
+    return jobs
+
+
+def product_targets(product: DataProductModel, daily_jobs: dict[Daily, str]) -> list[JobTarget]:
+    """The product's assets grouped by the job that runs them."""
+    keys: dict[str, list[AssetKey]] = defaultdict(list)
+    for transformation in product.transformations:
+        keys[_job_name(transformation, daily_jobs)].append(dataset_asset_key(transformation.output))
+    first_days = {name: start.isoformat() for (start, _), name in daily_jobs.items()}
+    return [
+        JobTarget(job, tuple(ks), job != ALL_PRODUCTS_JOB, first_days.get(job))
+        for job, ks in sorted(keys.items())
+    ]
+
+
+def _schedule_status(enabled: bool) -> DefaultScheduleStatus:
+    return DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
+
+
+def _sensor_status(enabled: bool) -> DefaultSensorStatus:
+    return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
+
+
+def suffixed_name(base: str, target: JobTarget, targets: Sequence[JobTarget]) -> str:
+    """`base` for a product run by one job; else `_full`, `_daily` (or `_daily_<n>` when its
+    DataSets have several daily partitionings)."""
+    if len(targets) == 1:
+        return base
+    if not target.daily:
+        return f"{base}_full"
+    daily = [t for t in targets if t.daily]
+    return f"{base}_daily" if len(daily) == 1 else f"{base}_daily_{daily.index(target) + 1}"
+
+
+def product_schedules(
+    product: DataProductModel, daily_jobs: dict[Daily, str]
+) -> list[ScheduleDefinition]:
+    """The product's schedule from its configuration rows, one per job its assets run in; a
+    daily-partitioned run takes the day of the tick in the schedule's time zone."""
+    schedule = product.schedule
+    if schedule is None:
+        return []
+    targets = product_targets(product, daily_jobs)
+    definitions = []
+    for target in targets:
+
+        def requests(
+            context: ScheduleEvaluationContext, target: JobTarget = target
+        ) -> Iterator[RunRequest]:
+            tick = context.scheduled_execution_time.astimezone(zoneinfo.ZoneInfo(schedule.timezone))
+            yield RunRequest(
+                asset_selection=list(target.keys),
+                partition_key=tick.date().isoformat() if target.daily else None,
+                tags={"data_mesh/product": product.name, "data_mesh/trigger": "schedule"},
+            )
+
+        definitions.append(
+            ScheduleDefinition(
+                name=suffixed_name(f"{product.name}_schedule", target, targets),
+                cron_schedule=schedule.cron,
+                execution_timezone=schedule.timezone,
+                job_name=target.job,
+                execution_fn=requests,
+                default_status=_schedule_status(schedule.enabled),
+                description=f"{product.name}: {schedule.written} ({schedule.timezone}) from the "
+                "configuration rows",
+            )
+        )
+    return definitions
+
+
+def watched_folders(product: DataProductModel) -> list[WatchedFolder]:
+    """The product's query-file folders and the CDZ folders its transformations read."""
+    folders: dict[str, WatchedFolder] = {}
+    for transformation in product.transformations:
+        if isinstance(transformation.config, PropertiesSequenceConfig):
+            folder = query_file_path(transformation.config).rsplit("/", 1)[0]
+            folders[folder] = WatchedFolder(folder)
+        for dataset in transformation.inputs:
+            if dataset.layer == "CDZ" and dataset.location:
+                column = dataset.partition.column if dataset.partition else None
+                folders[dataset.location] = WatchedFolder(dataset.location, column)
+    return list(folders.values())
+
+
+def storage_sensor(
+    name: str,
+    products: Sequence[DataProductModel],
+    daily_jobs: dict[Daily, str],
+    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+    settings: SensorSettings,
+) -> SensorDefinition:
+    """Requests a run of a product when its query files or CDZ landing data change; one sensor
+    watches one product, or every product of a domain (`sensor.storage.per = domain`).
+
+    The cursor holds each product's folder digests, so each change triggers one run of that
+    product, also after a restart of the daemon; the run key is derived from the digests, so a
+    re-evaluated tick cannot request the same run twice. The first evaluation of a product only
+    records what is there.
+    """
+    watched = {p.name: watched_folders(p) for p in products}
+    targets = {p.name: product_targets(p, daily_jobs) for p in products}
+    job_names = sorted({t.job for ts in targets.values() for t in ts})
+    folders = [f.path for fs in watched.values() for f in fs]
+
+    @sensor(
+        name=name,
+        jobs=[jobs[job] for job in job_names],
+        minimum_interval_seconds=settings.interval_s,
+        default_status=_sensor_status(settings.enabled),
+        description=f"Runs {', '.join(sorted(watched))} when files under "
+        + ", ".join(folders[:6])
+        + (f" and {len(folders) - 6} more folders" if len(folders) > 6 else "")
+        + " change (new, modified, or a new _SUCCESS marker).",
+        required_resource_keys={"lake"},
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
+        storage = context.resources.lake.storage()
+        previous = json.loads(context.cursor) if context.cursor else {}
+        current = {product: folder_digests(storage, fs) for product, fs in watched.items()}
+        requests, changes, recorded = [], [], []
+        for product, digests in current.items():
+            if product not in previous:
+                recorded.append(product)
+                continue
+            changed = changed_keys(previous[product], digests)
+            if changed:
+                changes.append(f"{product}: {', '.join(changed)}")
+                requests += change_requests(product, targets[product], changed, digests)
+        cursor = json.dumps(current, sort_keys=True)
+        for change in changes:
+            context.log.info("changed %s", change)
+        if requests:
+            return SensorResult(run_requests=requests, cursor=cursor)
+        reason = f"recorded the folders of {', '.join(recorded)}" if recorded else "no changes"
+        return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+
+    return _sensor
+
+
+def global_sensor_settings(catalog: Catalog) -> SensorSettings:
+    """The `global` sensor rows of the catalog's environment. A bad value breaks every product
+    (each reports it); the store-wide sensors then start stopped instead of failing the load."""
+    values = scoped_values(catalog.configuration, catalog.env)
+    try:
+        return sensor_settings(values, catalog.env)
+    except MetadataError:
+        return SensorSettings(enabled=False)
+
+
+def storage_sensors(
+    catalog: Catalog,
+    daily_jobs: dict[Daily, str],
+    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+) -> list[SensorDefinition]:
+    """One storage sensor per product that reads lake folders, or per domain when
+    `sensor.storage.per` is `domain` (thousands of products: far fewer objects and ticks)."""
+    watching = [p for p in catalog.products if watched_folders(p)]
+    settings = global_sensor_settings(catalog)
+    if settings.storage_per == "product":
+        return [
+            storage_sensor(f"{p.name}_storage_sensor", [p], daily_jobs, jobs, p.sensors)
+            for p in watching
+        ]
+    domains: dict[str, list[DataProductModel]] = defaultdict(list)
+    for product in watching:
+        domains[product.domain].append(product)
+    return [
+        storage_sensor(f"{domain}_storage_sensor", products, daily_jobs, jobs, settings)
+        for domain, products in sorted(domains.items())
+    ]
+
+
+def change_requests(
+    product: str, targets: Sequence[JobTarget], changed: Sequence[str], current: dict[str, str]
+) -> list[RunRequest]:
+    """Run requests for changed folders: each changed day of partitioned data runs that day;
+    any other change runs the unpartitioned assets and the newest day of the partitioned ones."""
+    changed_days = {day for key in changed if (day := day_of(key))}
+    whole = [key for key in changed if day_of(key) is None]
+    known_days = sorted({day for key in current if (day := day_of(key))})
+    changes = "|".join(f"{key}={current[key]}" for key in changed)
+    digest = hashlib.sha256(changes.encode()).hexdigest()[:16]
+    requests = []
+    for target in targets:
+        days = sorted(changed_days | ({known_days[-1]} if whole and known_days else set()))
+        # Days before the partitioning starts are not partitions: nothing to run for them.
+        days = [day for day in days if target.first_day is None or day >= target.first_day]
+        runs: list[str | None] = list(days) if target.daily else ([None] if changed else [])
+        for day in runs:
+            requests.append(
+                RunRequest(
+                    run_key=f"{product}:{target.job}:{day or '-'}:{digest}",
+                    job_name=target.job,
+                    asset_selection=list(target.keys),
+                    partition_key=day,
+                    tags={"data_mesh/product": product, "data_mesh/trigger": "storage"},
+                )
+            )
+    return requests
+
+
+def metadata_sensor(
+    catalog: Catalog, jobs: dict[str, "UnresolvedAssetJobDefinition"]
+) -> SensorDefinition:
+    """Notices changed rows in the metadata store and says which products changed; with
+    `sensor.metadata.request_runs` it also runs the changed products' assets (as the current
+    definitions know them: reload the code location to apply new rows)."""
+    settings = global_sensor_settings(catalog)
+    daily_jobs = daily_job_names(catalog)
+    products = {p.name: p for p in catalog.products}
+
+    @sensor(
+        name=METADATA_SENSOR,
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=max(settings.interval_s, 60),
+        default_status=_sensor_status(settings.enabled),
+        description="Reports data products whose metadata-store rows changed.",
+        required_resource_keys={METADATA_STORE_KEY},
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult:
+        with getattr(context.resources, METADATA_STORE_KEY).engine_in_use() as engine:
+            snapshot = read_store(engine)
+        current = product_digests(snapshot)
+        cursor = json.dumps(current, sort_keys=True)
+        if context.cursor is None:
+            reason = f"recorded the rows of {len(current)} data products"
+            return SensorResult(skip_reason=SkipReason(reason), cursor=cursor)
+        changes = compare_digests(json.loads(context.cursor), current)
+        if not changes.any:
+            return SensorResult(skip_reason=SkipReason("no changes"), cursor=cursor)
+        context.log.info("metadata store changed: %s", changes.describe())
+        requests = []
+        if settings.request_runs:
+            for name in [*changes.added, *changes.modified]:
+                if name not in products:
+                    continue  # not in these definitions yet: reload the code location
+                for target in product_targets(products[name], daily_jobs):
+                    if target.daily:
+                        continue  # a changed product's days are backfilled deliberately
+                    requests.append(
+                        RunRequest(
+                            run_key=f"metadata:{name}:{current[name]}",
+                            job_name=target.job,
+                            asset_selection=list(target.keys),
+                            tags={"data_mesh/product": name, "data_mesh/trigger": "metadata"},
+                        )
+                    )
+        return SensorResult(
+            run_requests=requests,
+            skip_reason=None if requests else SkipReason(f"changed: {changes.describe()}"),
+            cursor=cursor,
+        )
+
+    return _sensor
+
+
+def post_alert(url: str, payload: dict[str, object], timeout_s: float = 10.0) -> None:
+    """POST the failure as JSON (Teams, Slack and Logic Apps webhooks accept it)."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout_s) as response:
+        response.read()
+
+
+def webhook_url(reference: str) -> str:
+    """The webhook URL behind a reference, or a literal https URL without credentials."""
+    if parse_reference(reference):
+        return resolve_secret(reference)
+    return reference
+
+
+def _step_errors(context: RunFailureSensorContext, run_id: str) -> list[str]:
+    """`<step>: <first line of its error>` for each failed step of the run."""
+    errors = []
+    for entry in context.instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        data = event.event_specific_data if event else None
+        error = getattr(data, "error", None)
+        if event is not None and error is not None:
+            errors.append(f"{event.step_key}: {error_cause(error)}")
+    return errors
+
+
+def error_cause(error: "SerializableErrorInfo", limit: int = 1000) -> str:
+    """What actually failed, under Dagster's "Error occurred while executing op" wrapper, on one
+    line and without a JVM stack trace."""
+    while error.cause is not None and "Error occurred while executing" in error.message:
+        error = error.cause
+    lines = []
+    for line in error.message.strip().splitlines():
+        if line.startswith(("\tat ", "JVM stacktrace")):
+            break
+        lines.append(line.strip())
+    text = " ".join(line for line in lines if line) or "(no message)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def run_failure_audit_sensor(
+    catalog: Catalog, send: Callable[[str, dict[str, object]], None] = post_alert
+) -> SensorDefinition:
+    """Writes every failed run to the audit log and, when `alerts.webhook_url` is configured,
+    posts it to the webhook. A failing webhook is logged, never raised."""
+    values = scoped_values(catalog.configuration, catalog.env)
+    settings = global_sensor_settings(catalog)
+    webhook = values.get("alerts.webhook_url")
+
+    @run_failure_sensor(
+        name=RUN_FAILURE_SENSOR,
+        default_status=_sensor_status(settings.enabled),
+        description="Audits failed runs and calls the alert webhook (alerts.webhook_url).",
+    )
+    def _sensor(context: RunFailureSensorContext, audit_log: AuditLogResource) -> None:
+        run = context.dagster_run
+        error = "; ".join(
+            [context.failure_event.message or "run failed", *_step_errors(context, run.run_id)]
+        )
+        record = context.instance.get_run_record_by_id(run.run_id)
+        started = record.start_time if record is not None else None
+        seconds = 0.0 if not started else max(0.0, dt.datetime.now(dt.UTC).timestamp() - started)
+        row = audit_row(f"run:{run.job_name}", "", run.run_id, FAILED, seconds, error=error)
+        audit_log.record(row)
+        if webhook is None or not webhook.value.strip():
+            return
+        payload: dict[str, object] = {
+            "run_id": run.run_id,
+            "job": run.job_name,
+            "status": "FAILURE",
+            "error": row.ErrorDetails,
+            "tags": {k: v for k, v in run.tags.items() if k.startswith("data_mesh/")},
+        }
+        try:
+            send(webhook_url(webhook.value.strip()), payload)
+        except Exception as failure:  # an alert must never fail the sensor
+            context.log.warning("alert webhook failed: %s", type(failure).__name__)
+
+    return _sensor

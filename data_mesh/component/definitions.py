@@ -1,0 +1,98 @@
+"""The whole code location from one catalog: assets, jobs, schedules, sensors, resources."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from dagster import (
+    AssetsDefinition,
+    AssetSpec,
+    Definitions,
+    ScheduleDefinition,
+    SensorDefinition,
+)
+
+from data_mesh.catalog.build import Catalog
+from data_mesh.component.assets import dataset_asset_key, product_assets, source_asset_spec
+from data_mesh.component.automation import (
+    ALL_PRODUCTS_JOB,
+    Daily,
+    build_jobs,
+    daily_job_names,
+    metadata_sensor,
+    product_schedules,
+    product_targets,
+    run_failure_audit_sensor,
+    storage_sensors,
+    suffixed_name,
+)
+from data_mesh.component.snapshot_file import SnapshotStamp
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ALL_PRODUCTS_JOB", "build_assets", "build_definitions"]
+
+
+def build_assets(
+    catalog: Catalog, daily_jobs: dict[Daily, str] | None = None
+) -> list[AssetSpec | AssetsDefinition]:
+    """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset, one per
+    job that runs them when it mixes partitionings (a step has one partitioning). Steps are
+    named like the product's schedules: `<product>`, `<product>_daily[_<n>]`."""
+    daily_jobs = daily_job_names(catalog) if daily_jobs is None else daily_jobs
+    assets: list[AssetSpec | AssetsDefinition] = []
+    outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
+    for product in catalog.products:
+        for dataset in product.datasets:
+            if dataset.layer == "CDZ":
+                assets.append(source_asset_spec(dataset, product))
+        targets = product_targets(product, daily_jobs)
+        for target in targets:
+            keys = set(target.keys)
+            transformations = [
+                t for t in product.transformations if dataset_asset_key(t.output) in keys
+            ]
+            name = suffixed_name(product.name, target, targets) if target.daily else product.name
+            assets.append(product_assets(product, transformations, outputs, name))
+    return assets
+
+
+def build_definitions(
+    catalog: Catalog, resources: dict[str, Any], snapshot: SnapshotStamp | None = None
+) -> Definitions:
+    """Definitions for every product that loaded; skipped products are logged and listed.
+    With a `snapshot`, its age and marker are shown on the code location (stale or not:
+    `data-mesh snapshot status`)."""
+    for problem in catalog.problems:
+        log.warning("skipped %s", problem)
+    skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
+    jobs = build_jobs(catalog)
+    daily_jobs = daily_job_names(catalog)
+    schedules: list[ScheduleDefinition] = []
+    sensors: list[SensorDefinition] = [
+        metadata_sensor(catalog, jobs),
+        run_failure_audit_sensor(catalog),
+    ]
+    for product in catalog.products:
+        schedules += product_schedules(product, daily_jobs)
+    sensors += storage_sensors(catalog, daily_jobs, jobs)
+    return Definitions(
+        assets=build_assets(catalog, daily_jobs),
+        jobs=list(jobs.values()),
+        schedules=schedules,
+        sensors=sensors,
+        resources=resources,
+        metadata={
+            "data_mesh/products_loaded": len(catalog.products),
+            "data_mesh/products_skipped": skipped,
+            **(
+                {
+                    "data_mesh/snapshot_taken_at": snapshot.taken_at.isoformat(timespec="seconds"),
+                    "data_mesh/snapshot_marker": snapshot.marker,
+                }
+                if snapshot is not None
+                else {"data_mesh/snapshot": "none: definitions read the store"}
+            ),
+        },
+    )

@@ -1,0 +1,1 @@
+"""Sample and synthetic data for local runs, demos and scale tests."""

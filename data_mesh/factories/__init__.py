@@ -1,1 +1,0 @@
-"""Metadata models -> Dagster objects. Pure functions: no I/O here."""

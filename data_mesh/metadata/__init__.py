@@ -1,1 +1,0 @@
-"""The metadata store: schema, typed rows, loading and validation. No Dagster, no Spark."""

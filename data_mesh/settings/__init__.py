@@ -1,0 +1,3 @@
+"""Settings from the environment (`DATA_MESH_*`), how `config show` prints them, and
+secret references.
+"""

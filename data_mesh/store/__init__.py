@@ -1,0 +1,3 @@
+"""The metadata store: schema, migrations, rows, connection, audit log, quality results,
+watermarks, change digests.
+"""
