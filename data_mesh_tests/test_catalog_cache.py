@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from data_mesh.catalog.build import Catalog
 from data_mesh.catalog.configuration import validity_window
+from data_mesh.catalog.models import Catalog
 from data_mesh.component import catalog_cache
 from data_mesh.component import state_loading as loading
 from data_mesh.component.catalog_cache import (

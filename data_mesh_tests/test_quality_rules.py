@@ -11,8 +11,8 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from data_mesh.catalog.build import DataSetModel, DeclaredColumn, QualityRuleModel
 from data_mesh.catalog.errors import MetadataError
+from data_mesh.catalog.models import DataSetModel, DeclaredColumn, QualityRuleModel
 from data_mesh.catalog.rule_configs import parse_rule_config
 from data_mesh.quality.evaluate import (
     MASK,

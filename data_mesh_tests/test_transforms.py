@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from data_mesh.catalog.build import DataSetModel, Partitioning, TransformationModel
+from data_mesh.catalog.models import DataSetModel, Partitioning, TransformationModel
 from data_mesh.catalog.transformation_configs import parse_transformation_config
 from data_mesh.lake.storage import LocalStorage
 from data_mesh.spark.conf import spark_config_scope

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_mesh.catalog.build import Catalog, DataProductModel, drop_broken_products
+from data_mesh.catalog.build import drop_broken_products
 from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.models import Catalog, DataProductModel
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
 from data_mesh.lake.storage import Storage, StorageError
 from data_mesh.transforms.query_files import load_query_plan

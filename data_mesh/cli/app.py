@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # pyspark and dagster load only in the commands that need the
     from dagster import DagsterInstance
     from pyspark.sql import DataFrame
 
-    from data_mesh.catalog.build import Catalog
+    from data_mesh.catalog.models import Catalog
     from data_mesh.runs.liveness import MarkedRun
 
 

@@ -31,7 +31,7 @@ from dagster import (
 )
 from pyspark.sql import DataFrame, SparkSession
 
-from data_mesh.catalog.build import (
+from data_mesh.catalog.models import (
     DataProductModel,
     DataSetModel,
     QualityRuleModel,

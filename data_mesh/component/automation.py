@@ -39,9 +39,9 @@ from dagster import (
 )
 
 from data_mesh.catalog.automation import SensorSettings, sensor_settings
-from data_mesh.catalog.build import Catalog, DataProductModel, TransformationModel
 from data_mesh.catalog.configuration import scoped_values
 from data_mesh.catalog.errors import MetadataError
+from data_mesh.catalog.models import Catalog, DataProductModel, TransformationModel
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
 from data_mesh.component.assets import dataset_asset_key
 from data_mesh.lake.changes import WatchedFolder, changed_keys, day_of, folder_digests

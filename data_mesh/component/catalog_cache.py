@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_mesh.catalog.build import Catalog
+from data_mesh.catalog.models import Catalog
 from data_mesh.component.snapshot_file import SnapshotStamp
 from data_mesh.lake.storage import write_atomically
 

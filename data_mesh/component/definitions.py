@@ -13,7 +13,7 @@ from dagster import (
     SensorDefinition,
 )
 
-from data_mesh.catalog.build import Catalog
+from data_mesh.catalog.models import Catalog
 from data_mesh.component.assets import dataset_asset_key, product_assets, source_asset_spec
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from data_mesh.catalog.build import Catalog, build_catalog
+from data_mesh.catalog.build import build_catalog
 from data_mesh.catalog.configuration import validity_window
+from data_mesh.catalog.models import Catalog
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
 from data_mesh.catalog.validation import check_query_files
 from data_mesh.component.catalog_cache import (

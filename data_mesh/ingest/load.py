@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame, SparkSession
 
-from data_mesh.catalog.build import DataSetModel
+from data_mesh.catalog.models import DataSetModel
 from data_mesh.catalog.transformation_configs import IngestConfig
 from data_mesh.ingest.bronze import IngestError, add_bronze_columns
 from data_mesh.ingest.database import DatabaseRead, JdbcSource, read_database

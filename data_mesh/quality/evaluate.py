@@ -18,8 +18,8 @@ from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Row, SparkSession, Window
 from pyspark.sql import functions as F
 
-from data_mesh.catalog.build import QualityRuleModel
 from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.models import QualityRuleModel
 from data_mesh.catalog.rule_configs import (
     CustomSqlRule,
     FreshnessRule,

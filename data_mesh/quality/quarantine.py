@@ -11,7 +11,7 @@ import re
 
 from pyspark.sql import DataFrame
 
-from data_mesh.catalog.build import DataSetModel
+from data_mesh.catalog.models import DataSetModel
 
 QUARANTINE_CONTAINER = "quarantine"
 _LOAD_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from data_mesh.catalog.build import QualityRuleModel
+from data_mesh.catalog.models import QualityRuleModel
 from data_mesh.catalog.rule_configs import (
     AcceptedValuesRule,
     CustomSqlRule,

@@ -17,7 +17,7 @@ from dagster import (
     ExecuteInProcessResult,
 )
 
-from data_mesh.catalog.build import Catalog, DataProductModel
+from data_mesh.catalog.models import Catalog, DataProductModel
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     Daily,

@@ -14,8 +14,8 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import TokenType
 
-from data_mesh.catalog.build import DataSetModel, TransformationModel
 from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.models import DataSetModel, TransformationModel
 from data_mesh.catalog.transformation_configs import (
     AggregateConfig,
     FilterConfig,
