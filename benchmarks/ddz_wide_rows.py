@@ -36,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.ddz_write import pg_url  # noqa: E402
 from data_mesh.ddz.chunks import ChunkSettings  # noqa: E402
-from data_mesh.ddz.dialects import TableName  # noqa: E402
+from data_mesh.ddz.dialects import H2Dialect, PostgresDialect, TableName  # noqa: E402
 from data_mesh.ddz.spool import Spool  # noqa: E402
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter  # noqa: E402
 from data_mesh.lake.storage import LocalStorage  # noqa: E402
@@ -80,10 +80,10 @@ def run_one(method: str, rows: int, width: int, work: Path) -> dict[str, object]
     started = time.perf_counter()
     if method.startswith("plain"):
         if method == "plain-h2":
-            url, properties = h2, {"driver": "org.h2.Driver"}
+            url, properties = h2, {"driver": H2Dialect.driver_class}
         else:
             url, pg = jdbc_url_of(pg_url())
-            properties = {**pg, "driver": "org.postgresql.Driver"}
+            properties = {**pg, "driver": PostgresDialect.driver_class}
         data.write.jdbc(url, "WIDE", mode="overwrite", properties=properties)
     else:
         if method == "h2":

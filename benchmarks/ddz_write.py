@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from data_mesh.ddz.chunks import ChunkSettings  # noqa: E402
-from data_mesh.ddz.dialects import TableName  # noqa: E402
+from data_mesh.ddz.dialects import PostgresDialect, TableName  # noqa: E402
 from data_mesh.ddz.sessions import postgres_connect_args  # noqa: E402
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter  # noqa: E402
 from data_mesh_tests.conftest import jdbc_url_of  # noqa: E402
@@ -112,7 +112,7 @@ def throughput(rows: int, repeat: int) -> None:
     admin.execute("DROP SCHEMA IF EXISTS bench CASCADE")
     admin.execute("DROP SCHEMA IF EXISTS data_mesh CASCADE")
     admin.execute("CREATE SCHEMA bench")
-    driver = {**properties, "driver": "org.postgresql.Driver"}
+    driver = {**properties, "driver": PostgresDialect.driver_class}
 
     def plain_defaults() -> None:
         data.write.jdbc(jdbc, "bench.plain", mode="overwrite", properties=driver)

@@ -25,10 +25,10 @@ sys.path.insert(0, str(REPO))
 
 from pyspark.sql import functions as F  # noqa: E402
 
-from data_mesh.catalog.build import QualityRuleModel  # noqa: E402
+from data_mesh.catalog.current import lake_storage, load_catalog  # noqa: E402
+from data_mesh.catalog.models import QualityRuleModel  # noqa: E402
 from data_mesh.catalog.product_files import load_product_files  # noqa: E402
 from data_mesh.catalog.rule_configs import parse_rule_config  # noqa: E402
-from data_mesh.component.state_loading import lake_storage, load_catalog  # noqa: E402
 from data_mesh.devtools.sample_data import write_sample_data  # noqa: E402
 from data_mesh.quality.evaluate import evaluate_rules  # noqa: E402
 from data_mesh.resources.spark import spark_session  # noqa: E402

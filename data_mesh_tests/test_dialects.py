@@ -15,6 +15,7 @@ from data_mesh.ddz.dialects import (
     SqlServerDialect,
     TableName,
     dialect_for_url,
+    jdbc_driver_class,
 )
 
 TARGET = TableName("ddz", "SOR1_PAYMENTS")
@@ -155,3 +156,11 @@ def test_dialect_for_url() -> None:
     assert isinstance(dialect_for_url("jdbc:sqlserver://h:1433"), SqlServerDialect)
     with pytest.raises(ValueError, match="no DDZ dialect for JDBC URL scheme 'jdbc:mysql'"):
         dialect_for_url("jdbc:mysql://h/db")
+
+
+def test_jdbc_driver_class() -> None:
+    """One table of driver classes serves the DDZ and ingestion sources alike."""
+    assert jdbc_driver_class("jdbc:h2:mem:x") == "org.h2.Driver"
+    assert jdbc_driver_class("jdbc:postgresql://h/db") == "org.postgresql.Driver"
+    assert jdbc_driver_class("jdbc:sqlserver://h:1433") == SqlServerDialect.driver_class
+    assert jdbc_driver_class("jdbc:mysql://h/db") is None

@@ -1,7 +1,9 @@
 """Resolve store rows into typed data products, validating each product on its own.
 
 A broken product (bad row, bad Configuration, cycle, unsafe identifier ...) is reported as a
-`ProductProblem` and left out; every other product still resolves.
+`ProductProblem` and left out; every other product still resolves. `build_catalog` runs the
+passes below in order; each records a product's first problem with `_Build.fail`, so the
+order of the passes is the order of the problems.
 """
 
 from __future__ import annotations
@@ -9,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import graphlib
-import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from data_mesh.catalog.automation import (
     ProductSchedule,
@@ -25,43 +27,22 @@ from data_mesh.catalog.configuration import (
     resolve_configuration,
     scoped_values,
 )
+from data_mesh.catalog.datasets import resolve_dataset
 from data_mesh.catalog.errors import MetadataError
-from data_mesh.catalog.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.catalog.identifiers import required_identifier
+from data_mesh.catalog.literal_secrets import reject_literal_secrets
 from data_mesh.catalog.models import (
-    DEFAULT_TARGET_SCHEMA,
-    LAYERS,
-    WRITE_MODES,
     Catalog,
     DataProductModel,
     DataSetModel,
-    DeclaredColumn,
-    Partitioning,
     ProductProblem,
     QualityRuleModel,
     TransformationModel,
 )
-from data_mesh.catalog.rule_configs import (
-    CustomSqlRule,
-    ReferentialIntegrityRule,
-    parse_rule_config,
-    rule_columns,
-)
-from data_mesh.catalog.sql_policy import UnsafeSqlError, check_query
-from data_mesh.catalog.transformation_configs import (
-    AggregateConfig,
-    FilterConfig,
-    IngestConfig,
-    JoinConfig,
-    OutputShaping,
-    PropertiesSequenceConfig,
-    SelectConfig,
-    SqlConfig,
-    parse_transformation_config,
-)
-from data_mesh.settings.secrets import literal_secret_in, parse_reference
+from data_mesh.catalog.rules import resolve_rule, with_rules
+from data_mesh.catalog.transformations import resolve_transformation
 from data_mesh.store.rows import (
     DataProductRow,
-    DataQualityRuleRow,
     DataSetRow,
     DataSourceRow,
     StoreSnapshot,
@@ -69,140 +50,7 @@ from data_mesh.store.rows import (
     store_now,
 )
 
-
-def _identifier(value: str | None, where: str, column: str) -> str:
-    if value is None or value == "":
-        raise MetadataError(f"{where}: {column} is required")
-    try:
-        return validate_identifier(value, column)
-    except UnsafeIdentifierError as error:
-        raise MetadataError(f"{where}: {error}") from error
-
-
-def _query_tables(where: str, field: str, query: str, allowed: list[str], what: str) -> None:
-    """A query may read only `allowed` tables (and its CTEs): an input, not any table or view
-    the Spark session or its catalog holds."""
-    try:
-        check_query(query, allowed, what)
-    except UnsafeSqlError as error:
-        raise MetadataError(f"{where}: Configuration.{field}: {error}") from error
-
-
-def _resolve_dataset(
-    row: DataSetRow, product: DataProductRow, source: DataSourceRow | None, timezone: str = "UTC"
-) -> DataSetModel:
-    where = f"DataSets row {row.DataSetID} ({row.Name})"
-    if source is None:
-        raise MetadataError(f"{where}: DataSourceID {row.DataSourceID} does not exist")
-    _identifier(row.Name, where, "Name")
-    layer = (row.Layer or "").upper()
-    if layer not in LAYERS:
-        raise MetadataError(f"{where}: Layer {row.Layer!r} must be one of {', '.join(LAYERS)}")
-    target_schema = target_table = write_mode = None
-    keys: tuple[str, ...] = ()
-    if layer == "CDZ":
-        _identifier(source.Name, f"DataSources row {source.DataSourceID}", "Name")
-        if not row.Location:
-            raise MetadataError(f"{where}: Location (path in the lake) is required for CDZ data")
-    else:
-        target_schema = _identifier(
-            row.TargetSchema or DEFAULT_TARGET_SCHEMA, where, "TargetSchema"
-        )
-        target_table = _identifier(row.TargetTable, where, "TargetTable")
-        write_mode = (row.WriteMode or "replace").lower()
-        if write_mode not in WRITE_MODES:
-            raise MetadataError(
-                f"{where}: WriteMode {row.WriteMode!r} must be one of {', '.join(WRITE_MODES)}"
-            )
-        keys = tuple(
-            _identifier(key.strip(), where, "KeyColumns")
-            for key in (row.KeyColumns or "").split(",")
-            if key.strip()
-        )
-        if write_mode == "merge" and not keys:
-            raise MetadataError(f"{where}: WriteMode 'merge' needs KeyColumns")
-    columns = _declared_columns(row.Schema, where)
-    return DataSetModel(
-        id=row.DataSetID,
-        name=row.Name,
-        product=product.Name,
-        domain=product.Domain,
-        layer=layer,
-        source_name=source.Name,
-        source_type=source.Type,
-        source_format=source.Format,
-        location=row.Location,
-        target_schema=target_schema,
-        target_table=target_table,
-        write_mode=write_mode,
-        key_columns=keys,
-        description=row.Description,
-        columns=columns,
-        partition=_partitioning(row, where, write_mode, columns, timezone),
-        source_connection=source.ConnectionString,
-    )
-
-
-def _partitioning(
-    row: DataSetRow,
-    where: str,
-    write_mode: str | None,
-    columns: tuple[DeclaredColumn, ...],
-    timezone: str,
-) -> Partitioning | None:
-    if not row.PartitionColumn:
-        if row.PartitionStart is not None or row.RetentionDays is not None:
-            raise MetadataError(f"{where}: PartitionStart and RetentionDays need a PartitionColumn")
-        return None
-    column = _identifier(row.PartitionColumn, where, "PartitionColumn")
-    if row.PartitionStart is None:
-        raise MetadataError(f"{where}: PartitionColumn {column!r} needs a PartitionStart date")
-    if write_mode not in (None, "replace"):
-        raise MetadataError(
-            f"{where}: a partitioned DataSet replaces one day's rows per run; WriteMode "
-            f"{write_mode!r} is not supported with PartitionColumn"
-        )
-    if row.RetentionDays is not None and row.RetentionDays < 1:
-        raise MetadataError(f"{where}: RetentionDays must be at least 1, got {row.RetentionDays}")
-    declared = {c.name.lower(): c for c in columns}
-    if declared and column.lower() not in declared:
-        raise MetadataError(f"{where}: PartitionColumn {column!r} is not in its Schema")
-    return Partitioning(column, row.PartitionStart, row.RetentionDays, timezone)
-
-
-def _declared_columns(text: str | None, where: str) -> tuple[DeclaredColumn, ...]:
-    """DataSets.Schema: a JSON list of {name, type, pii} objects, or an object name -> type."""
-    if not text or not text.strip():
-        return ()
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise MetadataError(f"{where}: Schema is not valid JSON: {error}") from error
-    if isinstance(raw, dict):
-        raw = [{"name": name, "type": type_} for name, type_ in raw.items()]
-    if not isinstance(raw, list) or not all(isinstance(c, dict) and "name" in c for c in raw):
-        raise MetadataError(
-            f'{where}: Schema must be a JSON list of {{"name", "type", "pii"}} objects'
-        )
-    return tuple(
-        DeclaredColumn(
-            name=_identifier(str(c["name"]), where, "Schema column"),
-            type=str(c["type"]) if c.get("type") else None,
-            pii=bool(c.get("pii", False)),
-        )
-        for c in raw
-    )
-
-
-def _referenced_inputs(config: OutputShaping) -> list[str]:
-    """DataSet names a configuration refers to; each must be an input of the transformation."""
-    match config:
-        case JoinConfig():
-            return [config.input_dataset, config.second_dataset]
-        case FilterConfig() | SelectConfig() | AggregateConfig() | IngestConfig():
-            return [config.input_dataset]
-        case _:
-            return []
+__all__ = ["build_catalog", "drop_broken_products"]
 
 
 class _ProductBuilder:
@@ -214,28 +62,76 @@ class _ProductBuilder:
         self.transformations: list[TransformationRow] = []
 
 
+@dataclass
+class _Build:
+    """What the passes of `build_catalog` share: the input, what is resolved so far, and the
+    first problem of each broken product."""
+
+    snapshot: StoreSnapshot
+    env: str
+    catalog: Catalog
+    products: dict[int, _ProductBuilder] = field(default_factory=dict)
+    sources: dict[int, DataSourceRow] = field(default_factory=dict)
+    broken: dict[str, str] = field(default_factory=dict)
+    automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = field(
+        default_factory=dict
+    )
+    datasets: dict[int, DataSetModel] = field(default_factory=dict)
+    transformation_rows: dict[int, TransformationRow] = field(default_factory=dict)
+    # TransformationID -> role ("input", "output") -> DataSetIDs
+    roles: dict[int, dict[str, list[int]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    explicit_deps: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    # DataSetID -> the TransformationID that writes it
+    producer_of: dict[int, int] = field(default_factory=dict)
+    resolved: dict[int, TransformationModel] = field(default_factory=dict)
+    product_of_transformation: dict[int, str] = field(default_factory=dict)
+
+    def fail(self, product: str, message: str) -> None:
+        """Mark `product` broken; its first problem is the one reported."""
+        self.broken.setdefault(product, message)
+
+
 def build_catalog(
     snapshot: StoreSnapshot, env: str = "LOCAL", at: dt.datetime | None = None
 ) -> Catalog:
     """Typed, validated data products of environment `env` from one snapshot of the store,
     with the configuration valid at `at` (default: now, UTC)."""
-    at = at or store_now()
-    catalog = Catalog(
+    build = _Build(snapshot, env, _resolve_configuration(snapshot, env, at or store_now()))
+    _group_rows_by_product(build)
+    _reject_literal_secrets(build)
+    _check_product_names(build)
+    _resolve_automation(build)
+    _resolve_datasets(build)
+    _link_transformations_to_datasets(build)
+    _resolve_transformations(build)
+    _attach_rules(build)
+    _report_cycles(build)
+    _apply_dataset_overrides_and_pii(build)
+    _keep_loadable_products(build)
+    return build.catalog
+
+
+def _resolve_configuration(snapshot: StoreSnapshot, env: str, at: dt.datetime) -> Catalog:
+    """An empty catalog with the configuration valid at `at` and its problems."""
+    return Catalog(
         env=env,
         configuration=resolve_configuration(snapshot, at),
         configuration_problems=check_configuration(snapshot, at),
     )
-    products = {row.DataProductID: _ProductBuilder(row) for row in snapshot.data_products}
-    sources = {row.DataSourceID: row for row in snapshot.data_sources}
-    broken: dict[str, str] = {}
 
-    def fail(product: str, message: str) -> None:
-        broken.setdefault(product, message)
 
+def _group_rows_by_product(build: _Build) -> None:
+    """DataSets and Transformations rows under their product; a row naming a missing product
+    is a problem of its own (there is no product to break)."""
+    snapshot = build.snapshot
+    build.products = {row.DataProductID: _ProductBuilder(row) for row in snapshot.data_products}
+    build.sources = {row.DataSourceID: row for row in snapshot.data_sources}
     for dataset_row in snapshot.data_sets:
-        builder = products.get(dataset_row.DataProductID)
+        builder = build.products.get(dataset_row.DataProductID)
         if builder is None:
-            catalog.problems.append(
+            build.catalog.problems.append(
                 ProductProblem(
                     f"#{dataset_row.DataProductID}",
                     f"DataSets row {dataset_row.DataSetID} refers to a missing DataProductID",
@@ -244,9 +140,9 @@ def build_catalog(
             continue
         builder.datasets.append(dataset_row)
     for transformation_row in snapshot.transformations:
-        builder = products.get(transformation_row.DataProductID)
+        builder = build.products.get(transformation_row.DataProductID)
         if builder is None:
-            catalog.problems.append(
+            build.catalog.problems.append(
                 ProductProblem(
                     f"#{transformation_row.DataProductID}",
                     f"Transformations row {transformation_row.TransformationID} refers to a "
@@ -256,122 +152,160 @@ def build_catalog(
             continue
         builder.transformations.append(transformation_row)
 
-    _reject_literal_secrets(snapshot, products, fail)
-    for builder in products.values():
-        # Both become Dagster names (asset group, key prefix, schedule and sensor names).
+
+def _reject_literal_secrets(build: _Build) -> None:
+    """Break every product that uses a row holding a literal secret."""
+    names = {pid: builder.row.Name for pid, builder in build.products.items()}
+    reject_literal_secrets(build.snapshot, names, build.fail)
+
+
+def _check_product_names(build: _Build) -> None:
+    """Name and Domain become Dagster names (asset group, key prefix, schedule and sensor
+    names), so both must be identifiers."""
+    for builder in build.products.values():
         where = f"DataProducts row {builder.row.DataProductID} ({builder.row.Name})"
         try:
-            _identifier(builder.row.Name, where, "Name")
-            _identifier(builder.row.Domain, where, "Domain")
+            required_identifier(builder.row.Name, where, "Name")
+            required_identifier(builder.row.Domain, where, "Domain")
         except MetadataError as error:
-            fail(builder.row.Name, str(error))
+            build.fail(builder.row.Name, str(error))
 
-    automation: dict[str, tuple[ProductSchedule | None, SensorSettings]] = {}
-    for builder in products.values():
-        values = scoped_values(catalog.configuration, env, product=builder.row.Name)
+
+def _resolve_automation(build: _Build) -> None:
+    """Each product's schedule and sensor settings from the configuration."""
+    for builder in build.products.values():
+        values = scoped_values(build.catalog.configuration, build.env, product=builder.row.Name)
         try:
-            automation[builder.row.Name] = (
-                product_schedule(values, env),
-                sensor_settings(values, env),
+            build.automation[builder.row.Name] = (
+                product_schedule(values, build.env),
+                sensor_settings(values, build.env),
             )
         except MetadataError as error:
-            fail(builder.row.Name, str(error))
+            build.fail(builder.row.Name, str(error))
 
-    # DataSets first: transformations of any product may read any product's datasets.
-    datasets: dict[int, DataSetModel] = {}
-    for builder in products.values():
-        schedule = automation.get(builder.row.Name, (None, None))[0]
+
+def _resolve_datasets(build: _Build) -> None:
+    """Every product's DataSets, before any transformation: transformations of any product may
+    read any product's datasets. Partitions count days in the product's schedule time zone."""
+    for builder in build.products.values():
+        schedule = build.automation.get(builder.row.Name, (None, None))[0]
         for dataset_row in builder.datasets:
             try:
-                datasets[dataset_row.DataSetID] = _resolve_dataset(
+                build.datasets[dataset_row.DataSetID] = resolve_dataset(
                     dataset_row,
                     builder.row,
-                    sources.get(dataset_row.DataSourceID),
+                    build.sources.get(dataset_row.DataSourceID),
                     schedule.timezone if schedule else "UTC",
                 )
             except MetadataError as error:
-                fail(builder.row.Name, str(error))
+                build.fail(builder.row.Name, str(error))
 
-    roles: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+
+def _link_transformations_to_datasets(build: _Build) -> None:
+    """Each transformation's DataSets by role, its explicit dependencies, and the one
+    transformation that writes each DataSet (two writers break the second's product)."""
+    snapshot = build.snapshot
     for link in snapshot.transformation_data_sets:
-        roles[link.TransformationID][link.Role.lower()].append(link.DataSetID)
-    transformation_rows = {row.TransformationID: row for row in snapshot.transformations}
-    explicit_deps: dict[int, list[int]] = defaultdict(list)
+        build.roles[link.TransformationID][link.Role.lower()].append(link.DataSetID)
+    build.transformation_rows = {row.TransformationID: row for row in snapshot.transformations}
     for dependency in snapshot.transformation_dependencies:
-        explicit_deps[dependency.TransformationID].append(dependency.DependsOnTransformationID)
-
-    producer_of: dict[int, int] = {}
-    for transformation_id, by_role in roles.items():
+        build.explicit_deps[dependency.TransformationID].append(
+            dependency.DependsOnTransformationID
+        )
+    for transformation_id, by_role in build.roles.items():
         for dataset_id in by_role.get("output", []):
-            if dataset_id in producer_of and transformation_id in transformation_rows:
-                other = producer_of[dataset_id]
-                row = transformation_rows[transformation_id]
+            if dataset_id in build.producer_of and transformation_id in build.transformation_rows:
+                other = build.producer_of[dataset_id]
+                row = build.transformation_rows[transformation_id]
                 product = (
-                    products[row.DataProductID].row.Name if row.DataProductID in products else "?"
+                    build.products[row.DataProductID].row.Name
+                    if row.DataProductID in build.products
+                    else "?"
                 )
-                fail(
+                build.fail(
                     product,
                     f"Transformations rows {other} and {transformation_id} both write DataSets "
                     f"row {dataset_id}",
                 )
-            producer_of[dataset_id] = transformation_id
+            build.producer_of[dataset_id] = transformation_id
 
-    resolved: dict[int, TransformationModel] = {}
-    product_of_transformation: dict[int, str] = {}
-    for transformation_id, row in transformation_rows.items():
-        if row.DataProductID not in products:
+
+def _resolve_transformations(build: _Build) -> None:
+    """Every transformation of an existing product, with its inputs, output and upstreams."""
+    for transformation_id, row in build.transformation_rows.items():
+        if row.DataProductID not in build.products:
             continue
-        product_name = products[row.DataProductID].row.Name
-        product_of_transformation[transformation_id] = product_name
+        product_name = build.products[row.DataProductID].row.Name
+        build.product_of_transformation[transformation_id] = product_name
         try:
-            resolved[transformation_id] = _resolve_transformation(
+            build.resolved[transformation_id] = resolve_transformation(
                 row,
                 product_name,
-                roles.get(transformation_id, {}),
-                datasets,
-                producer_of,
-                explicit_deps.get(transformation_id, []),
-                transformation_rows,
+                build.roles.get(transformation_id, {}),
+                build.datasets,
+                build.producer_of,
+                build.explicit_deps.get(transformation_id, []),
+                build.transformation_rows,
             )
         except MetadataError as error:
-            fail(product_name, str(error))
+            build.fail(product_name, str(error))
 
+
+def _attach_rules(build: _Build) -> None:
+    """Each quality rule onto the transformation that computes its DataSet."""
     rules_by_producer: dict[int, list[QualityRuleModel]] = defaultdict(list)
-    for rule_row in snapshot.data_quality_rules:
-        dataset = datasets.get(rule_row.DataSetID)
+    for rule_row in build.snapshot.data_quality_rules:
+        dataset = build.datasets.get(rule_row.DataSetID)
         if dataset is None:
             continue  # the DataSet's own problem is reported already
         try:
-            rule = _resolve_rule(rule_row, dataset, datasets.values(), producer_of)
+            rule = resolve_rule(rule_row, dataset, build.datasets.values(), build.producer_of)
         except MetadataError as error:
-            fail(dataset.product, str(error))
+            build.fail(dataset.product, str(error))
             continue
-        rules_by_producer[producer_of[dataset.id]].append(rule)
+        rules_by_producer[build.producer_of[dataset.id]].append(rule)
     for transformation_id, rules in rules_by_producer.items():
-        if transformation_id in resolved:
-            resolved[transformation_id] = _with_rules(
-                resolved[transformation_id], rules, producer_of, transformation_rows
+        if transformation_id in build.resolved:
+            build.resolved[transformation_id] = with_rules(
+                build.resolved[transformation_id],
+                rules,
+                build.producer_of,
+                build.transformation_rows,
             )
 
-    _report_cycles(resolved, product_of_transformation, transformation_rows, fail)
-    pii_columns = _propagated_pii(resolved, producer_of)
-    for tid, transformation in list(resolved.items()):
+
+def _report_cycles(build: _Build) -> None:
+    """Break every product with a transformation on a dependency cycle."""
+    report_cycles(
+        build.resolved, build.product_of_transformation, build.transformation_rows, build.fail
+    )
+
+
+def _apply_dataset_overrides_and_pii(build: _Build) -> None:
+    """Each transformation's configured overrides of its output DataSet, and the PII columns
+    its output inherits from its inputs."""
+    pii_columns = propagated_pii(build.resolved, build.producer_of)
+    for tid, transformation in list(build.resolved.items()):
+        product = build.product_of_transformation[tid]
         values = scoped_values(
-            catalog.configuration,
-            env,
+            build.catalog.configuration,
+            build.env,
             dataset=transformation.output.name,
-            product=product_of_transformation[tid],
+            product=product,
         )
         try:
             overrides = dataset_overrides(values)
         except MetadataError as error:
-            fail(product_of_transformation[tid], str(error))
+            build.fail(product, str(error))
             continue
         # One copy per transformation with both: the catalog of 10,000 products builds faster.
-        resolved[tid] = dataclasses.replace(
+        build.resolved[tid] = dataclasses.replace(
             transformation, overrides=overrides, pii_columns=pii_columns[tid]
         )
 
+
+def _keep_loadable_products(build: _Build) -> None:
+    """The products with no problem and no broken upstream product; the others are problems."""
     candidates = [
         DataProductModel(
             id=builder.row.DataProductID,
@@ -379,293 +313,28 @@ def build_catalog(
             domain=builder.row.Domain,
             owner=builder.row.Owner,
             description=builder.row.Description,
-            datasets=tuple(datasets[r.DataSetID] for r in builder.datasets),
-            transformations=tuple(resolved[r.TransformationID] for r in builder.transformations),
-            schedule=automation[builder.row.Name][0],
-            sensors=automation[builder.row.Name][1],
+            datasets=tuple(build.datasets[r.DataSetID] for r in builder.datasets),
+            transformations=tuple(
+                build.resolved[r.TransformationID] for r in builder.transformations
+            ),
+            schedule=build.automation[builder.row.Name][0],
+            sensors=build.automation[builder.row.Name][1],
         )
-        for builder in products.values()
-        if builder.row.Name not in broken
+        for builder in build.products.values()
+        if builder.row.Name not in build.broken
     ]
     producer_product = {
-        dataset_id: product_of_transformation[tid]
-        for dataset_id, tid in producer_of.items()
-        if tid in product_of_transformation
+        dataset_id: build.product_of_transformation[tid]
+        for dataset_id, tid in build.producer_of.items()
+        if tid in build.product_of_transformation
     }
-    catalog.products, problems = drop_broken_products(candidates, broken, producer_product)
-    catalog.problems.extend(problems)
-    return catalog
-
-
-def _resolve_transformation(
-    row: TransformationRow,
-    product_name: str,
-    by_role: dict[str, list[int]],
-    datasets: dict[int, DataSetModel],
-    producer_of: dict[int, int],
-    explicit_deps: list[int],
-    transformation_rows: dict[int, TransformationRow],
-) -> TransformationModel:
-    where = f"Transformations row {row.TransformationID} ({row.Name})"
-    _identifier(row.Name, where, "Name")
-    config = parse_transformation_config(
-        row.TransformationID, row.Type, row.Configuration, row.Name
+    build.catalog.products, problems = drop_broken_products(
+        candidates, build.broken, producer_product
     )
-    unknown_roles = set(by_role) - {"input", "output"}
-    if unknown_roles:
-        raise MetadataError(
-            f"{where}: TransformationDataSets Role must be 'input' or 'output', got "
-            f"{', '.join(sorted(unknown_roles))}"
-        )
-    outputs = by_role.get("output", [])
-    if len(outputs) != 1:
-        raise MetadataError(
-            f"{where}: needs exactly one TransformationDataSets row with Role 'output', "
-            f"found {len(outputs)}"
-        )
-    for dataset_id in [*outputs, *by_role.get("input", [])]:
-        if dataset_id not in datasets:
-            raise MetadataError(f"{where}: DataSets row {dataset_id} is missing or invalid")
-    output = datasets[outputs[0]]
-    if output.layer != "DDZ":
-        raise MetadataError(f"{where}: output DataSets row {output.id} must be in layer DDZ")
-    inputs = tuple(datasets[i] for i in by_role.get("input", []))
-    input_names = {d.name for d in inputs}
-    for name in _referenced_inputs(config):
-        if name not in input_names:
-            raise MetadataError(
-                f"{where}: Configuration names input DataSet {name!r}, which is not one of its "
-                f"inputs ({', '.join(sorted(input_names)) or 'none'})"
-            )
-    if isinstance(config, IngestConfig):
-        _check_ingestion(where, config, inputs, output)
-    if isinstance(config, SqlConfig):
-        what = "an input of the transformation"
-        _query_tables(where, "query", config.query, [d.sql_name for d in inputs], what)
-    if isinstance(config, PropertiesSequenceConfig) and config.table not in (
-        None,
-        output.target_table,
-        output.target,
-    ):
-        raise MetadataError(
-            f"{where}: Configuration.table {config.table!r} does not match the output DataSet's "
-            f"target table {output.target!r}"
-        )
-    depends: list[str] = []
-    for upstream_id in [*explicit_deps, *(producer_of.get(d.id) for d in inputs)]:
-        if upstream_id is None:
-            continue
-        upstream = transformation_rows.get(upstream_id)
-        if upstream is None:
-            raise MetadataError(
-                f"{where}: TransformationDependencies names missing TransformationID {upstream_id}"
-            )
-        if upstream.Name not in depends:
-            depends.append(upstream.Name)
-    return TransformationModel(
-        id=row.TransformationID,
-        name=row.Name,
-        description=row.Description,
-        type=row.Type,
-        config=config,
-        product=product_name,
-        inputs=inputs,
-        output=output,
-        depends_on=tuple(depends),
-    )
+    build.catalog.problems.extend(problems)
 
 
-INGEST_SOURCE_TYPES = ("database", "file")
-FILE_FORMATS = ("csv", "json", "parquet")
-
-
-def _check_ingestion(
-    where: str, config: IngestConfig, inputs: tuple[DataSetModel, ...], output: DataSetModel
-) -> None:
-    if len(inputs) != 1 or inputs[0].layer != "CDZ":
-        raise MetadataError(f"{where}: an ingest transformation reads exactly one source DataSet")
-    source = inputs[0]
-    kind = source.source_type.lower()
-    if kind not in INGEST_SOURCE_TYPES:
-        raise MetadataError(
-            f"{where}: DataSet {source.name!r} comes from a DataSource of Type "
-            f"{source.source_type!r}; ingest reads Type {' or '.join(INGEST_SOURCE_TYPES)}"
-        )
-    if kind == "file":
-        if source.source_format.lower() not in FILE_FORMATS:
-            raise MetadataError(
-                f"{where}: Format {source.source_format!r} of DataSet {source.name!r} is not "
-                f"one of {', '.join(FILE_FORMATS)}"
-            )
-        if not source.columns or any(c.type is None for c in source.columns):
-            raise MetadataError(
-                f"{where}: DataSet {source.name!r} needs a Schema with a type for every column "
-                "(rows are checked against it)"
-            )
-        if config.watermark_column or config.partition_column:
-            raise MetadataError(f"{where}: watermark and partition columns are for databases")
-    if config.watermark_column and output.write_mode == "replace":
-        raise MetadataError(
-            f"{where}: an incremental load (watermark_column) adds rows: give output DataSet "
-            f"{output.name!r} WriteMode append or merge, not replace"
-        )
-
-
-def _reject_literal_secrets(
-    snapshot: StoreSnapshot,
-    products: dict[int, _ProductBuilder],
-    fail: Callable[[str, str], None],
-) -> None:
-    """A password, key or token written into a row breaks the product that uses the row: rows
-    hold references (env:NAME, keyvault://vault/secret). Messages never quote the value."""
-    advice = "store a reference instead (env:NAME or keyvault://<vault>/<secret>)"
-    product_name = {pid: b.row.Name for pid, b in products.items()}
-    source_users: dict[int, set[str]] = defaultdict(set)
-    dataset_product: dict[int, str] = {}
-    for dataset in snapshot.data_sets:
-        name = product_name.get(dataset.DataProductID, f"#{dataset.DataProductID}")
-        source_users[dataset.DataSourceID].add(name)
-        dataset_product[dataset.DataSetID] = name
-    for source in snapshot.data_sources:
-        if parse_reference(source.ConnectionString):
-            continue
-        kind = literal_secret_in(source.ConnectionString)
-        if kind:
-            message = (
-                f"DataSources row {source.DataSourceID} ({source.Name}): ConnectionString "
-                f"holds {kind}; {advice}"
-            )
-            for user in sorted(source_users[source.DataSourceID]):
-                fail(user, message)
-    texts: list[tuple[str, str, str | None]] = []
-    for dataset in snapshot.data_sets:
-        where = f"DataSets row {dataset.DataSetID} ({dataset.Name})"
-        for column in ("Location", "Schema", "Description"):
-            texts.append(
-                (dataset_product[dataset.DataSetID], f"{where}: {column}", getattr(dataset, column))
-            )
-    for transformation in snapshot.transformations:
-        name = product_name.get(transformation.DataProductID, "")
-        where = f"Transformations row {transformation.TransformationID} ({transformation.Name})"
-        texts.append((name, f"{where}: Configuration", transformation.Configuration))
-    for rule in snapshot.data_quality_rules:
-        where = f"DataQualityRules row {rule.RuleID} ({rule.Name})"
-        texts.append(
-            (dataset_product.get(rule.DataSetID, ""), f"{where}: Configuration", rule.Configuration)
-        )
-    for product, where, text in texts:
-        kind = literal_secret_in(text or "")
-        if kind and product:
-            key = _secret_key(text or "")
-            fail(product, f"{where}{f' (key {key!r})' if key else ''} holds {kind}; {advice}")
-
-
-def _secret_key(text: str) -> str | None:
-    """The dotted path of the first key of JSON `text` whose value holds a literal secret (the
-    key names the setting, never its value); None when `text` is not JSON or none is found."""
-    try:
-        found = json.loads(text)
-    except ValueError:
-        return None
-    todo: list[tuple[str, object]] = [("", found)]
-    while todo:
-        path, value = todo.pop(0)
-        if isinstance(value, dict):
-            for key, item in value.items():
-                name = f"{path}.{key}" if path else str(key)
-                if isinstance(item, str) and literal_secret_in(json.dumps({key: item})):
-                    return name
-                todo.append((name, item))
-        elif isinstance(value, list):
-            todo += [(f"{path}[{index}]", item) for index, item in enumerate(value)]
-    return None
-
-
-def _resolve_rule(
-    row: DataQualityRuleRow,
-    dataset: DataSetModel,
-    all_datasets: Iterable[DataSetModel],
-    producer_of: dict[int, int],
-) -> QualityRuleModel:
-    where = f"DataQualityRules row {row.RuleID} ({row.Name})"
-    # The name becomes the Dagster check name: letters, digits and '_' only.
-    _identifier(row.Name, where, "Name")
-    config = parse_rule_config(row.RuleID, row.Name, row.Type, row.Configuration)
-    if dataset.layer != "DDZ" or dataset.id not in producer_of:
-        raise MetadataError(
-            f"{where}: DataSet {dataset.name!r} is not produced by a transformation; rules "
-            "are checked where their DataSet is computed, so put them on a DDZ DataSet"
-        )
-    _check_declared_columns(where, dataset, rule_columns(config))
-    if isinstance(config, CustomSqlRule):
-        # The query runs over the checked rows, registered under the DataSet's name alone.
-        _query_tables(where, "query", config.query, [dataset.name], "the checked DataSet")
-    reference = None
-    if isinstance(config, ReferentialIntegrityRule):
-        matches = [
-            d
-            for d in all_datasets
-            if config.reference_dataset in (d.name, d.sql_name, f"{d.source_name}.{d.name}")
-        ]
-        if len(matches) != 1:
-            found = "no DataSet" if not matches else f"{len(matches)} DataSets"
-            raise MetadataError(
-                f"{where}: reference_dataset {config.reference_dataset!r} matches {found}"
-                + (" (write it as '<source>.<dataset>')" if matches else "")
-            )
-        reference = matches[0]
-        if reference.layer == "DDZ" and reference.id not in producer_of:
-            raise MetadataError(
-                f"{where}: reference DataSet {reference.name!r} is not produced by any "
-                "transformation"
-            )
-        _check_declared_columns(where, reference, [config.reference_column])
-    return QualityRuleModel(
-        id=row.RuleID,
-        name=row.Name,
-        description=row.Description,
-        type=row.Type,
-        config=config,
-        dataset=dataset,
-        reference=reference,
-    )
-
-
-def _check_declared_columns(where: str, dataset: DataSetModel, columns: list[str]) -> None:
-    """Columns a rule names must exist when the DataSet's Schema lists its columns."""
-    declared = {c.name.lower() for c in dataset.columns}
-    if not declared:
-        return  # checked against the computed DataFrame at run time
-    missing = [c for c in columns if c.lower() not in declared]
-    if missing:
-        raise MetadataError(
-            f"{where}: column {', '.join(map(repr, missing))} is not in DataSet "
-            f"{dataset.name!r} (columns: {', '.join(c.name for c in dataset.columns)})"
-        )
-
-
-def _with_rules(
-    transformation: TransformationModel,
-    rules: list[QualityRuleModel],
-    producer_of: dict[int, int],
-    rows: dict[int, TransformationRow],
-) -> TransformationModel:
-    """Attach rules; a referential_integrity rule on a DDZ reference runs after its producer."""
-    depends = list(transformation.depends_on)
-    for rule in rules:
-        if rule.reference is None or rule.reference.id not in producer_of:
-            continue
-        upstream = rows[producer_of[rule.reference.id]].Name
-        if upstream not in depends and upstream != transformation.name:
-            depends.append(upstream)
-    return dataclasses.replace(
-        transformation,
-        rules=tuple(sorted(rules, key=lambda r: r.id)),
-        depends_on=tuple(depends),
-    )
-
-
-def _propagated_pii(
+def propagated_pii(
     resolved: dict[int, TransformationModel], producer_of: dict[int, int]
 ) -> dict[int, tuple[str, ...]]:
     """The PII columns of each transformation's output: a column flagged PII on a DataSet stays
@@ -687,7 +356,7 @@ def _propagated_pii(
     return {tid: tuple(sorted(columns)) for tid, columns in pii.items()}
 
 
-def _report_cycles(
+def report_cycles(
     resolved: dict[int, TransformationModel],
     product_of: dict[int, str],
     rows: dict[int, TransformationRow],

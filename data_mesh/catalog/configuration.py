@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from data_mesh.catalog.errors import MetadataError
-from data_mesh.settings.secrets import literal_secret_in, parse_reference
+from data_mesh.settings.secrets import MASK, SECRET_NAME, literal_secret_in, parse_reference
 from data_mesh.store.rows import StoreSnapshot
 
 _CATEGORY = re.compile(
@@ -44,7 +44,6 @@ DDZ_KEYS: dict[str, tuple[type, int]] = {
     "ddz.retention_days": (int, 1),
 }
 SPARK_PREFIX = "spark."
-_SECRET_KEY = re.compile(r"(?i)(password|secret|key|token|sas|credential)")
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,8 @@ class ConfigValue:
         """The value as `data-mesh config show` prints it: secrets masked."""
         if parse_reference(self.value):
             return self.value
-        if _SECRET_KEY.search(self.key) or literal_secret_in(self.value):
-            return "***"
+        if SECRET_NAME.search(self.key) or literal_secret_in(self.value):
+            return MASK
         return self.value
 
 
@@ -217,7 +216,7 @@ def check_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> list[str]:
             problems.append(str(error))
     for values in resolved.values():
         for value in values.values():
-            secret_key = _SECRET_KEY.search(value.key) and not parse_reference(value.value)
+            secret_key = SECRET_NAME.search(value.key) and not parse_reference(value.value)
             if literal_secret_in(value.value) or secret_key:
                 problems.append(
                     f"ConfigurationItem {value.category}/{value.key} ({value.source}) holds a "

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from data_mesh.catalog.errors import MetadataError
+
 # ASCII letters only: no re.UNICODE class such as \w, which would accept look-alikes.
 IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -31,3 +33,13 @@ def validate_identifier(name: str, what: str = "identifier") -> str:
             "starting with a letter or '_', at most 128 characters"
         )
     return name
+
+
+def required_identifier(value: str | None, where: str, column: str) -> str:
+    """`value` of metadata row `where`'s `column`, present and a safe identifier."""
+    if value is None or value == "":
+        raise MetadataError(f"{where}: {column} is required")
+    try:
+        return validate_identifier(value, column)
+    except UnsafeIdentifierError as error:
+        raise MetadataError(f"{where}: {error}") from error

@@ -14,6 +14,9 @@ from data_mesh.catalog.transformation_configs import (
 
 LAYERS = ("CDZ", "DDZ")
 WRITE_MODES = ("replace", "append", "merge")
+# What an ingest transformation reads: DataSources of these Types, files in these Formats.
+INGEST_SOURCE_TYPES = ("database", "file")
+FILE_FORMATS = ("csv", "json", "parquet")
 DEFAULT_TARGET_SCHEMA = "ddz"
 
 

@@ -40,6 +40,8 @@ from sqlglot.dialects.spark import Spark
 from sqlglot.errors import SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from data_mesh.catalog.errors import MetadataError
+
 
 class UnsafeSqlError(ValueError):
     """Metadata SQL the policy refuses; the message says why and quotes the SQL."""
@@ -230,6 +232,17 @@ def check_tables(checked: CheckedSql, allowed: Iterable[str], what: str, text: s
 def check_query(text: str, allowed: Iterable[str], what: str) -> None:
     """A query (Slot.QUERY) reading only tables in `allowed`."""
     check_tables(check_sql(text, Slot.QUERY), allowed, what, text)
+
+
+def check_configured_query(
+    where: str, field: str, query: str, allowed: list[str], what: str
+) -> None:
+    """A query of metadata row `where`'s Configuration may read only `allowed` tables (and its
+    CTEs): an input, not any table or view the Spark session or its catalog holds."""
+    try:
+        check_query(query, allowed, what)
+    except UnsafeSqlError as error:
+        raise MetadataError(f"{where}: Configuration.{field}: {error}") from error
 
 
 @functools.lru_cache(maxsize=8192)

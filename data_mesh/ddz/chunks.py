@@ -21,7 +21,8 @@ from pyspark.util import inheritable_thread_target
 
 BUCKETS = 4096
 CHUNK_COLUMN = "__dm_chunk"
-_CHECKSUM_MODULUS = 2**63 - 1
+# Row checksums add up modulo this, so a chunk's sum fits a signed 64-bit column.
+CHECKSUM_MODULUS = 2**63 - 1
 
 # Wire bytes of fixed-width values; variable-width values are measured by the stats pass.
 _FIXED_WIDTHS: dict[type[T.DataType], int] = {
@@ -87,7 +88,7 @@ class DataStats:
         for bucket, bucket_rows in self.bucket_rows.items():
             chunk = bucket * count // BUCKETS
             rows[chunk] += bucket_rows
-            sums[chunk] = (sums[chunk] + self.bucket_checksums[bucket]) % _CHECKSUM_MODULUS
+            sums[chunk] = (sums[chunk] + self.bucket_checksums[bucket]) % CHECKSUM_MODULUS
         return [Chunk(i, rows[i], sums[i]) for i in range(count)]
 
 
@@ -170,7 +171,7 @@ def collect_stats(frame: DataFrame, hash_columns: list[str]) -> DataStats:
     )
     return DataStats(
         bucket_rows={int(r.b): int(r.n) for r in grouped},
-        bucket_checksums={int(r.b): int(r.h) % _CHECKSUM_MODULUS for r in grouped},
+        bucket_checksums={int(r.b): int(r.h) % CHECKSUM_MODULUS for r in grouped},
         fixed_row_bytes=fixed_row_bytes(frame.schema),
         variable_bytes=sum(int(r.w) for r in grouped),
     )

@@ -59,6 +59,8 @@ class Dialect:
     """The statements one DDZ database needs; subclasses override what differs."""
 
     name = "generic"
+    # The start of this database's JDBC URLs, and the JDBC driver class that serves them.
+    url_prefix = ""
     driver_class = ""
     # JDBC URL settings that make batched inserts fast on this database.
     url_settings: ClassVar[dict[str, str]] = {}
@@ -374,6 +376,7 @@ class H2Dialect(Dialect):
     """The embedded default DDZ (H2 in MSSQLServer mode), used in LOCAL and tests."""
 
     name = "h2"
+    url_prefix = "jdbc:h2:"
     driver_class = "org.h2.Driver"
     transactional_ddl = False
     text_type = "VARCHAR"
@@ -436,6 +439,7 @@ class H2Dialect(Dialect):
 
 class PostgresDialect(Dialect):
     name = "postgresql"
+    url_prefix = "jdbc:postgresql:"
     driver_class = "org.postgresql.Driver"
     url_settings: ClassVar[dict[str, str]] = {"reWriteBatchedInserts": "true"}
     url_separator = "&"
@@ -532,6 +536,7 @@ class SqlServerDialect(Dialect):
     """SQL Server and Azure SQL (mssql-jdbc). Checked by parsing here: no server can run."""
 
     name = "sqlserver"
+    url_prefix = "jdbc:sqlserver:"
     driver_class = "com.microsoft.sqlserver.jdbc.SQLServerDriver"
     url_settings: ClassVar[dict[str, str]] = {
         "useBulkCopyForBatchInsert": "true",
@@ -745,16 +750,26 @@ def postgres_timeout_options(timeouts: DdzTimeouts) -> str:
     )
 
 
+_DIALECTS: tuple[type[Dialect], ...] = (H2Dialect, PostgresDialect, SqlServerDialect)
+
+
+def jdbc_scheme(url: str) -> str:
+    """`jdbc:<database>` of a JDBC URL, for messages."""
+    return ":".join(url.split(":", 2)[:2])
+
+
+def jdbc_driver_class(url: str) -> str | None:
+    """The JDBC driver class for `url` (the DDZ's or an ingestion source's), or None."""
+    dialect = next((d for d in _DIALECTS if url.startswith(d.url_prefix)), None)
+    return dialect.driver_class if dialect else None
+
+
 def dialect_for_url(url: str) -> Dialect:
     """The dialect of a JDBC URL."""
-    for prefix, dialect in (
-        ("jdbc:h2:", H2Dialect),
-        ("jdbc:postgresql:", PostgresDialect),
-        ("jdbc:sqlserver:", SqlServerDialect),
-    ):
-        if url.startswith(prefix):
+    for dialect in _DIALECTS:
+        if url.startswith(dialect.url_prefix):
             return dialect()
-    scheme = ":".join(url.split(":", 2)[:2])
+    scheme = jdbc_scheme(url)
     raise ValueError(
         f"no DDZ dialect for JDBC URL scheme {scheme!r} "
         "(supported: jdbc:h2, jdbc:postgresql, jdbc:sqlserver)"

@@ -25,13 +25,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from data_mesh.ddz.chunks import CHUNK_COLUMN, chunk_expression
+from data_mesh.ddz.chunks import CHECKSUM_MODULUS, CHUNK_COLUMN, chunk_expression
 from data_mesh.ddz.dialects import PostgresDialect, TableName
 
 HASH_COLUMN = "__dm_row_hash"
 SLOT_WAIT_S = 0.2
 RESULT_SCHEMA = "chunk int, rows long, checksum long, bytes long, status string"
-_MODULUS = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -203,7 +202,7 @@ def _copy_task(batches: Iterator[Any], job: StreamJob) -> Iterator[Any]:
             hashes = part.column(HASH_COLUMN)
             high = pc.sum(pc.shift_right(hashes, 32)).as_py() or 0
             low = pc.sum(pc.bit_wise_and(hashes, 0xFFFFFFFF)).as_py() or 0
-            self.checksum = (self.checksum + (high << 32) + low) % _MODULUS
+            self.checksum = (self.checksum + (high << 32) + low) % CHECKSUM_MODULUS
             if self.copy is not None:
                 rows = part.select(job.columns)
                 if job.copy_format == "binary":

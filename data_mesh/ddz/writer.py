@@ -40,6 +40,7 @@ from pyspark.util import inheritable_thread_target
 
 from data_mesh.catalog.errors import DataMeshError
 from data_mesh.catalog.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.catalog.models import WRITE_MODES
 from data_mesh.ddz.chunks import (
     CHUNK_COLUMN,
     Chunk,
@@ -78,8 +79,6 @@ Result = TypeVar("Result")
 ARROW_BATCH_ROWS = "spark.sql.execution.arrow.maxRecordsPerBatch"
 PARQUET_BATCH_ROWS = "spark.sql.parquet.columnarReaderBatchSize"
 _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Violation|Shutdown)\b.*: ")
-
-WRITE_MODES = ("replace", "append", "merge")
 
 
 class DdzWriteError(DataMeshError):

@@ -7,9 +7,9 @@ from data_mesh.ingest.database import (
     DatabaseRead,
     JdbcSource,
     read_database,
-    redact_url,
 )
 from data_mesh.ingest.files import FORMATS, REJECTED_COLUMNS, FileBatch, read_files
+from data_mesh.settings.secrets import redact_url
 
 __all__ = [
     "BRONZE_COLUMNS",

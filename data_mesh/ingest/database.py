@@ -27,30 +27,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from data_mesh.catalog.identifiers import UnsafeIdentifierError, validate_identifier
+from data_mesh.ddz.dialects import jdbc_driver_class, jdbc_scheme
 from data_mesh.ddz.writer import describe_error
 from data_mesh.ingest.bronze import IngestError
-
-_DRIVERS = (
-    ("jdbc:postgresql:", "org.postgresql.Driver"),
-    ("jdbc:sqlserver:", "com.microsoft.sqlserver.jdbc.SQLServerDriver"),
-    ("jdbc:h2:", "org.h2.Driver"),
-)
-# Connection properties and URL settings whose values are secrets.
-_SECRET_KEY = re.compile(r"pass|pwd|secret|token|credential|key", re.IGNORECASE)
-_URL_SECRET = re.compile(
-    r"([;&?][^=;&?]*(?:pass|pwd|secret|token|credential)[^=;&?]*=)([^;&]*)", re.IGNORECASE
-)
-_URL_USERINFO = re.compile(r"(//[^/:@;?]+:)([^/@;?]+)@")
+from data_mesh.settings.secrets import MASK, SECRET_NAME, redact_url, url_secrets
 
 # What Spark can split into ranges, and what can order rows for an incremental read.
 _PARTITION_TYPES = (T.NumericType, T.DateType, T.TimestampType)
 _WATERMARK_TYPES = (T.IntegralType, T.DecimalType, T.DateType, T.TimestampType, T.TimestampNTZType)
 _TIMESTAMP_TEXT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"  # ISO 8601: Python and Spark both parse it
-
-
-def redact_url(url: str) -> str:
-    """`url` with the values of password-like settings (and user:password@) replaced by ***."""
-    return _URL_USERINFO.sub(r"\1***@", _URL_SECRET.sub(r"\1***", url))
 
 
 @dataclass(frozen=True)
@@ -67,27 +52,26 @@ class JdbcSource:
 
     @property
     def driver_class(self) -> str:
-        if self.driver:
-            return self.driver
-        for prefix, driver in _DRIVERS:
-            if self.url.startswith(prefix):
-                return driver
-        scheme = ":".join(self.url.split(":", 2)[:2])
-        raise IngestError(f"no JDBC driver known for URL scheme {scheme!r}: set the driver class")
+        driver = self.driver or jdbc_driver_class(self.url)
+        if driver is None:
+            raise IngestError(
+                f"no JDBC driver known for URL scheme {jdbc_scheme(self.url)!r}: set the driver "
+                "class"
+            )
+        return driver
 
     def reader_options(self) -> dict[str, str]:
         return {**self.properties, "url": self.url, "driver": self.driver_class}
 
     def redact(self, text: str) -> str:
         """`text` without any password of this source (from the properties or the URL)."""
-        secrets = [v for k, v in self.properties.items() if v and _SECRET_KEY.search(k)]
-        secrets += [m.group(2) for m in _URL_SECRET.finditer(self.url) if m.group(2)]
-        secrets += [m.group(2) for m in _URL_USERINFO.finditer(self.url)]
+        secrets = [v for k, v in self.properties.items() if v and SECRET_NAME.search(k)]
+        secrets += [secret for secret in url_secrets(self.url) if secret]
         for secret in sorted(set(secrets), key=len, reverse=True):
             if len(secret) >= 4:
-                text = text.replace(secret, "***")
+                text = text.replace(secret, MASK)
             else:  # replacing a short one inside words would garble the message
-                text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
+                text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
         return redact_url(text)
 
     def quote(self, identifier: str) -> str:

@@ -16,10 +16,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from data_mesh.catalog.identifiers import validate_identifier
+from data_mesh.catalog.models import FILE_FORMATS
 from data_mesh.ddz.writer import describe_error
 from data_mesh.ingest.bronze import IngestError
 
-FORMATS = ("csv", "json", "parquet")
+FORMATS = FILE_FORMATS  # the catalog accepts only what is readable here
 REJECTED_COLUMNS = ("_raw_record", "_reason", "_source_file")
 _CORRUPT = "_corrupt_record"
 _RESERVED = {c.lower() for c in (*REJECTED_COLUMNS, _CORRUPT)}

@@ -35,12 +35,11 @@ from data_mesh.quality.rule_sql import (
     reference_flag_column,
     rule_sql,
 )
+from data_mesh.settings.secrets import MASK
 
-MASK = "***"
 # Largest referential_integrity reference (rows) looked up by broadcast.
 BROADCAST_MAX_KEYS = 1_000_000
 ROWS = "__dq_rows"
-QUARANTINED = "__dq_quarantined"
 # Columns a quarantined row carries besides its own.
 QUARANTINE_COLUMNS = ("dq_rule", "dq_rule_id", "dq_reason", "dq_load_id", "dq_quarantined_at")
 

@@ -142,7 +142,8 @@ def report_metadata(report: WriteReport) -> dict[str, Any]:
 
 
 class DdzIOManager(ConfigurableIOManager):
-    """Writes an asset's Spark DataFrame into its DDZ table; reads it back for downstream assets."""
+    """Writes an asset's Spark DataFrame into its DDZ table; steps read DDZ tables with
+    `read_table`."""
 
     spark: LazyPySparkResource
     jdbc_url: str
@@ -253,15 +254,11 @@ class DdzIOManager(ConfigurableIOManager):
         return frame
 
     def load_input(self, context: InputContext) -> DataFrame:
-        upstream = context.upstream_output
-        metadata = dict(upstream.definition_metadata or {}) if upstream else {}
-        asset = context.asset_key.to_user_string() if context.has_asset_key else "input"
-        target = target_from_metadata(metadata, asset)
-        # A partitioned asset reads its upstream's slices of the same days.
-        days = context.asset_partition_keys if context.has_asset_partitions else []
-        return self.read_table(
-            target.table,
-            target.key_columns[0] if target.key_columns else None,
-            _metadata_text(metadata, PARTITION_COLUMN) or None,
-            days,
+        # Dagster's IOManager requires this method, but no asset takes a DDZ table as an
+        # argument: a step reads its inputs itself with `read_table` (its partitions, its
+        # days), and dependencies between products are deps, not inputs.
+        asset = context.asset_key.to_user_string() if context.has_asset_key else "an input"
+        raise NotImplementedError(
+            f"DDZ inputs are read by the step (DdzIOManager.read_table), not loaded by the IO "
+            f"manager: declare {asset} as a dep of the asset, not as an argument"
         )

@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Literal
+from typing import Literal
 
 from dagster import ConfigurableResource
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data_mesh.settings.model import Settings
-from data_mesh.store import azure_sql
 from data_mesh.store.azure_sql import AzureSqlTarget
 from data_mesh.store.connection import disposing, engine_for_store
 
@@ -60,10 +59,3 @@ class MetadataStoreResource(ConfigurableResource):  # type: ignore[type-arg]
             except SQLAlchemyError as error:
                 log.warning("%s not recorded: %s", what, error)
                 return False
-
-    def connect(self) -> Any:
-        """A raw pyodbc connection to the Azure SQL store (for statements SQLAlchemy lacks)."""
-        target = self.azure_target()
-        if target is None:
-            raise ValueError("connect() is for the Azure SQL store; use engine() otherwise")
-        return azure_sql.connect(target)

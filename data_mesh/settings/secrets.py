@@ -12,7 +12,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.engine import make_url
+
 from data_mesh.catalog.errors import DataMeshError
+
+# What a secret is replaced by wherever it would be shown (messages, `config show`, samples).
+MASK = "***"
+# Names of settings, properties and URL parameters whose values are secrets.
+SECRET_NAME = re.compile(r"pass|pwd|secret|key|token|sas|credential", re.IGNORECASE)
+_URL_SECRET = re.compile(
+    r"([;&?][^=;&?]*(?:pass|pwd|secret|token|credential)[^=;&?]*=)([^;&]*)", re.IGNORECASE
+)
+_URL_USERINFO = re.compile(r"(//[^/:@;?]+:)([^/@;?]+)@")
 
 _ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)$")
 _KEYVAULT = re.compile(r"^keyvault://([A-Za-z0-9-]{3,24})/([A-Za-z0-9-]{1,127})$")
@@ -76,6 +87,21 @@ def literal_secret_in(text: str) -> str | None:
         if pattern.search(text):
             return kind
     return None
+
+
+def redact_url(url: str) -> str:
+    """`url` with the values of password-like settings (and user:password@) replaced by MASK."""
+    return _URL_USERINFO.sub(rf"\1{MASK}@", _URL_SECRET.sub(rf"\1{MASK}", url))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords `url` holds: values of password-like settings and of user:password@."""
+    return [m.group(2) for m in (*_URL_SECRET.finditer(url), *_URL_USERINFO.finditer(url))]
+
+
+def without_password(url: str) -> str:
+    """A SQLAlchemy URL as it may be shown: its password masked."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _key_vault_secret(vault: str, name: str) -> str:

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-
 from data_mesh.settings.model import Settings
-from data_mesh.settings.secrets import literal_secret_in
-
-MASK = "***"
+from data_mesh.settings.secrets import MASK, literal_secret_in, without_password
 
 
 def _masked(value: str) -> str:
     if "://" in value and "@" in value and not value.startswith("jdbc:"):
         try:
-            return make_url(value).render_as_string(hide_password=True)
+            return without_password(value)
         except Exception:  # not a SQLAlchemy URL: mask it whole
             return MASK
     return MASK if literal_secret_in(value) else value

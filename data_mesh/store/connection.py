@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from data_mesh.catalog.errors import DataMeshError
 from data_mesh.settings.model import Settings
+from data_mesh.settings.secrets import without_password
 from data_mesh.store.azure_sql import AzureSqlTarget, azure_sql_engine
 from data_mesh.store.database import current_revision, head_revision, make_engine
 
@@ -75,4 +75,4 @@ def describe_store(settings: Settings) -> str:
     if target:
         return f"Azure SQL {target.server}/{target.database} ({target.authentication} auth)"
     # The URL alone: no engine (nor a SQLite folder) just to print where the store is.
-    return make_url(settings.resolved_metadata_url).render_as_string(hide_password=True)
+    return without_password(settings.resolved_metadata_url)
