@@ -17,7 +17,7 @@ import zoneinfo
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dagster import (
     AssetKey,
@@ -43,10 +43,11 @@ from data_mesh.catalog.configuration import scoped_values
 from data_mesh.catalog.errors import MetadataError
 from data_mesh.catalog.models import Catalog, DataProductModel, TransformationModel
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
-from data_mesh.component.assets import dataset_asset_key
+from data_mesh.component.specs import dataset_asset_key
 from data_mesh.lake.changes import WatchedFolder, changed_keys, day_of, folder_digests
 from data_mesh.resources.audit import AuditLogResource
-from data_mesh.resources.environments import METADATA_STORE_KEY
+from data_mesh.resources.lake import LakeStorageResource
+from data_mesh.resources.metadata_store import MetadataStoreResource
 from data_mesh.settings.secrets import parse_reference, resolve_secret
 from data_mesh.store.audit import FAILED, audit_row
 from data_mesh.store.change_digests import compare_digests, product_digests
@@ -54,10 +55,11 @@ from data_mesh.store.rows import read_store
 from data_mesh.transforms.query_files import query_file_path
 
 if TYPE_CHECKING:
-    from dagster._core.definitions.unresolved_asset_job_definition import (
-        UnresolvedAssetJobDefinition,
-    )
-    from dagster._utils.error import SerializableErrorInfo
+    from dagster_shared.error import SerializableErrorInfo
+
+# What `define_asset_job` returns (UnresolvedAssetJobDefinition): Dagster 1.13 exports the
+# function but not its return type, whose only module is private.
+AssetJob: TypeAlias = Any
 
 
 ALL_PRODUCTS_JOB = "all_data_products"
@@ -107,7 +109,7 @@ def daily_job_names(catalog: Catalog) -> dict[Daily, str]:
     }
 
 
-def build_jobs(catalog: Catalog) -> dict[str, "UnresolvedAssetJobDefinition"]:
+def build_jobs(catalog: Catalog) -> dict[str, AssetJob]:
     daily_jobs = daily_job_names(catalog)
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for product in catalog.products:
@@ -218,7 +220,7 @@ def storage_sensor(
     name: str,
     products: Sequence[DataProductModel],
     daily_jobs: dict[Daily, str],
-    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+    jobs: dict[str, AssetJob],
     settings: SensorSettings,
 ) -> SensorDefinition:
     """Requests a run of a product when its query files or CDZ landing data change; one sensor
@@ -243,10 +245,9 @@ def storage_sensor(
         + ", ".join(folders[:6])
         + (f" and {len(folders) - 6} more folders" if len(folders) > 6 else "")
         + " change (new, modified, or a new _SUCCESS marker).",
-        required_resource_keys={"lake"},
     )
-    def _sensor(context: SensorEvaluationContext) -> SensorResult:
-        storage = context.resources.lake.storage()
+    def _sensor(context: SensorEvaluationContext, lake: LakeStorageResource) -> SensorResult:
+        storage = lake.storage()
         previous = json.loads(context.cursor) if context.cursor else {}
         current = {product: folder_digests(storage, fs) for product, fs in watched.items()}
         requests, changes, recorded = [], [], []
@@ -282,7 +283,7 @@ def global_sensor_settings(catalog: Catalog) -> SensorSettings:
 def storage_sensors(
     catalog: Catalog,
     daily_jobs: dict[Daily, str],
-    jobs: dict[str, "UnresolvedAssetJobDefinition"],
+    jobs: dict[str, AssetJob],
 ) -> list[SensorDefinition]:
     """One storage sensor per product that reads lake folders, or per domain when
     `sensor.storage.per` is `domain` (thousands of products: far fewer objects and ticks)."""
@@ -331,9 +332,7 @@ def change_requests(
     return requests
 
 
-def metadata_sensor(
-    catalog: Catalog, jobs: dict[str, "UnresolvedAssetJobDefinition"]
-) -> SensorDefinition:
+def metadata_sensor(catalog: Catalog, jobs: dict[str, AssetJob]) -> SensorDefinition:
     """Notices changed rows in the metadata store and says which products changed; with
     `sensor.metadata.request_runs` it also runs the changed products' assets (as the current
     definitions know them: reload the code location to apply new rows)."""
@@ -347,10 +346,11 @@ def metadata_sensor(
         minimum_interval_seconds=max(settings.interval_s, 60),
         default_status=_sensor_status(settings.enabled),
         description="Reports data products whose metadata-store rows changed.",
-        required_resource_keys={METADATA_STORE_KEY},
     )
-    def _sensor(context: SensorEvaluationContext) -> SensorResult:
-        with getattr(context.resources, METADATA_STORE_KEY).engine_in_use() as engine:
+    def _sensor(
+        context: SensorEvaluationContext, metadata_store: MetadataStoreResource
+    ) -> SensorResult:
+        with metadata_store.engine_in_use() as engine:
             snapshot = read_store(engine)
         current = product_digests(snapshot)
         cursor = json.dumps(current, sort_keys=True)
