@@ -43,9 +43,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--products", type=int, default=2000)
     args = parser.parse_args()
+    from data_mesh.component.state_loading import refresh_snapshot
     from playwright.sync_api import sync_playwright
 
-    from data_mesh.component.state_loading import refresh_snapshot
     from data_mesh.devtools.synthetic import generate_metadata
     from data_mesh.settings.model import Settings
     from data_mesh.store.database import make_engine, upgrade_store

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,6 +79,17 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     for name in ("DATA_MESH_METADATA_URL", "DATA_MESH_LAKE_ROOT", "DATA_MESH_DDZ_JDBC_URL"):
         monkeypatch.delenv(name, raising=False)
     return Settings()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _local_states_removed() -> Iterator[None]:
+    """Each test store's LOCAL state is a folder of its own in the project (its key holds a
+    digest of the store): the ones this session made are removed at its end."""
+    folder = Path(__file__).resolve().parents[1] / "data_mesh" / "defs" / ".local_defs_state"
+    before = set(folder.iterdir()) if folder.is_dir() else set()
+    yield
+    for path in set(folder.iterdir()) - before if folder.is_dir() else ():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -191,17 +203,6 @@ def catalog_tables(spark: Any) -> dict[str, set[str]]:
         }
         for database in spark.catalog.listDatabases()
     }
-
-
-def pod_settings(settings: Settings, folder: Path) -> Settings:
-    """`settings` as a pod of a deployed environment sees them: an empty snapshot folder of its
-    own under `folder`, and a store it cannot open (any query would fail)."""
-    return settings.model_copy(
-        update={
-            "metadata_snapshot": folder / "pod" / "metadata_local.json",
-            "metadata_url": f"sqlite:///{folder}/missing/store.db",
-        }
-    )
 
 
 def load_product_file(folder: Path, name: str, product: str | dict[str, Any]) -> Result:

@@ -24,8 +24,8 @@ import yaml
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.ddz.connection import DdzConnection
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema

@@ -10,16 +10,19 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.catalog.errors import DataMeshError
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import catalog_for_definitions, lake_storage, load_catalog
+from data_mesh.component.mesh import DataMeshComponent
+from data_mesh.component.project import saved_state
+from data_mesh.component.state import catalog_from_state
 from data_mesh.lake.blob_storage import BlobStorage
 from data_mesh.lake.storage import StorageError
 from data_mesh.resources.environments import resources_for
 from data_mesh.resources.lake import AdlsLakeResource, LakeResource, lake_resource_for
 from data_mesh.settings.model import Settings
 from data_mesh.transforms.query_files import load_query_plan
-from data_mesh_tests.conftest import AZURITE_ACCOUNT, SAMPLE_PRODUCTS, pod_settings
+from data_mesh_tests.conftest import AZURITE_ACCOUNT, SAMPLE_PRODUCTS
 
 CONNECTION_ENV = "DATA_MESH_TEST_AZURITE_CONNECTION"
 
@@ -113,12 +116,12 @@ def test_load_publishes_query_files_to_adls_and_validate_reads_them(
     validate = runner.invoke(app, ["validate"])
     assert validate.exit_code == 0, validate.output
 
-    # The refresh published the snapshot next to the query files; a pod with no copy and no
-    # store loads the same products from it.
-    assert storage.exists("queries/_data_mesh/metadata_local.json")
-    pod = pod_settings(adls_settings, tmp_path)
-    from_lake, _ = catalog_for_definitions(pod)
-    assert [p.name for p in from_lake.products] == [p.name for p in catalog.products]
+    # The state the load refreshed holds the query files read from Azurite: definitions
+    # built from it alone have every product.
+    saved = saved_state(DataMeshComponent(), None)
+    assert saved.state is not None
+    from_state = catalog_from_state(saved.state, "LOCAL", "state")
+    assert [p.name for p in from_state.products] == [p.name for p in catalog.products]
 
     storage.write_bytes("queries/sor1_payments/sor1_payments_sequence.properties", b"df_nope\n")
     broken = load_catalog(adls_settings)

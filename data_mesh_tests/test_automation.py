@@ -25,6 +25,7 @@ from dagster import (
 from sqlalchemy import text, update
 
 from data_mesh.catalog.automation import quartz_to_cron
+from data_mesh.catalog.current import lake_storage, load_catalog, read_catalog
 from data_mesh.catalog.errors import MetadataError
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
@@ -33,7 +34,6 @@ from data_mesh.component.automation import (
     RUN_FAILURE_SENSOR,
 )
 from data_mesh.component.definitions import build_definitions
-from data_mesh.component.state_loading import lake_storage, load_catalog, read_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema

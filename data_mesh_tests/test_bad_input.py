@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema
 from data_mesh.store.database import make_engine

@@ -16,8 +16,8 @@ from pyspark.sql import SparkSession
 from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
@@ -78,7 +78,6 @@ COMMANDS = [
     ["quality", "history"],
     ["quality", "quarantine", "customer_orders"],
     ["generate-metadata", "--products", "1"],
-    ["snapshot", "refresh"],
     ["materialize"],
 ]
 

@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from data_mesh.catalog.configuration import resolve_configuration, scoped_values
+from data_mesh.catalog.current import load_catalog
 from data_mesh.cli.app import app
 from data_mesh.component.definitions import build_definitions
-from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.ddz_io_manager import MAX_CONNECTIONS, SPARK_CONFIG, target_from_metadata
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings.model import Settings

@@ -9,6 +9,7 @@ through Dagster's own validation, the Helm values through the official chart's J
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import importlib.util
 import json
@@ -175,6 +176,8 @@ def test_the_expected_deployment_files_exist() -> None:
         PIPELINES / "cd.yml",
         PIPELINES / "sqlserver-tests.yml",
         PIPELINES / "templates" / "deploy-env.yml",
+        PIPELINES / "templates" / "defs-state-refresh.yml",
+        PIPELINES / "scripts" / "render_defs_state_job.py",
         DOCKERFILE,
         DEPLOY / "docker" / "Dockerfile.dockerignore",
         DAGSTER_YAML,
@@ -316,6 +319,73 @@ def test_cd_migrates_loads_and_validates_the_store_before_helm() -> None:
     known = {f"DATA_MESH_{name.upper()}" for name in Settings.model_fields}
     passed = set(re.findall(r"-e (DATA_MESH_\w+)", script))
     assert passed and passed <= known, passed - known
+    # `data-mesh load` ends with `dg utils refresh-defs-state` on DAGSTER_HOME's instance: on the
+    # agent a throwaway, writable one (the image's DAGSTER_HOME belongs to uid 10001), never
+    # the deployed state storage, which only the in-cluster Job writes.
+    assert "-e DAGSTER_HOME=/tmp " in script
+
+
+DEFS_STATE_TEMPLATE = PIPELINES / "templates" / "defs-state-refresh.yml"
+
+
+def test_cd_publishes_the_defs_state_in_the_cluster_after_helm() -> None:
+    """After the Helm upgrade a Job runs `dg utils refresh-defs-state`; the stage waits for it,
+    prints its logs when it fails, then restarts the code server so that it loads the state."""
+    for stage in _cd_stages()[1:]:
+        job = next(j for j in stage["jobs"] if "deployment" in j)
+        steps = job["strategy"]["runOnce"]["deploy"]["steps"]
+        order = [s.get("template") or s.get("task") for s in steps]
+        assert order.index("store-migrate.yml") < order.index("helm-user-code.yml"), order
+        assert order.index("helm-user-code.yml") < order.index("defs-state-refresh.yml"), order
+        refresh = next(s for s in steps if s.get("template") == "defs-state-refresh.yml")
+        assert refresh["parameters"]["env"] == stage["stage"].lower()
+
+    template = _expand_template(DEFS_STATE_TEMPLATE, {"env": "prod"})
+    (step,) = template["steps"]
+    assert step["task"] == "AzureCLI@2"
+    assert step["inputs"]["azureSubscription"] == "sc-data-mesh-prod"
+    script = step["inputs"]["inlineScript"]
+    assert script.startswith("set -euo pipefail")
+    lines = [line.strip() for line in script.splitlines()]
+
+    def first(pattern: str) -> int:
+        found = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+        assert found, f"defs-state-refresh.yml runs nothing matching {pattern!r}"
+        return found[0]
+
+    kubeconfig = first(r"kubelogin convert-kubeconfig")
+    render = first(r"render_defs_state_job\.py")
+    create = first(r"kubectl .*\bcreate --filename .*defs-state-job\.json")
+    wait_complete = first(r"kubectl .*\bwait --for=condition=complete --timeout=")
+    wait_failed = first(r"kubectl .*\bwait --for=condition=failed ")
+    logs = first(r"kubectl .*\blogs \"job/\$job\"")
+    restart = first(r"kubectl .*\brollout restart \"\$deployment\"")
+    status = first(r"kubectl .*\brollout status \"\$deployment\" --timeout=")
+    assert kubeconfig < render < create < wait_complete < logs < restart < status
+    assert create < wait_failed < restart
+    # The failure branch prints the logs and fails the step before any restart.
+    failure = script[script.index("if ! wait") : script.index("rollout restart")]
+    assert 'logs "job/$job"' in failure and "exit 1" in failure
+    # The Job is built from the image this run built, and is unique per run and attempt.
+    assert 'image=$(cat "$(Pipeline.Workspace)/image/image-ref.txt")' in script
+    assert '--image "$image"' in script
+    assert 'job="data-mesh-defs-state-$(Build.BuildId)-$(System.JobAttempt)"' in script
+    # It finds the code server of the release helm-user-code.yml installs, from these values.
+    helm = _expand_template(PIPELINES / "templates" / "helm-user-code.yml", {"env": "prod"})
+    deploy = next(s for s in helm["steps"] if s.get("task") == "HelmDeploy@1")["inputs"]
+    assert "app.kubernetes.io/instance=data-mesh-user-code,deployment=data-mesh" in script
+    assert deploy["releaseName"] == "data-mesh-user-code"
+    for env in ENVS:
+        names = [d["name"] for d in _values(env)["dagster-user-deployments"]["deployments"]]
+        assert names == ["data-mesh"], env
+
+
+def test_helm_check_requires_the_instance_config_with_a_state_storage() -> None:
+    helm = _expand_template(PIPELINES / "templates" / "helm-user-code.yml", {"env": "dev"})
+    check = next(s for s in helm["steps"] if "Check the cluster" in s.get("displayName", ""))
+    script = check["inputs"]["inlineScript"]
+    assert "get configmap dagster-instance" in script
+    assert "'^defs_state_storage:'" in script and "exit 1" in script
 
 
 def test_helm_upgrade_installs_the_user_code_chart_with_the_rendered_values() -> None:
@@ -435,7 +505,7 @@ def test_dagster_yaml_is_a_valid_instance_config(
     named = {
         key: value for key, value in config.items() if isinstance(value, dict) and "module" in value
     }
-    assert set(named) >= {"compute_logs", "run_coordinator"}, set(named)
+    assert set(named) >= {"compute_logs", "run_coordinator", "defs_state_storage"}, set(named)
     for key, pointer in named.items():
         cls = class_from_code_pointer(pointer["module"], pointer["class"])
         assert issubclass(cls, ConfigurableClass), key
@@ -447,6 +517,29 @@ def test_dagster_yaml_is_a_valid_instance_config(
     assert not {"access_key_or_sas_token", "secret_credential"} & set(logs["config"])
     limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
     assert {limit["key"] for limit in limits} >= {"data_mesh/ddz_database"}
+
+
+def test_dagster_yaml_state_storage_is_the_lake_through_managed_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state storage Dagster builds from the file: an az:// path on the lake account that
+    adlfs reads from AZURE_STORAGE_ACCOUNT_NAME, signed in with DefaultAzureCredential."""
+    from dagster import UPathDefsStateStorage
+    from dagster._serdes.config_class import ConfigurableClassData
+
+    state = _instance_config(tmp_path, monkeypatch)["defs_state_storage"]
+    assert (state["module"], state["class"]) == ("dagster", "UPathDefsStateStorage")
+    config = state["config"]
+    assert config["base_path"] == "az://dagster-defs-state/data_mesh"
+    # No `{env: ...}`: Dagster would pass it to adlfs as it is (plain str and Permissive fields).
+    assert config["storage_options"] == {"anon": False}
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "stdatameshdev")
+    storage = UPathDefsStateStorage.from_config_value(
+        ConfigurableClassData(state["module"], state["class"], yaml.safe_dump(config)), config
+    )
+    assert storage.base_path.protocol in ("az", "abfs")
+    filesystem = storage.base_path.fs
+    assert filesystem.account_name == "stdatameshdev" and filesystem.anon is False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -567,7 +660,32 @@ def test_helm_values_deploy_data_mesh(env: str, monkeypatch: pytest.MonkeyPatch)
     assert user_code["serviceAccount"]["name"] == "data-mesh-user-code"
     (deployment,) = user_code["deployments"]
     assert deployment["port"] == 4000
-    assert deployment["codeServerArgs"] == ["-m", "data_mesh.definitions"]
+    assert deployment["codeServerArgs"] == [
+        "-m",
+        "data_mesh.definitions",
+        "-d",
+        "/opt/data_mesh",
+        "--location-name",
+        "data_mesh",
+    ]
+    # The code server reads the instance the system release writes (state storage, run storage).
+    (volume,) = deployment["volumes"]
+    assert volume == {"name": "dagster-instance", "configMap": {"name": "dagster-instance"}}
+    (mount,) = deployment["volumeMounts"]
+    assert mount["name"] == "dagster-instance" and mount["subPath"] == "dagster.yaml"
+    assert mount["mountPath"] == "/opt/dagster/dagster_home/dagster.yaml"
+    dockerfile_home = re.search(r"DAGSTER_HOME=(\S+)", DOCKERFILE.read_text(encoding="utf-8"))
+    assert dockerfile_home and mount["mountPath"] == f"{dockerfile_home.group(1)}/dagster.yaml"
+    # The workspace names the location as the `dg` project and the code server do.
+    workspace = values["dagsterWebserver"]["workspace"]
+    assert workspace["enabled"] is True
+    assert workspace["servers"] == [{"host": "data-mesh", "port": 4000, "name": "data_mesh"}]
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        import tomllib
+
+        project = tomllib.load(handle)["tool"]["dg"]["project"]
+    assert project["code_location_name"] == "data_mesh"
+    assert project["code_location_target_module"] == deployment["codeServerArgs"][1]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
     assert deployment["labels"]["azure.workload.identity/use"] == "true"
     assert deployment["podSecurityContext"]["runAsNonRoot"] is True
@@ -656,6 +774,20 @@ def test_helm_values_agree_with_dagster_yaml(
     assert daemon["runRetries"]["enabled"] is False
     assert values["additionalInstanceConfig"]["run_retries"] == instance["run_retries"]
     assert values["additionalInstanceConfig"]["concurrency"] == instance["concurrency"]
+    # The same state storage; the values name the environment's lake account, which the file
+    # leaves to AZURE_STORAGE_ACCOUNT_NAME.
+    state = values["additionalInstanceConfig"]["defs_state_storage"]
+    expected = instance["defs_state_storage"]
+    assert {k: state[k] for k in ("module", "class")} == {
+        k: expected[k] for k in ("module", "class")
+    }
+    assert state["config"]["base_path"] == expected["config"]["base_path"]
+    assert state["config"]["storage_options"] == {
+        **expected["config"]["storage_options"],
+        "account_name": f"stdatamesh{env}",
+    }
+    compute_logs = values["computeLogManager"]["config"]["azureBlobComputeLogManager"]
+    assert state["config"]["storage_options"]["account_name"] == compute_logs["storageAccount"]
     assert daemon["sensors"] == {
         "useThreads": True,
         "numWorkers": instance["sensors"]["num_workers"],
@@ -747,6 +879,154 @@ def test_render_script_writes_the_values_file(tmp_path: Path) -> None:
     assert render.main([*arguments, "--image", "latest"]) == 1
 
 
+def _code_server_deployment(env: str, image: str = IMAGE) -> dict[str, Any]:
+    """The code server's Deployment as the chart dagster-user-deployments 1.13.27 renders it
+    from the rendered values (templates/deployment-user.yaml), as `kubectl get -o json` shows
+    it: what render_defs_state_job.py reads."""
+    values = _load_script("render_user_code_values").render(_values(env), image, CLIENT_ID)
+    (deployment,) = values["deployments"]
+    release, fullname = "data-mesh-user-code", "data-mesh-user-code-dagster-user-deployments"
+    selector = {
+        "app.kubernetes.io/name": "dagster-user-deployments",
+        "app.kubernetes.io/instance": release,
+        "component": "user-deployments",
+        "deployment": deployment["name"],
+    }
+    container = {
+        "name": "dagster-user-deployments",
+        "image": image,
+        "imagePullPolicy": deployment["image"]["pullPolicy"],
+        "args": ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000"]
+        + deployment["codeServerArgs"],
+        "env": [
+            {"name": "DAGSTER_CURRENT_IMAGE", "value": image},
+            {
+                "name": "DAGSTER_PG_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": values["postgresqlSecretName"],
+                        "key": "postgresql-password",
+                    }
+                },
+            },
+            {"name": "DAGSTER_CONTAINER_CONTEXT", "value": "{}"},
+        ],
+        "envFrom": [
+            {"configMapRef": {"name": f"{fullname}-user-deployments-shared-env"}},
+            {"configMapRef": {"name": f"{fullname}-{deployment['name']}-user-env"}},
+        ],
+        "resources": deployment["resources"],
+        "securityContext": deployment["securityContext"],
+        "readinessProbe": {"exec": {"command": ["dagster", "api", "grpc-health-check"]}},
+        "volumeMounts": deployment["volumeMounts"],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": f"{fullname}-{deployment['name']}",
+            "labels": {**selector, **deployment["labels"]},
+        },
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**selector, **deployment["labels"]},
+                    "annotations": {"checksum/dagster-user-deployment": "0" * 64},
+                },
+                "spec": {
+                    "serviceAccountName": values["serviceAccount"]["name"],
+                    "automountServiceAccountToken": True,
+                    "securityContext": deployment["podSecurityContext"],
+                    "containers": [container],
+                    "volumes": deployment["volumes"],
+                },
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_defs_state_job_runs_dg_refresh_like_the_code_server(env: str) -> None:
+    script = _load_script("render_defs_state_job")
+    deployment = _code_server_deployment(env)
+    job = script.render(deployment, IMAGE, "data-mesh-defs-state-42-1", deadline_seconds=900)
+    assert (job["apiVersion"], job["kind"]) == ("batch/v1", "Job")
+    assert job["metadata"]["name"] == "data-mesh-defs-state-42-1"
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] == 900
+    assert spec["ttlSecondsAfterFinished"] > 0
+    pod = spec["template"]["spec"]
+    server_pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (server,) = server_pod["containers"]
+    # The command, in the project root, from the same image digest.
+    assert container["command"] == [
+        "dg",
+        "utils",
+        "refresh-defs-state",
+        "--target-path",
+        "/opt/data_mesh",
+    ]
+    assert container["workingDir"] == "/opt/data_mesh"
+    assert container["image"] == IMAGE and "@sha256:" in container["image"]
+    # The code server's environment, instance config and identity.
+    for key in ("env", "envFrom", "volumeMounts", "securityContext", "resources"):
+        assert container[key] == server[key], key
+    password = next(e for e in container["env"] if e["name"] == "DAGSTER_PG_PASSWORD")
+    assert password["valueFrom"]["secretKeyRef"]["name"] == "dagster-postgresql-secret"
+    assert any("-user-env" in ref["configMapRef"]["name"] for ref in container["envFrom"])
+    assert {"name": "dagster-instance", "configMap": {"name": "dagster-instance"}} in pod["volumes"]
+    assert pod["serviceAccountName"] == "data-mesh-user-code"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["restartPolicy"] == "Never"
+    assert "readinessProbe" not in container and "args" not in container
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels["azure.workload.identity/use"] == "true"
+    # Not behind the code location's Service: none of the Deployment's selector labels.
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert not set(selector.items()) & set(labels.items()), labels
+    # What kubectl gets is JSON it can read.
+    json.loads(json.dumps(job))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"][0].update(image="other"),
+            "rolled back",
+        ),
+        (lambda d: d["spec"]["template"]["spec"].update(volumes=[]), "dagster-instance"),
+        (
+            lambda d: d["spec"]["template"]["spec"]["containers"][0].update(env=[]),
+            "DAGSTER_PG_PASSWORD",
+        ),
+        (lambda d: d["spec"]["template"]["metadata"].update(labels={}), "workload.identity"),
+        (lambda d: d["spec"]["template"]["spec"].pop("serviceAccountName"), "service account"),
+    ],
+)
+def test_defs_state_job_refuses_a_code_server_it_cannot_copy(change: Any, message: str) -> None:
+    script = _load_script("render_defs_state_job")
+    deployment = _code_server_deployment("dev")
+    change(deployment)
+    with pytest.raises(script.RenderError, match=message):
+        script.render(deployment, IMAGE, "data-mesh-defs-state-42-1")
+
+
+def test_defs_state_job_script_writes_the_manifest(tmp_path: Path) -> None:
+    script = _load_script("render_defs_state_job")
+    source = tmp_path / "code-server.json"
+    source.write_text(json.dumps(_code_server_deployment("qa")), encoding="utf-8")
+    out = tmp_path / "job.json"
+    arguments = ["--deployment", str(source), "--image", IMAGE, "--out", str(out)]
+    assert script.main([*arguments, "--name", "data-mesh-defs-state-7-2"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["metadata"]["name"] == (
+        "data-mesh-defs-state-7-2"
+    )
+    assert script.main([*arguments, "--name", "Not_A_Kubernetes_Name"]) == 1
+
+
 # ----------------------------------------------------------------------------------------------
 # Dockerfile
 
@@ -802,12 +1082,46 @@ def test_dockerfile_base_user_and_packages() -> None:
     assert re.search(r"ACCEPT_EULA=Y apt-get install [^&]*\bmsodbcsql18\b", runs), runs
     assert re.search(r"apt-get install [^&]*\bopenjdk-17-jre-headless\b", runs)
     assert "packages.microsoft.com/debian/12/prod" in runs
-    assert re.search(r"pip install \. ", runs) and "[dev]" not in runs
+    assert re.search(r"pip install -e \. ", runs) and "[dev]" not in runs
     assert ("EXPOSE", "4000") in instructions
     (command,) = [json.loads(args) for name, args in instructions if name == "CMD"]
-    assert command[:3] == ["dagster", "code-server", "start"]
-    assert command[-2:] == ["-m", "data_mesh.definitions"] and "4000" in command
+    assert command[:3] == ["dagster", "code-server", "start"] and "4000" in command
+    # The same arguments as the chart's (codeServerArgs), after its own `-h ... -p <port>`.
+    chart_args = _values("dev")["dagster-user-deployments"]["deployments"][0]["codeServerArgs"]
+    assert command[7:] == chart_args, command
     assert not [name for name, _ in instructions if name == "ENTRYPOINT"], "the chart sets args"
+
+
+def test_dockerfile_installs_the_dg_project_editable_in_its_root() -> None:
+    """`dg.load_from_defs_folder` and `dg utils refresh-defs-state` need the package imported
+    from the source tree, with pyproject.toml (`[tool.dg]`) above it: an editable install in
+    /opt/data_mesh, not a copy in site-packages."""
+    workdir = None
+    copied: dict[str, str] = {}
+    install_dir = None
+    for name, args in _instructions():
+        if name == "WORKDIR":
+            workdir = args
+        elif name == "COPY":
+            *sources, dest = args.split()
+            for source in sources:
+                copied[source.rstrip("/")] = str(Path(workdir or "/", dest))
+        elif name == "RUN" and re.search(r"pip install -e \. ", args):
+            install_dir = workdir
+    assert install_dir == "/opt/data_mesh", install_dir
+    assert copied["pyproject.toml"] == "/opt/data_mesh"
+    assert copied["data_mesh"] == "/opt/data_mesh/data_mesh"
+    # The project's own layout, which the image keeps: the dg project and its defs folder.
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        import tomllib
+
+        project = tomllib.load(handle)["tool"]["dg"]["project"]
+    assert project["defs_module"] == "data_mesh.defs"
+    assert (REPO / "data_mesh" / "defs" / "mesh" / "defs.yaml").is_file()
+    # dg looks for the project upwards from the working directory: the final one is inside it.
+    assert workdir is not None and Path(workdir).is_relative_to("/opt/data_mesh"), workdir
+    command = next(json.loads(args) for name, args in _instructions() if name == "CMD")
+    assert command[command.index("-d") + 1] == "/opt/data_mesh"
 
 
 def test_docker_build_context_lets_in_what_the_dockerfile_copies() -> None:
@@ -822,3 +1136,25 @@ def test_docker_build_context_lets_in_what_the_dockerfile_copies() -> None:
         if name == "COPY" and "--from" not in args:
             sources.extend(args.split()[:-1])
     assert sources and {s.rstrip("/") for s in sources} <= allowed, (sources, allowed)
+    # A workstation's LOCAL state never goes in; the defs folder does (nothing excludes it).
+    assert "**/.local_defs_state/" in rules
+    excluded = [rule for rule in rules[1:] if not rule.startswith("!")]
+    defs = ("data_mesh/defs/mesh/defs.yaml", "data_mesh/defs/__init__.py")
+    for path in defs:
+        parts = Path(path).parts
+        hits = [
+            rule
+            for rule in excluded
+            if any(
+                fnmatch.fnmatch("/".join(parts[i:j]), rule.removeprefix("**/").rstrip("/"))
+                for i in range(len(parts))
+                for j in range(i + 1, len(parts) + 1)
+            )
+        ]
+        assert not hits, (path, hits)
+    state = "data_mesh/defs/.local_defs_state/data_mesh_local_0/state"
+    assert any(
+        fnmatch.fnmatch(part, rule.removeprefix("**/").rstrip("/"))
+        for rule in excluded
+        for part in Path(state).parts
+    )

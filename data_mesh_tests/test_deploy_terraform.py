@@ -17,6 +17,7 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TERRAFORM = REPO / "deploy" / "terraform"
@@ -309,6 +310,45 @@ def test_lake_is_private_and_azure_ad_only() -> None:
     }
     endpoints = _resource("adls", "azurerm_private_endpoint", "this")
     assert set(endpoints["for_each"]) == {"blob", "dfs"}, "the lake needs blob and dfs endpoints"
+
+
+@pytest.mark.parametrize("environment", ENVIRONMENTS)
+def test_defs_state_container_is_written_by_the_user_code_identity(environment: str) -> None:
+    """The Dagster instance's defs_state_storage (deploy/helm/values-<env>.yaml) is a lake
+    container Terraform creates, which the user-code identity (code servers, run pods and the CD
+    pipeline's refresh Job, all with service account data-mesh-user-code) may write, and which
+    the lifecycle rule does not expire (the latest version is what every code server loads)."""
+    values = HELM / f"values-{environment}.yaml"
+    if not values.is_file():
+        pytest.skip(f"{_rel(values)} is not there yet")
+    state = yaml.safe_load(values.read_text())["additionalInstanceConfig"]["defs_state_storage"]
+    base_path = state["config"]["base_path"]
+    assert base_path.startswith("az://"), base_path
+    container = base_path.removeprefix("az://").split("/")[0]
+    assert container == "dagster-defs-state"
+
+    containers = _blocks(MODULES / "adls", "variable")["containers"]["default"]
+    assert container in {_unquote(name) for name in containers}
+    root = TERRAFORM / "environments" / environment
+    assert "containers" not in _tfvars(environment), "the roots keep the module's containers"
+    text = (root / "main.tf").read_text()
+    writable = re.search(r"contains\(\[([^\]]*)\], name\)", text)
+    assert writable, "main.tf: lake_container_roles has no list of writable containers"
+    assert f'"{container}"' in writable.group(1)
+    assert re.search(
+        r"contains\(\[[^\]]*\], name\)[^?]*\?\s*\"Storage Blob Data Contributor\"", text
+    )
+    policy = _resource("adls", "azurerm_storage_management_policy", "this")
+    prefixes = str(policy)
+    assert "dagster-logs/" in prefixes and f"{container}/" not in prefixes
+    account = state["config"]["storage_options"]["account_name"]
+    storage_prefix = _unquote(
+        _tfvars(environment).get(
+            "storage_name_prefix",
+            _blocks(root, "variable")["storage_name_prefix"].get("default"),
+        )
+    )
+    assert account == f"st{storage_prefix}{environment}"
 
 
 def test_sql_server_is_private_and_azure_ad_only() -> None:

@@ -11,8 +11,8 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
@@ -292,8 +292,8 @@ def test_a_failed_run_is_resumed_by_the_next_run(
     continues from the chunks the failed run committed."""
     from dagster import AssetKey
 
+    from data_mesh.catalog.current import load_catalog
     from data_mesh.component.definitions import ALL_PRODUCTS_JOB, build_definitions
-    from data_mesh.component.state_loading import load_catalog
     from data_mesh.ddz.loaders import JdbcChunkLoader
     from data_mesh.resources.ddz_io_manager import DdzIOManager
     from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, resources_for

@@ -10,8 +10,8 @@ from typing import Any
 from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
 from syrupy.assertion import SnapshotAssertion
 
+from data_mesh.catalog.current import load_catalog
 from data_mesh.component.definitions import ALL_PRODUCTS_JOB, build_definitions
-from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings.model import Settings
 

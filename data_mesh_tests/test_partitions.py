@@ -12,7 +12,7 @@ from dagster import DagsterInstance
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from data_mesh.component.state_loading import lake_storage
+from data_mesh.catalog.current import lake_storage
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection

@@ -11,8 +11,8 @@ from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, ma
 from pyspark.sql import SparkSession
 from sqlalchemy import update
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.component.definitions import build_definitions
-from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection

@@ -17,16 +17,20 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 from typer.testing import CliRunner
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.runs.materialize import materialize_products
 from data_mesh.settings.model import Settings
 from data_mesh.settings.secrets import (
+    MASK,
     SecretError,
     literal_secret_in,
     parse_reference,
+    redact_url,
     resolve_secret,
+    url_secrets,
+    without_password,
 )
 from data_mesh.store import schema
 from data_mesh.store.database import make_engine
@@ -163,3 +167,14 @@ def test_ddz_password_never_reaches_logs_run_metadata_or_the_ui(
         with engine.begin() as connection:
             connection.execute(text(f"DROP OWNED BY {role} CASCADE"))
             connection.execute(text(f"DROP ROLE {role}"))
+
+
+def test_url_maskers() -> None:
+    """The one set of maskers serves messages, `config show` and ingestion sources."""
+    jdbc = "jdbc:sqlserver://h:1433;user=u;password=p4ss;encrypt=true"
+    assert redact_url(jdbc) == f"jdbc:sqlserver://h:1433;user=u;password={MASK};encrypt=true"
+    assert redact_url("postgresql://u:p4ss@h/db") == f"postgresql://u:{MASK}@h/db"
+    assert url_secrets("postgresql://u:p4ss@h/db?sslpassword=k3y") == ["k3y", "p4ss"]
+    assert without_password("postgresql+psycopg://u:p4ss@h/db") == (
+        f"postgresql+psycopg://u:{MASK}@h/db"
+    )

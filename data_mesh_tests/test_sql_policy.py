@@ -15,6 +15,7 @@ import yaml
 from sqlalchemy import Engine, select, update
 from typer.testing import CliRunner, Result
 
+from data_mesh.catalog.current import lake_storage, load_catalog
 from data_mesh.catalog.errors import QueryFileError
 from data_mesh.catalog.sql_policy import (
     ALLOWED_FUNCTIONS,
@@ -25,7 +26,6 @@ from data_mesh.catalog.sql_policy import (
     check_sql,
 )
 from data_mesh.cli.app import app
-from data_mesh.component.state_loading import lake_storage, load_catalog
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema
 from data_mesh.store.database import make_engine

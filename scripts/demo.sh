@@ -9,6 +9,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 data-mesh init
 data-mesh load metadata/products
 data-mesh validate
+dg check defs   # the dg project loads: the component builds every definition from its state
 data-mesh generate-sample-data --rows "${ROWS:-100000}"
 data-mesh materialize --from 2026-11-14 --to 2026-11-20
 echo

@@ -47,10 +47,11 @@ config_app = typer.Typer(help="The resolved configuration of an environment.", n
 app.add_typer(config_app, name="config")
 quality_app = typer.Typer(help="Quality rule results and quarantined rows.", no_args_is_help=True)
 app.add_typer(quality_app, name="quality")
-snapshot_app = typer.Typer(
-    help="The metadata snapshot Dagster definitions are built from.", no_args_is_help=True
+state_app = typer.Typer(
+    help="The state Dagster definitions are built from (refresh: `dg utils refresh-defs-state`).",
+    no_args_is_help=True,
 )
-app.add_typer(snapshot_app, name="snapshot")
+app.add_typer(state_app, name="state")
 console = Console()
 err = Console(stderr=True)
 
@@ -92,8 +93,8 @@ def load(
     url: UrlOption = None,
 ) -> None:
     """Upsert data products from product.yaml files and publish their query files to the lake."""
+    from data_mesh.catalog.current import lake_storage
     from data_mesh.catalog.product_files import load_product_files
-    from data_mesh.component.state_loading import lake_storage
     from data_mesh.transforms.query_files import publish_query_files
 
     settings = _settings(url)
@@ -105,76 +106,70 @@ def load(
         console.print(
             f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
         )
-    _refresh_snapshot(settings)
+    _refresh_state(settings)
 
 
-def _refresh_snapshot(settings: Settings) -> None:
-    """Definitions are built from the snapshot: refresh it when the store was just changed."""
-    from data_mesh.component.state_loading import refresh_snapshot
+def _refresh_state(settings: Settings) -> None:
+    """Definitions are built from the mesh's state: refresh it when the store was just changed."""
+    from data_mesh.component.project import refresh_state
 
-    if settings.definitions_from != "snapshot":
-        return
-    saved = refresh_snapshot(settings)
-    console.print(
-        f"metadata snapshot {settings.resolved_metadata_snapshot} refreshed "
-        f"(marker {saved.marker}); reload the code location to see it"
-    )
+    for key in refresh_state(settings, _local_dagster_home(settings)):
+        console.print(f"state {key} refreshed; reload the code location to see it")
 
 
-@snapshot_app.command("refresh")
-def snapshot_refresh(url: UrlOption = None) -> None:
-    """Read the store (one SELECT per table) and its query files into the snapshot file."""
-    settings = _settings(url)
-    _refresh_snapshot(settings.model_copy(update={"definitions_from": "snapshot"}))
+def _local_dagster_home(settings: Settings) -> Path | None:
+    """LOCAL: the project's own Dagster home, prepared; elsewhere None: DAGSTER_HOME's instance,
+    whose state storage the pods load from."""
+    from data_mesh.runs.dagster_home import prepare_dagster_home
+
+    if settings.env != Environment.LOCAL:
+        return None
+    return prepare_dagster_home(settings.dagster_home, settings)
 
 
-@snapshot_app.command("status")
-def snapshot_status(
-    url: UrlOption = None,
-    check: Annotated[bool, typer.Option(help="Exit 1 when the snapshot is stale.")] = False,
+@state_app.command("status")
+def state_status(
+    check: Annotated[bool, typer.Option(help="Exit 1 when a state is stale or missing.")] = False,
 ) -> None:
-    """The snapshot's age and marker against the store's current marker."""
-    from data_mesh.component.snapshot_file import read_snapshot, store_marker
-    from data_mesh.component.state_loading import read_store_rows
+    """Each mesh's state: where it is, its age and marker against its store's current marker."""
+    from dagster import DagsterInstance
 
-    settings = _settings(url)
-    path = settings.resolved_metadata_snapshot
-    saved = read_snapshot(path)
-    current = store_marker(read_store_rows(settings))
-    age = saved.age()
-    stale = current != saved.marker
-    console.print(f"snapshot  {path}")
-    console.print(
-        f"taken at  {saved.taken_at:%Y-%m-%d %H:%M:%S} UTC ({age.total_seconds():.0f} s ago)"
-    )
-    console.print(f"marker    {saved.marker}")
-    console.print(f"store     {current}")
-    console.print(f"catalog   {_saved_catalog_status(settings, saved.file_digest)}")
-    console.print(
-        "[yellow]stale[/]: the store changed; run `data-mesh snapshot refresh`"
-        if stale
-        else "[green]current[/]"
-    )
-    if stale and check:
+    from data_mesh.catalog.current import read_store_rows
+    from data_mesh.component.project import mesh_components, saved_state
+    from data_mesh.component.state import store_marker
+    from data_mesh.runs.dagster_home import open_instance
+
+    outdated = False
+    for component in mesh_components():
+        settings = component.settings
+        home = _local_dagster_home(settings)
+        with open_instance(home) if home else DagsterInstance.get() as instance:
+            saved = saved_state(component, instance)
+        console.print(f"[bold]{saved.key}[/]  {saved.where}", highlight=False)
+        if saved.state is None:
+            console.print("[yellow]missing[/]: run `dg utils refresh-defs-state`")
+            outdated = True
+            continue
+        current = store_marker(read_store_rows(settings))
+        age = saved.state.age().total_seconds()
+        console.print(f"taken at  {saved.state.taken_at:%Y-%m-%d %H:%M:%S} UTC ({age:.0f} s ago)")
+        console.print(f"marker    {saved.state.marker}")
+        console.print(f"store     {current}")
+        stale = current != saved.state.marker
+        outdated = outdated or stale
+        console.print(
+            "[yellow]stale[/]: the store changed; run `dg utils refresh-defs-state`"
+            if stale
+            else "[green]current[/]"
+        )
+    if outdated and check:
         raise typer.Exit(1)
-
-
-def _saved_catalog_status(settings: Settings, snapshot_digest: str) -> str:
-    from data_mesh.component.catalog_cache import cache_path, saved_catalog_status
-    from data_mesh.store.rows import store_now
-
-    lake_path = settings.resolved_metadata_snapshot_lake
-    if lake_path is not None:
-        return f"none: loads copy the snapshot from {lake_path} and validate it"
-    path = cache_path(settings.resolved_metadata_snapshot, settings.env)
-    used, reason = saved_catalog_status(path, snapshot_digest, settings.env, store_now())
-    return f"{'saved' if used else 'not used'} ({path.name}): {reason}"
 
 
 @app.command()
 def validate(url: UrlOption = None) -> None:
     """Check every data product (rows and query files); exit 1 if any is broken."""
-    from data_mesh.component.state_loading import load_catalog
+    from data_mesh.catalog.current import load_catalog
 
     catalog = load_catalog(_settings(url))
     for product in catalog.products:
@@ -214,7 +209,7 @@ def generate_sample_data(
     ] = 100_000,
 ) -> None:
     """Write deterministic CDZ sample data (Parquet) into the lake."""
-    from data_mesh.component.state_loading import lake_storage
+    from data_mesh.catalog.current import lake_storage
     from data_mesh.devtools.sample_data import write_sample_data
     from data_mesh.resources.spark import spark_session
 
@@ -456,7 +451,7 @@ def config_show(
 
 
 def _catalog_at(settings: Settings, at: dt.datetime | None) -> Catalog:
-    from data_mesh.component.state_loading import read_catalog
+    from data_mesh.catalog.current import read_catalog
 
     return read_catalog(settings, at)
 
@@ -582,7 +577,7 @@ def quality_quarantine(
     limit: Annotated[int, typer.Option(help="Rows to print.")] = 20,
 ) -> None:
     """Print quarantined rows of a DataSet, with the rule and the reason that rejected them."""
-    from data_mesh.component.state_loading import lake_storage, load_catalog
+    from data_mesh.catalog.current import lake_storage, load_catalog
     from data_mesh.quality.quarantine import quarantine_folder, quarantine_path
     from data_mesh.resources.spark import spark_session
 
@@ -608,18 +603,18 @@ DEV_RUN_CHECK_SECONDS = 10.0
 def dev(
     port: Annotated[int, typer.Option(help="Port of the Dagster UI.")] = 3000,
 ) -> None:
-    """Run `dagster dev` on this project with the LOCAL Dagster home (runs of the CLI show up);
+    """Run `dg dev` on this project with the LOCAL Dagster home (runs of the CLI show up);
     while it runs, runs whose process was killed are marked failed within seconds."""
     from data_mesh.runs.dagster_home import prepare_dagster_home
 
     settings = _settings()
     # Always the LOCAL home (absolute), whatever DAGSTER_HOME says: the one the README names.
     home = prepare_dagster_home(settings.dagster_home, settings)
-    # The UI starts from the store as it is now; run workers then read the same snapshot.
-    _refresh_snapshot(settings)
-    dagster = Path(sys.executable).with_name("dagster")
+    # `dg dev` refreshes the state first: the UI starts from the store as it is now, and run
+    # workers read that same state.
+    dg_command = Path(sys.executable).with_name("dg")
     code = _supervise(
-        [str(dagster), "dev", "-w", "workspace.yaml", "-p", str(port)],
+        [str(dg_command), "dev", "-p", str(port)],
         home,
         settings,
         DEV_RUN_CHECK_SECONDS,
@@ -628,10 +623,10 @@ def dev(
 
 
 def _supervise(command: list[str], home: Path, settings: Settings, every: float) -> int:
-    """Run `command` (dagster dev) and, until it exits, mark the runs of dead processes failed
+    """Run `command` (dg dev) and, until it exits, mark the runs of dead processes failed
     every `every` seconds: the DefaultRunLauncher's run monitoring cannot (data_mesh.runs.liveness).
 
-    Ctrl-C reaches dagster dev from the terminal (same process group) and this process waits
+    Ctrl-C reaches dg dev from the terminal (same process group) and this process waits
     for it to shut down; SIGTERM and SIGHUP sent to this process are passed on to it."""
     import signal
     import subprocess

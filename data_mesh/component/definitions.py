@@ -14,7 +14,6 @@ from dagster import (
 )
 
 from data_mesh.catalog.models import Catalog
-from data_mesh.component.assets import dataset_asset_key, product_assets, source_asset_spec
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     Daily,
@@ -27,7 +26,8 @@ from data_mesh.component.automation import (
     storage_sensors,
     suffixed_name,
 )
-from data_mesh.component.snapshot_file import SnapshotStamp
+from data_mesh.component.specs import dataset_asset_key, product_assets, source_asset_spec
+from data_mesh.component.state import StateStamp
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ def build_assets(
 
 
 def build_definitions(
-    catalog: Catalog, resources: dict[str, Any], snapshot: SnapshotStamp | None = None
+    catalog: Catalog, resources: dict[str, Any], state: StateStamp | None = None
 ) -> Definitions:
     """Definitions for every product that loaded; skipped products are logged and listed.
-    With a `snapshot`, its age and marker are shown on the code location (stale or not:
-    `data-mesh snapshot status`)."""
+    The time and marker of the `state` they come from are shown on the code location (stale
+    or not: `data-mesh state status`); without one, they come from the store itself."""
     for problem in catalog.problems:
         log.warning("skipped %s", problem)
     skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
@@ -88,11 +88,11 @@ def build_definitions(
             "data_mesh/products_skipped": skipped,
             **(
                 {
-                    "data_mesh/snapshot_taken_at": snapshot.taken_at.isoformat(timespec="seconds"),
-                    "data_mesh/snapshot_marker": snapshot.marker,
+                    "data_mesh/state_taken_at": state.taken_at.isoformat(timespec="seconds"),
+                    "data_mesh/state_marker": state.marker,
                 }
-                if snapshot is not None
-                else {"data_mesh/snapshot": "none: definitions read the store"}
+                if state is not None
+                else {"data_mesh/state": "none: built from the store"}
             ),
         },
     )

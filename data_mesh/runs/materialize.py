@@ -17,6 +17,7 @@ from dagster import (
     ExecuteInProcessResult,
 )
 
+from data_mesh.catalog.current import load_catalog
 from data_mesh.catalog.models import Catalog, DataProductModel
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
@@ -26,7 +27,6 @@ from data_mesh.component.automation import (
     product_targets,
 )
 from data_mesh.component.definitions import build_definitions
-from data_mesh.component.state_loading import load_catalog
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.liveness import run_process_tags
 from data_mesh.settings.model import Settings

@@ -110,21 +110,12 @@ class Settings(BaseSettings):
     ddz_stall_timeout: int = Field(
         default=1800, ge=1, description="A chunk's Spark job still running after this is cancelled."
     )
-    definitions_from: Literal["snapshot", "store"] = Field(
-        default="snapshot",
-        description="Build Dagster definitions from the metadata snapshot file (refreshed by "
-        "`data-mesh snapshot refresh` and `data-mesh dev`; made from the store when missing) "
-        "or from the store on every load.",
-    )
-    metadata_snapshot: Path | None = Field(
-        default=None, description="The snapshot file; default <home>/defs_state/<env>.json."
-    )
-    metadata_snapshot_lake: str | None = Field(
+    defs_state: Literal["LOCAL_FILESYSTEM", "VERSIONED_STATE_STORAGE"] | None = Field(
         default=None,
-        description="Lake path (<container>/<path>) `data-mesh snapshot refresh` publishes the "
-        "snapshot to and every load copies it from, so code servers and run workers in other "
-        "pods load the same one; default with an ADLS lake: "
-        "queries/_data_mesh/metadata_<env>.json; 'none': not published.",
+        description="Where the state Dagster definitions are built from lives: a file in the "
+        "project, or the Dagster instance's state storage (dagster.yaml `defs_state_storage`), "
+        "so every pod loads the version last published; default: the file in LOCAL, the "
+        "instance's storage elsewhere.",
     )
     spark_master: str = "local[*]"
     spark_remote: str | None = Field(
@@ -143,21 +134,6 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
         if "/" not in path:
             raise ValueError(f"{value!r} names no folder in a container: give <container>/<path>")
-        return path
-
-    @field_validator("metadata_snapshot_lake")
-    @classmethod
-    def _lake_file_path(cls, value: str | None) -> str | None:
-        if value is None:
-            return None  # the default, by lake kind
-        if value.strip().lower() in ("", "none"):
-            return "none"
-        try:
-            path = normalize_path(value)
-        except StorageError as error:  # `..` or empty parts
-            raise ValueError(str(error)) from None
-        if "/" not in path:
-            raise ValueError(f"{value!r} names no file: give <container>/<path>")
         return path
 
     @property
@@ -184,17 +160,10 @@ class Settings(BaseSettings):
         return f"jdbc:h2:file:{self.home_dir / 'ddz' / 'ddz'};MODE=MSSQLServer;AUTO_SERVER=TRUE"
 
     @property
-    def resolved_metadata_snapshot(self) -> Path:
-        default = self.home_dir / "defs_state" / f"metadata_{self.env.value.lower()}.json"
-        return (self.metadata_snapshot or default).expanduser().resolve()
-
-    @property
-    def resolved_metadata_snapshot_lake(self) -> str | None:
-        if self.metadata_snapshot_lake is not None:
-            return None if self.metadata_snapshot_lake == "none" else self.metadata_snapshot_lake
-        if self.resolved_lake_kind != "adls":
-            return None  # LOCAL's processes share the snapshot file itself
-        return f"queries/_data_mesh/metadata_{self.env.value.lower()}.json"
+    def resolved_defs_state(self) -> str:
+        if self.defs_state is not None:
+            return self.defs_state
+        return "LOCAL_FILESYSTEM" if self.env == Environment.LOCAL else "VERSIONED_STATE_STORAGE"
 
     @property
     def dagster_home(self) -> Path:
@@ -218,5 +187,6 @@ class Settings(BaseSettings):
         return missing
 
 
-def load_settings() -> Settings:
-    return Settings()
+def load_settings(**overrides: object) -> Settings:
+    """Settings from `DATA_MESH_*` variables; `overrides` (field names) win over them."""
+    return Settings(**overrides)  # type: ignore[arg-type]

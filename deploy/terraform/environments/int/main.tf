@@ -18,13 +18,14 @@ locals {
 
   # Lake containers for the user-code identity (see modules/aks_dagster,
   # azurerm_role_assignment.user_code_lake): it reads the CDZ and the query files, and writes
-  # quarantined rows, compute logs and the DDZ spool (which it removes after each load). The CD
-  # pipeline publishes the query files.
+  # quarantined rows, compute logs, the DDZ spool (which it removes after each load) and the
+  # definitions' state (dagster-defs-state: the CD pipeline's refresh Job runs as this identity
+  # and publishes it; code servers read it). The CD pipeline publishes the query files.
   lake_container_roles = {
     for name, scope in module.adls.container_scopes : name => {
       scope = scope
       role  = (
-        contains(["quarantine", "dagster-logs", "spool"], name) || (name == "cdz" && var.dagster_writes_cdz)
+        contains(["quarantine", "dagster-logs", "spool", "dagster-defs-state"], name) || (name == "cdz" && var.dagster_writes_cdz)
         ? "Storage Blob Data Contributor"
         : "Storage Blob Data Reader"
       )

@@ -29,9 +29,9 @@ variable "account_replication_type" {
 }
 
 variable "containers" {
-  description = "Containers of the lake: cdz (curated inputs), queries (.properties files), quarantine (rows rejected by drop rules), dagster-logs (compute logs), spool (each DDZ load spooled once by the Spark cluster, removed after publish)."
+  description = "Containers of the lake: cdz (curated inputs), queries (.properties files), quarantine (rows rejected by drop rules), dagster-logs (compute logs), spool (each DDZ load spooled once by the Spark cluster, removed after publish), dagster-defs-state (the Dagster instance's defs_state_storage: the versions of the data_mesh definitions' state, never expired, as the latest one is what every code server loads)."
   type        = list(string)
-  default     = ["cdz", "queries", "quarantine", "dagster-logs", "spool"]
+  default     = ["cdz", "queries", "quarantine", "dagster-logs", "spool", "dagster-defs-state"]
 }
 
 variable "blob_soft_delete_retention_days" {

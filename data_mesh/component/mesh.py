@@ -1,0 +1,91 @@
+"""`DataMeshComponent`: every data product of one metadata store as Dagster definitions.
+
+A `StateBackedComponent`: Dagster calls `write_state_to_path` when the state is refreshed
+(`dg utils refresh-defs-state`, `data-mesh load`, and every `dg`/`dagster dev` start in LOCAL),
+and builds definitions from the saved state in code servers and run workers, which therefore
+never query the store. Where the state lives is Dagster's choice of `defs_state`: a file in the
+project for LOCAL, the instance's state storage (ADLS) for deployed environments, so every pod
+of a deployment loads the same version.
+"""
+
+# No `from __future__ import annotations`: dg.Resolvable reads the attributes' real types.
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
+
+from data_mesh.component.definitions import build_definitions
+from data_mesh.component.state import catalog_from_state, read_state, write_mesh_state
+from data_mesh.resources.environments import resources_for
+from data_mesh.settings.model import Settings, load_settings
+from data_mesh.store.connection import describe_store
+
+
+@dataclass
+class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
+    """The data products of one metadata store: assets with lineage, one check per quality
+    rule, jobs, schedules and sensors, and the environment's resources.
+
+    Settings come from `DATA_MESH_*` variables; the attributes set here win over them.
+    """
+
+    # The state's key: a second mesh (another store) is a second defs.yaml with its own name.
+    name: str = "data_mesh"
+    # LOCAL, DEV, INT, QA or PROD; default: DATA_MESH_ENV, else LOCAL.
+    env: str | None = None
+    # SQLAlchemy URL of the metadata store; default: DATA_MESH_METADATA_URL, else LOCAL SQLite.
+    metadata_url: str | None = None
+    # Where the state lives; default DATA_MESH_DEFS_STATE, else by environment: a file in the
+    # project for LOCAL, the instance's state storage (`defs_state_storage` in dagster.yaml)
+    # for DEV, INT, QA and PROD.
+    defs_state: ResolvedDefsStateConfig | None = None
+
+    @property
+    def settings(self) -> Settings:
+        overrides = {"env": self.env, "metadata_url": self.metadata_url}
+        return load_settings(**{k: v for k, v in overrides.items() if v})
+
+    @property
+    def defs_state_config(self) -> DefsStateConfig:
+        settings = self.settings
+        args = self.defs_state or (
+            DefsStateConfigArgs.local_filesystem()
+            if settings.resolved_defs_state == "LOCAL_FILESYSTEM"
+            else DefsStateConfigArgs.versioned_state_storage()
+        )
+        # The store in the key: two LOCAL homes (or test stores) in one checkout never share
+        # a state file. A digest, so no part of a URL shows.
+        store = hashlib.sha256(describe_store(settings).encode()).hexdigest()[:8]
+        key = f"{self.name}_{settings.env.value.lower()}_{store}"
+        return DefsStateConfig.from_args(args, default_key=key)
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        write_mesh_state(self.settings, state_path)
+
+    def build_defs_from_state(
+        self, context: dg.ComponentLoadContext, state_path: Path | None
+    ) -> dg.Definitions:
+        key = self.defs_state_config.key
+        if state_path is None:
+            dg.get_dagster_logger().warning(
+                "no state for %s yet: run `dg utils refresh-defs-state`", key
+            )
+            return dg.Definitions(
+                metadata={"data_mesh/state": f"none for {key}: run `dg utils refresh-defs-state`"}
+            )
+        settings = self.settings
+        state = read_state(state_path)
+        catalog = catalog_from_state(state, settings.env, f"data_mesh state {key}")
+        defs = build_definitions(catalog, resources_for(settings), state.stamp)
+        dg.get_dagster_logger().info(
+            "%s: %d data products (%d skipped) from the state taken at %s UTC, marker %s",
+            key,
+            len(catalog.products),
+            len(catalog.problems),
+            f"{state.taken_at:%Y-%m-%d %H:%M:%S}",
+            state.marker,
+        )
+        return defs
