@@ -43,7 +43,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--products", type=int, default=2000)
     args = parser.parse_args()
-    from data_mesh.component.state_loading import refresh_snapshot
     from playwright.sync_api import sync_playwright
 
     from data_mesh.devtools.synthetic import generate_metadata
@@ -56,7 +55,7 @@ def main() -> None:
         engine = make_engine(settings.resolved_metadata_url)
         upgrade_store(engine)
         generate_metadata(engine, args.products)
-        refresh_snapshot(settings)
+        # `dagster dev` refreshes the mesh's state from this store as it starts (LOCAL).
         port = _free_port()
         env = {**os.environ, "DATA_MESH_HOME": str(home), "DAGSTER_HOME": str(home / "dh")}
         (home / "dh").mkdir()
