@@ -257,3 +257,19 @@ def test_the_code_location_builds_its_repository_with_the_gc_paused(
     assert real(definitions) is real(definitions)  # kept, not built again
     keys = {k.to_user_string() for k in real(definitions).asset_graph.get_all_asset_keys()}
     assert keys == _expected_keys(loaded)
+
+
+def test_loading_another_store_refreshes_no_mesh(loaded: Settings, tmp_path: Path) -> None:
+    """`load --url` into a store no mesh of the project reads: the rows are loaded, and the
+    command says that no state was refreshed (the meshes' states are left as they were)."""
+    from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+
+    before = saved_state(DataMeshComponent(), None).state
+    other = f"sqlite:///{tmp_path}/other.db"
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", "--url", other]).exit_code == 0
+    result = runner.invoke(app, ["load", str(SAMPLE_PRODUCTS / "sor1_payments"), "--url", other])
+    assert result.exit_code == 0, result.output
+    assert "no mesh of data_mesh/defs/ reads this store: no state refreshed" in result.output
+    assert "loaded sor1_payments" in result.output
+    assert saved_state(DataMeshComponent(), None).state == before

@@ -113,8 +113,11 @@ def _refresh_state(settings: Settings) -> None:
     """Definitions are built from the mesh's state: refresh it when the store was just changed."""
     from data_mesh.component.project import refresh_state
 
-    for key in refresh_state(settings, _local_dagster_home(settings)):
+    refreshed = refresh_state(settings, _local_dagster_home(settings))
+    for key in refreshed:
         console.print(f"state {key} refreshed; reload the code location to see it")
+    if not refreshed:
+        console.print("[yellow]no mesh of data_mesh/defs/ reads this store[/]: no state refreshed")
 
 
 def _local_dagster_home(settings: Settings) -> Path | None:
@@ -612,9 +615,12 @@ def dev(
     home = prepare_dagster_home(settings.dagster_home, settings)
     # `dg dev` refreshes the state first: the UI starts from the store as it is now, and run
     # workers read that same state.
+    from data_mesh.component.project import project_root
+
     dg_command = Path(sys.executable).with_name("dg")
     code = _supervise(
         [str(dg_command), "dev", "-p", str(port)],
+        project_root(),
         home,
         settings,
         DEV_RUN_CHECK_SECONDS,
@@ -622,7 +628,7 @@ def dev(
     raise typer.Exit(code)
 
 
-def _supervise(command: list[str], home: Path, settings: Settings, every: float) -> int:
+def _supervise(command: list[str], cwd: Path, home: Path, settings: Settings, every: float) -> int:
     """Run `command` (dg dev) and, until it exits, mark the runs of dead processes failed
     every `every` seconds: the DefaultRunLauncher's run monitoring cannot (data_mesh.runs.liveness).
 
@@ -634,7 +640,7 @@ def _supervise(command: list[str], home: Path, settings: Settings, every: float)
 
     from data_mesh.runs.dagster_home import open_instance
 
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, cwd=cwd)
     stop = threading.Event()
 
     def watch() -> None:

@@ -32,7 +32,7 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
     Settings come from `DATA_MESH_*` variables; the attributes set here win over them.
     """
 
-    # The state's key: a second mesh (another store) is a second defs.yaml with its own name.
+    # The first part of the state's key (the environment and a digest of the store follow).
     name: str = "data_mesh"
     # LOCAL, DEV, INT, QA or PROD; default: DATA_MESH_ENV, else LOCAL.
     env: str | None = None

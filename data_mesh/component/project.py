@@ -11,16 +11,11 @@ from pathlib import Path
 import dagster as dg
 from dagster.components.utils.project_paths import get_local_state_path
 
-from data_mesh.catalog.errors import DataMeshError
 from data_mesh.component.mesh import DataMeshComponent
 from data_mesh.component.state import MeshState, read_state
 from data_mesh.runs.dagster_home import open_instance
 from data_mesh.settings.model import Settings
 from data_mesh.store.connection import describe_store
-
-
-class StateRefreshError(DataMeshError):
-    """No mesh reads the store whose state was to be refreshed."""
 
 
 def project_root() -> Path:
@@ -38,11 +33,12 @@ def refresh_state(settings: Settings, dagster_home: Path | None) -> list[str]:
     """Refresh the state of every mesh that reads the store of `settings`, as `dg utils
     refresh-defs-state` does (Dagster's `refresh_state`), with the instance of `dagster_home`
     (default: DAGSTER_HOME's), whose state storage then holds the new version. In this process:
-    the command would import everything again. Returns the keys refreshed."""
+    the command would import everything again. Returns the keys refreshed: none when no mesh
+    reads that store (a store loaded for another code location)."""
     store = describe_store(settings)
     meshes = [c for c in mesh_components() if describe_store(c.settings) == store]
     if not meshes:
-        raise StateRefreshError(f"no mesh of data_mesh/defs/ reads the store {store}")
+        return []
     # While the instance is open, Dagster's state storage is the instance's.
     with open_instance(dagster_home) if dagster_home else dg.DagsterInstance.get():
         for mesh in meshes:
