@@ -14,9 +14,9 @@ fresh Python process so peak memory is its own, alternating:
 - floor: the same specs written by hand (`_floor` below): `AssetSpec`s and `AssetCheckSpec`s
   with the same keys, deps, descriptions, groups, owners, kinds, tags and metadata (the values
   are prepared before the clock starts), one `multi_asset` per product holding its specs and
-  check specs (the smallest Dagster structure that carries checks), a job, with `--schedules`
-  the same schedules, the same resources, `Definitions`, `get_repository_def()`, under the
-  same GC policy (paused);
+  check specs (the smallest Dagster structure that carries checks), with `--schedules` the
+  same automation conditions, a job, the same resources, `Definitions`,
+  `get_repository_def()`, under the same GC policy (paused);
 - ours, GC on: ours with the cyclic GC running, to show what `definitions.py`'s pause buys.
 Ratios are taken within one run of this script (the machines are noisy).
 """
@@ -83,7 +83,6 @@ def _floor(home: str) -> tuple[Any, float]:
         AssetSelection,
         AssetSpec,
         Definitions,
-        ScheduleDefinition,
         define_asset_job,
         multi_asset,
     )
@@ -109,6 +108,8 @@ def _floor(home: str) -> tuple[Any, float]:
             "kinds": set(spec.kinds),
             "tags": {k: v for k, v in spec.tags.items() if not k.startswith("dagster/kind")},
             "metadata": {k: v for k, v in spec.metadata.items() if k != "dagster/io_manager_key"},
+            # With --schedules, the product's cron, as ours carries it.
+            "automation_condition": spec.automation_condition,
         }
 
     plain = []
@@ -132,11 +133,6 @@ def _floor(home: str) -> tuple[Any, float]:
             for c in (quality_check_spec(r) for r in t.rules)
         ]
         plain.append((product.name, sources, outputs, check_values))
-    schedules = [
-        (f"{p.name}_schedule", p.schedule.cron, p.schedule.timezone)
-        for p in catalog.products
-        if p.schedule
-    ]
     del catalog, outputs_by_name
     # The same resources: a hand-written code location binds them too.
     from data_mesh.resources.environments import resources_for
@@ -160,13 +156,7 @@ def _floor(home: str) -> tuple[Any, float]:
 
         built.append(_compute)
     job = define_asset_job("all", selection=AssetSelection.all().materializable())
-    ticks = [
-        ScheduleDefinition(
-            name=name, cron_schedule=cron, execution_timezone=timezone, job_name="all"
-        )
-        for name, cron, timezone in schedules
-    ]
-    defs = Definitions(assets=built, jobs=[job], schedules=ticks, resources=resources)  # type: ignore[arg-type]
+    defs = Definitions(assets=built, jobs=[job], resources=resources)  # type: ignore[arg-type]
     repository = defs.get_repository_def()
     seconds = time.perf_counter() - started
     gc.enable()
@@ -185,7 +175,7 @@ def _run_child(mode: str, home: str) -> dict[str, float]:
 
 
 def _prepare(
-    products: int, home: Path, storage_sensors_per: str = "product", schedules: bool = False
+    products: int, home: Path, storage_sensors_per: str = "domain", schedules: bool = False
 ) -> tuple[float, int]:
     """A store with `products` synthetic products and the component's state; returns the time
     `write_state_to_path` took and the number of store queries it ran. The store is then moved
@@ -200,20 +190,20 @@ def _prepare(
     engine = make_engine(os.environ["DATA_MESH_METADATA_URL"])
     upgrade_store(engine)
     generate_metadata(engine, products, schedules=schedules)
-    if storage_sensors_per != "product":
-        from sqlalchemy import insert
+    # The row, whatever its value (its default is `domain`).
+    from sqlalchemy import insert
 
-        from data_mesh.store import schema
+    from data_mesh.store import schema
 
-        with engine.begin() as connection:
-            category = connection.execute(
-                insert(schema.configuration_category).values(CategoryName="global")
-            ).inserted_primary_key[0]  # type: ignore[index]
-            connection.execute(
-                insert(schema.configuration_item).values(
-                    CategoryID=category, ItemKey="sensor.storage.per", ItemValue=storage_sensors_per
-                )
+    with engine.begin() as connection:
+        category = connection.execute(
+            insert(schema.configuration_category).values(CategoryName="global")
+        ).inserted_primary_key[0]  # type: ignore[index]
+        connection.execute(
+            insert(schema.configuration_item).values(
+                CategoryID=category, ItemKey="sensor.storage.per", ItemValue=storage_sensors_per
             )
+        )
     engine.dispose()
     queries = 0
 
@@ -241,13 +231,13 @@ def main() -> None:
     parser.add_argument(
         "--storage-sensors-per",
         choices=["product", "domain"],
-        default="product",
+        default="domain",
         help="The sensor.storage.per configuration row of the generated store.",
     )
     parser.add_argument(
         "--schedules",
         action="store_true",
-        help="Every product gets a schedule row (the floor then writes the same schedules).",
+        help="Every product gets a schedule row (an automation condition on its assets).",
     )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "HOME"), help=argparse.SUPPRESS)
     args = parser.parse_args()

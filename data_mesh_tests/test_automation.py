@@ -1,4 +1,5 @@
-"""Schedules and sensors built from the store, exercised with Dagster's own testing APIs."""
+"""Automation conditions and sensors built from the store, exercised with Dagster's own
+testing APIs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from typing import Any, ClassVar
 import pytest
 from dagster import (
     AssetKey,
+    AutomationConditionSensorDefinition,
     DagsterInstance,
-    DefaultScheduleStatus,
     DefaultSensorStatus,
     Definitions,
     RunRequest,
     SensorDefinition,
     build_run_status_sensor_context,
-    build_schedule_context,
     build_sensor_context,
+    evaluate_automation_conditions,
 )
 from sqlalchemy import text, update
 
@@ -80,16 +81,38 @@ def _definitions(settings: Settings) -> Definitions:
     return build_definitions(load_catalog(settings), resources_for(settings))
 
 
-def test_schedule_from_the_product_file(loaded: Settings) -> None:
+def _automation_sensors(defs: Definitions) -> dict[str, AutomationConditionSensorDefinition]:
+    return {
+        s.name: s for s in defs.sensors or [] if isinstance(s, AutomationConditionSensorDefinition)
+    }
+
+
+def _condition(defs: Definitions, key: AssetKey) -> str | None:
+    condition = defs.resolve_asset_graph().get(key).automation_condition
+    return None if condition is None else condition.get_label()
+
+
+def _switch_on_locally(settings: Settings) -> None:
+    engine = make_engine(settings.resolved_metadata_url)
+    add_config_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
+
+
+def test_cron_from_the_product_file(loaded: Settings) -> None:
     defs = _definitions(loaded)
-    schedule = defs.resolve_schedule_def("mdm_accounts_schedule")
-    assert schedule.cron_schedule == "0 2 * * *"
-    assert schedule.execution_timezone == "Asia/Kolkata"
-    assert schedule.job_name == DAILY_PRODUCTS_JOB
-    # Off by default in LOCAL ...
-    assert schedule.default_status == DefaultScheduleStatus.STOPPED
-    # ... and only products with a schedule row get one.
-    assert {s.name for s in defs.schedules or []} == {"mdm_accounts_schedule"}
+    # No ScheduleDefinition: a product's cron is an automation condition of its DDZ assets,
+    # evaluated by one sensor per domain with scheduled products.
+    assert not defs.schedules
+    sensors = _automation_sensors(defs)
+    assert set(sensors) == {"mdm_automation"}
+    sensor = sensors["mdm_automation"]
+    graph = defs.resolve_asset_graph()
+    assert sensor.asset_selection.resolve(graph) == {ACTIVE_ACCOUNTS}
+    assert sensor.run_tags == {"data_mesh/trigger": "schedule", "data_mesh/domain": "mdm"}
+    # Off by default in LOCAL: the sensor is stopped and the product has no condition ...
+    assert sensor.default_status == DefaultSensorStatus.STOPPED
+    assert _condition(defs, ACTIVE_ACCOUNTS) is None
+    # ... and products without a schedule row never get one.
+    assert _condition(defs, SOR1_PAYMENTS) is None
 
 
 def test_schedules_run_in_cloud_environments_and_can_be_switched_on_locally(
@@ -98,33 +121,55 @@ def test_schedules_run_in_cloud_environments_and_can_be_switched_on_locally(
     prod = read_catalog(loaded.model_copy(update={"env": "PROD"}))
     assert prod.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
     assert prod.product("mdm_accounts").sensors.enabled
-    engine = make_engine(loaded.resolved_metadata_url)
-    add_config_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
-    schedule = _definitions(loaded).resolve_schedule_def("mdm_accounts_schedule")
-    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    prod_defs = build_definitions(prod, resources_for(loaded))
+    assert _automation_sensors(prod_defs)["mdm_automation"].default_status == (
+        DefaultSensorStatus.RUNNING
+    )
+    assert _condition(prod_defs, ACTIVE_ACCOUNTS) == "on_cron(0 2 * * *, Asia/Kolkata) at the tick"
+    _switch_on_locally(loaded)
+    defs = _definitions(loaded)
+    assert _automation_sensors(defs)["mdm_automation"].default_status == (
+        DefaultSensorStatus.RUNNING
+    )
+    assert _condition(defs, ACTIVE_ACCOUNTS) == "on_cron(0 2 * * *, Asia/Kolkata) at the tick"
     # PROD keeps its own setting when LOCAL's is changed.
+    engine = make_engine(loaded.resolved_metadata_url)
     add_config_item(engine, "product.mdm_accounts@PROD", "schedule.enabled", "maybe")
     catalog = read_catalog(loaded.model_copy(update={"env": "PROD"}))
     assert "mdm_accounts" not in {p.name for p in catalog.products}
     assert any("'maybe' is not true or false" in str(p) for p in catalog.problems)
 
 
+# Dagster's evaluation helper itself calls a beta parameter (not our call).
+@pytest.mark.filterwarnings("ignore:Parameter `include_sources`")
 def test_scheduled_run_takes_the_day_of_the_tick_in_its_time_zone(loaded: Settings) -> None:
+    """The condition requests the product's assets at its cron tick, not before and not again
+    until the next tick, for the day of the tick in the schedule's time zone."""
+    _switch_on_locally(loaded)
     defs = _definitions(loaded)
-    schedule = defs.resolve_schedule_def("mdm_accounts_schedule")
+
+    def utc(day: int, hour: int, minute: int) -> dt.datetime:
+        return dt.datetime(2026, 11, day, hour, minute, tzinfo=dt.UTC)
+
     # 20:30 UTC on the 20th is 02:00 on the 21st in Kolkata.
-    tick = dt.datetime(2026, 11, 20, 20, 30, tzinfo=dt.UTC)
+    expected = [
+        (utc(20, 20, 0), set()),  # first evaluation: nothing is due
+        (utc(20, 20, 29), set()),  # a minute before the tick
+        (utc(20, 20, 31), {"2026-11-21"}),  # the tick passed: the 21st, not the 20th (UTC)
+        (utc(20, 21, 0), set()),  # requested once per tick
+        (utc(21, 20, 29), set()),
+        (utc(21, 20, 31), {"2026-11-22"}),  # the next tick, the next day
+    ]
     with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(
-            instance=instance,
-            scheduled_execution_time=tick,
-            repository_def=defs.get_repository_def(),
-        )
-        data = schedule.evaluate_tick(context)
-    assert len(data.run_requests or []) == 1
-    request = data.run_requests[0]  # type: ignore[index]
-    assert request.partition_key == "2026-11-21"
-    assert list(request.asset_selection or []) == [ACTIVE_ACCOUNTS]
+        cursor = None
+        for when, days in expected:
+            result = evaluate_automation_conditions(
+                defs=defs, instance=instance, cursor=cursor, evaluation_time=when
+            )
+            cursor = result.cursor
+            assert result.get_requested_partitions(ACTIVE_ACCOUNTS) == days, when
+            # Only the scheduled product's asset: unscheduled products are not run.
+            assert result.total_requested == len(days), when
 
 
 def _evaluate(
@@ -144,7 +189,15 @@ def _evaluate(
 
 
 def test_storage_sensor_one_change_one_run(loaded: Settings) -> None:
+    engine = make_engine(loaded.resolved_metadata_url)
+    add_config_item(engine, "global", "sensor.storage.per", "product")
     defs = _definitions(loaded)
+    names = {s.name for s in defs.sensors or [] if s.name.endswith("_storage_sensor")}
+    assert names == {
+        "sor1_payments_storage_sensor",
+        "mdm_accounts_storage_sensor",
+        "customer_orders_storage_sensor",
+    }
     sensor = defs.resolve_sensor_def("sor1_payments_storage_sensor")
     assert sensor.default_status == DefaultSensorStatus.STOPPED  # LOCAL
     storage = lake_storage(loaded)
@@ -186,7 +239,7 @@ def test_storage_sensor_one_change_one_run(loaded: Settings) -> None:
 
 def test_storage_sensor_runs_the_day_that_landed(loaded: Settings) -> None:
     defs = _definitions(loaded)
-    sensor = defs.resolve_sensor_def("mdm_accounts_storage_sensor")
+    sensor = defs.resolve_sensor_def("mdm_storage_sensor")  # the domain's, by default
     storage = lake_storage(loaded)
     accounts = "cdz/mdm_cdz/accounts"
     storage.write_bytes(f"{accounts}/load_date=2026-11-20/part-0.parquet", b"day 20")
@@ -336,9 +389,7 @@ def test_the_query_file_check_keeps_the_environment(loaded: Settings) -> None:
     assert checked.product("mdm_accounts").schedule.enabled  # type: ignore[union-attr]
 
 
-def test_storage_sensors_per_domain(loaded: Settings) -> None:
-    engine = make_engine(loaded.resolved_metadata_url)
-    add_config_item(engine, "global", "sensor.storage.per", "domain")
+def test_storage_sensors_per_domain_by_default(loaded: Settings) -> None:
     defs = _definitions(loaded)
     names = {s.name for s in defs.sensors or [] if s.name.endswith("_storage_sensor")}
     assert names == {"mdm_storage_sensor", "payments_storage_sensor", "sales_storage_sensor"}

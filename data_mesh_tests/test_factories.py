@@ -7,10 +7,16 @@ import subprocess
 import sys
 from typing import Any
 
-from dagster import AssetKey, AssetsDefinition, AssetSpec, Definitions
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    AutomationConditionSensorDefinition,
+    Definitions,
+)
 from syrupy.assertion import SnapshotAssertion
 
-from data_mesh.catalog.current import load_catalog
+from data_mesh.catalog.current import load_catalog, read_catalog
 from data_mesh.component.definitions import ALL_PRODUCTS_JOB, build_definitions
 from data_mesh.resources.environments import resources_for
 from data_mesh.settings.model import Settings
@@ -70,10 +76,9 @@ def test_generated_check_specs_snapshot(loaded: Settings, snapshot: SnapshotAsse
     assert view == snapshot
 
 
-def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
-    """Jobs, schedules, sensors and pools: a schedule or sensor row change shows as a diff."""
-    defs = _definitions(loaded)
-    view = {
+def _automation_view(defs: Definitions) -> dict[str, Any]:
+    graph = defs.resolve_asset_graph()
+    return {
         "jobs": sorted(
             (job.name, sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys))
             for job in (defs.resolve_job_def(j.name) for j in defs.jobs or [])
@@ -86,12 +91,38 @@ def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAsser
             (s.name, s.minimum_interval_seconds, s.default_status.value, s.description)
             for s in defs.sensors or []
         ),
+        # The automation condition sensors: their assets and run tags.
+        "automation_sensors": sorted(
+            (
+                s.name,
+                sorted(k.to_user_string() for k in s.asset_selection.resolve(graph)),
+                dict(s.run_tags),
+            )
+            for s in defs.sensors or []
+            if isinstance(s, AutomationConditionSensorDefinition)
+        ),
+        # A scheduled product's cron, as the automation condition of its DDZ assets.
+        "conditions": sorted(
+            (key.to_user_string(), condition.get_label())
+            for key in graph.materializable_asset_keys
+            if (condition := graph.get(key).automation_condition) is not None
+        ),
         # Concurrency pools of the DDZ steps: one load of a product at a time.
         "pools": sorted(
             (a.node_def.name, a.op.pool)
             for a in defs.assets or []
             if isinstance(a, AssetsDefinition) and a.is_executable and a.op.pool
         ),
+    }
+
+
+def test_generated_automation_snapshot(loaded: Settings, snapshot: SnapshotAssertion) -> None:
+    """Jobs, schedules, sensors, conditions and pools: a schedule or sensor row change shows as
+    a diff. LOCAL (schedules and sensors off by default) and PROD (on)."""
+    prod = read_catalog(loaded.model_copy(update={"env": "PROD"}))
+    view = {
+        "LOCAL": _automation_view(_definitions(loaded)),
+        "PROD": _automation_view(build_definitions(prod, resources_for(loaded))),
     }
     assert view == snapshot
 
@@ -213,9 +244,29 @@ def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
     jobs = {j.name for j in defs.jobs or []}
     assert {"all_data_products", "daily_data_products_from_2026_11_14_asia_kolkata"} <= jobs
     assert "daily_data_products_from_2026_11_16_asia_kolkata" in jobs
-    assert {s.name for s in defs.schedules or []} == {
-        "mdm_accounts_schedule_full",
-        "mdm_accounts_schedule_daily_1",
-        "mdm_accounts_schedule_daily_2",
+    # No schedule per partitioning any more: the domain's automation sensor runs all three.
+    assert not defs.schedules
+    sensor = defs.resolve_sensor_def("mdm_automation")
+    assert isinstance(sensor, AutomationConditionSensorDefinition)
+    graph = defs.resolve_asset_graph()
+    assert {k.to_user_string() for k in sensor.asset_selection.resolve(graph)} == {
+        "mdm/ddz/accounts_per_day",
+        "mdm/ddz/active_accounts",
+        "mdm/ddz/weekly_accounts",
     }
     defs.get_repository_def()  # resolves: each job has one partitioning
+    # Switched on, each of them carries the product's cron.
+    from data_mesh.store.database import make_engine
+    from data_mesh_tests.conftest import add_config_item
+
+    engine = make_engine(loaded.resolved_metadata_url)
+    add_config_item(engine, "product.mdm_accounts@LOCAL", "schedule.enabled", "true")
+    graph = _definitions(loaded).resolve_asset_graph()
+    assert {
+        key.to_user_string(): graph.get(key).automation_condition.get_label()  # type: ignore[union-attr]
+        for key in graph.materializable_asset_keys
+        if key.path[0] == "mdm"
+    } == dict.fromkeys(
+        ["mdm/ddz/accounts_per_day", "mdm/ddz/active_accounts", "mdm/ddz/weekly_accounts"],
+        "on_cron(0 2 * * *, Asia/Kolkata) at the tick",
+    )

@@ -3,13 +3,16 @@
 Keys (scope `product.<name>` for a product, `global` for all; `@ENV` scopes apply as usual):
 
 - `schedule.cron`: Quartz (`0 0 2 * * ?`, as Databricks jobs and seed 001 write it) or
-  standard 5-field cron; `schedule.timezone`: an IANA zone (default UTC);
-  `schedule.enabled`: whether the schedule starts running (default: off in LOCAL, on elsewhere).
-- `sensor.enabled`: whether the product's storage sensor and the store-wide sensors start
-  running (same default); `sensor.interval_s`: seconds between sensor evaluations (default 60).
+  standard 5-field cron; `schedule.timezone`: an IANA zone (default UTC), also the time zone
+  of the product's daily partitions; `schedule.enabled`: whether the product is run on its
+  cron in this environment (default: off in LOCAL, on elsewhere). The product's DDZ assets get
+  an `AutomationCondition` on that cron only when it is enabled (`data_mesh.component.specs`).
+- `sensor.enabled`: whether the storage sensors and the store-wide sensors start running
+  (same default); `sensor.interval_s`: seconds between sensor evaluations (default 60; also
+  the interval of the per-domain automation sensors).
 - `sensor.metadata.request_runs`: the metadata sensor also requests runs of changed products.
-- `sensor.storage.per` (global): `product` (default, one storage sensor per product) or
-  `domain` (one per domain, for thousands of products).
+- `sensor.storage.per` (global): `domain` (default, one storage sensor per domain) or
+  `product` (one per product, each with the product's own `sensor.*` rows).
 - `alerts.webhook_url` (global): where the run-failure sensor posts failures; a reference
   (`env:NAME`, `keyvault://vault/secret`) since webhook URLs carry tokens. Unset: no alerts.
 """
@@ -42,7 +45,7 @@ class SensorSettings:
     enabled: bool
     interval_s: int = DEFAULT_SENSOR_INTERVAL_S
     request_runs: bool = False
-    storage_per: str = "product"
+    storage_per: str = "domain"
 
 
 def _shift_quartz_day_of_week(field: str, where: str) -> str:
@@ -159,5 +162,5 @@ def sensor_settings(values: dict[str, ConfigValue], env: str) -> SensorSettings:
         enabled=_flag(values.get("sensor.enabled"), on_by_default(env)),
         interval_s=_interval(values.get("sensor.interval_s")),
         request_runs=_flag(values.get("sensor.metadata.request_runs"), False),
-        storage_per=per.value.strip().lower() if per is not None else "product",
+        storage_per=per.value.strip().lower() if per is not None else "domain",
     )

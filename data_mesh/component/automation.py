@@ -1,8 +1,29 @@
-"""Jobs, schedules and sensors from the catalog.
+"""Jobs, automation and sensors from the catalog.
 
 Jobs stay few whatever the number of products: one for unpartitioned assets and one per daily
-partitioning (Dagster runs one partitions definition per job). Schedules and sensors target
-those jobs with the asset selection of their product.
+partitioning (Dagster runs one partitions definition per job). Sensors target those jobs with
+the asset selection of their product.
+
+What runs when:
+
+- Cron (`schedule.*` rows): the DDZ assets of a product whose schedule is enabled in this
+  environment carry an `AutomationCondition` on its cron (`specs.schedule_condition`); one
+  `AutomationConditionSensorDefinition` per domain (`<domain>_automation`) evaluates them. No
+  ScheduleDefinition is left: every schedule the rows can give is a 5-field cron (Quartz is
+  translated, forms cron lacks are refused when the rows are read) over unpartitioned or daily
+  assets, which the condition expresses, one run per partitioning as before.
+- Lake changes: the storage sensors (one per domain by default, `sensor.storage.per`) stay
+  sensors; they do not report CDZ observations for an eager condition to react to. Verified
+  with Dagster 1.13: an `AssetObservation` of a CDZ external asset (with a data version, per
+  partition) does not count as an update for `eager()` or `any_deps_updated()`, so nothing
+  would run; only runless `AssetMaterialization`s do, and then (a) `eager()` looks at the
+  latest day only, while a re-export of an older day must run that day; (b) the same data
+  version reported twice runs twice, and a runless event has no run key, so a tick retried
+  after a daemon restart could run a change twice; (c) query files, which change a product as
+  much as its data does, are not assets. The digest cursor and run keys below keep one run per
+  change, of exactly the changed days, across restarts.
+- `metadata_store_sensor` reports (and optionally runs) products whose rows changed, and
+  `run_failure_sensor` audits failed runs: neither is about when assets are due.
 
 No `from __future__ import annotations`: Dagster reads the sensors' real annotations to inject
 resources.
@@ -13,22 +34,19 @@ import hashlib
 import json
 import re
 import urllib.request
-import zoneinfo
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from dagster import (
     AssetKey,
     AssetSelection,
+    AutomationConditionSensorDefinition,
     DagsterEventType,
-    DefaultScheduleStatus,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
-    ScheduleDefinition,
-    ScheduleEvaluationContext,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -43,7 +61,7 @@ from data_mesh.catalog.configuration import scoped_values
 from data_mesh.catalog.errors import MetadataError
 from data_mesh.catalog.models import Catalog, DataProductModel, TransformationModel
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
-from data_mesh.component.specs import dataset_asset_key
+from data_mesh.component.specs import dataset_asset_key, schedule_condition
 from data_mesh.lake.changes import WatchedFolder, changed_keys, day_of, folder_digests
 from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.lake import LakeStorageResource
@@ -146,10 +164,6 @@ def product_targets(product: DataProductModel, daily_jobs: dict[Daily, str]) -> 
     ]
 
 
-def _schedule_status(enabled: bool) -> DefaultScheduleStatus:
-    return DefaultScheduleStatus.RUNNING if enabled else DefaultScheduleStatus.STOPPED
-
-
 def _sensor_status(enabled: bool) -> DefaultSensorStatus:
     return DefaultSensorStatus.RUNNING if enabled else DefaultSensorStatus.STOPPED
 
@@ -165,41 +179,43 @@ def suffixed_name(base: str, target: JobTarget, targets: Sequence[JobTarget]) ->
     return f"{base}_daily" if len(daily) == 1 else f"{base}_daily_{daily.index(target) + 1}"
 
 
-def product_schedules(
-    product: DataProductModel, daily_jobs: dict[Daily, str]
-) -> list[ScheduleDefinition]:
-    """The product's schedule from its configuration rows, one per job its assets run in; a
-    daily-partitioned run takes the day of the tick in the schedule's time zone."""
-    schedule = product.schedule
-    if schedule is None:
-        return []
-    targets = product_targets(product, daily_jobs)
-    definitions = []
-    for target in targets:
+def automation_sensors(catalog: Catalog) -> list[AutomationConditionSensorDefinition]:
+    """One automation sensor per domain with a scheduled product, evaluating the cron
+    conditions of its DDZ assets.
 
-        def requests(
-            context: ScheduleEvaluationContext, target: JobTarget = target
-        ) -> Iterator[RunRequest]:
-            tick = context.scheduled_execution_time.astimezone(zoneinfo.ZoneInfo(schedule.timezone))
-            yield RunRequest(
-                asset_selection=list(target.keys),
-                partition_key=tick.date().isoformat() if target.daily else None,
-                tags={"data_mesh/product": product.name, "data_mesh/trigger": "schedule"},
-            )
-
-        definitions.append(
-            ScheduleDefinition(
-                name=suffixed_name(f"{product.name}_schedule", target, targets),
-                cron_schedule=schedule.cron,
-                execution_timezone=schedule.timezone,
-                job_name=target.job,
-                execution_fn=requests,
-                default_status=_schedule_status(schedule.enabled),
-                description=f"{product.name}: {schedule.written} ({schedule.timezone}) from the "
-                "configuration rows",
+    Its target is the DDZ assets of the domain's products with a schedule row; only those whose
+    schedule is enabled here have a condition (the others are not run), so switching one on is
+    its `schedule.enabled@<ENV>` row. The sensor starts running when any of them is enabled.
+    Its runs carry `data_mesh/trigger` and `data_mesh/domain` (`run_tags` are the sensor's, not
+    per product): a product's loads are serialised by its pool `product/<name>`, with run
+    granularity, whichever sensor (or the UI) launched them.
+    """
+    settings = global_sensor_settings(catalog)
+    domains: dict[str, list[DataProductModel]] = defaultdict(list)
+    for product in catalog.products:
+        if product.schedule is not None:
+            domains[product.domain].append(product)
+    sensors = []
+    for domain, products in sorted(domains.items()):
+        enabled = [p for p in products if schedule_condition(p) is not None]
+        keys = [dataset_asset_key(t.output) for p in products for t in p.transformations]
+        crons = ", ".join(
+            f"{p.name} {p.schedule.written} ({p.schedule.timezone})"
+            for p in enabled
+            if p.schedule is not None
+        )
+        sensors.append(
+            AutomationConditionSensorDefinition(
+                name=f"{domain}_automation",
+                target=AssetSelection.assets(*keys),
+                run_tags={"data_mesh/trigger": "schedule", "data_mesh/domain": domain},
+                default_status=_sensor_status(bool(enabled)),
+                minimum_interval_seconds=settings.interval_s,
+                description=f"Runs the {domain} products on their cron: "
+                + (crons or "none enabled in this environment (schedule.enabled rows)"),
             )
         )
-    return definitions
+    return sensors
 
 
 def watched_folders(product: DataProductModel) -> list[WatchedFolder]:
@@ -285,8 +301,9 @@ def storage_sensors(
     daily_jobs: dict[Daily, str],
     jobs: dict[str, AssetJob],
 ) -> list[SensorDefinition]:
-    """One storage sensor per product that reads lake folders, or per domain when
-    `sensor.storage.per` is `domain` (thousands of products: far fewer objects and ticks)."""
+    """One storage sensor per domain with products that read lake folders (thousands of
+    products: far fewer objects and ticks), or per product when `sensor.storage.per` is
+    `product` (each with the product's own `sensor.*` rows)."""
     watching = [p for p in catalog.products if watched_folders(p)]
     settings = global_sensor_settings(catalog)
     if settings.storage_per == "product":

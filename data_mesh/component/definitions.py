@@ -1,4 +1,5 @@
-"""The whole code location from one catalog: assets, jobs, schedules, sensors, resources."""
+"""The whole code location from one catalog: assets, jobs, sensors (automation condition
+sensors among them; no schedules: see `data_mesh.component.automation`), resources."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     Definitions,
-    ScheduleDefinition,
     SensorDefinition,
 )
 
@@ -17,10 +17,10 @@ from data_mesh.catalog.models import Catalog
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     Daily,
+    automation_sensors,
     build_jobs,
     daily_job_names,
     metadata_sensor,
-    product_schedules,
     product_targets,
     run_failure_audit_sensor,
     storage_sensors,
@@ -39,7 +39,7 @@ def build_assets(
 ) -> list[AssetSpec | AssetsDefinition]:
     """CDZ DataSets as external assets; each product's DDZ DataSets as one multi-asset, one per
     job that runs them when it mixes partitionings (a step has one partitioning). Steps are
-    named like the product's schedules: `<product>`, `<product>_daily[_<n>]`."""
+    named `<product>`, `<product>_daily[_<n>]`."""
     daily_jobs = daily_job_names(catalog) if daily_jobs is None else daily_jobs
     assets: list[AssetSpec | AssetsDefinition] = []
     outputs = {t.name: t.output for p in catalog.products for t in p.transformations}
@@ -69,18 +69,15 @@ def build_definitions(
     skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
     jobs = build_jobs(catalog)
     daily_jobs = daily_job_names(catalog)
-    schedules: list[ScheduleDefinition] = []
     sensors: list[SensorDefinition] = [
         metadata_sensor(catalog, jobs),
         run_failure_audit_sensor(catalog),
+        *automation_sensors(catalog),
+        *storage_sensors(catalog, daily_jobs, jobs),
     ]
-    for product in catalog.products:
-        schedules += product_schedules(product, daily_jobs)
-    sensors += storage_sensors(catalog, daily_jobs, jobs)
     return Definitions(
         assets=build_assets(catalog, daily_jobs),
         jobs=list(jobs.values()),
-        schedules=schedules,
         sensors=sensors,
         resources=resources,
         metadata={

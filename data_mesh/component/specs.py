@@ -15,6 +15,7 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     AssetSpec,
+    AutomationCondition,
     Backoff,
     DailyPartitionsDefinition,
     PreviewWarning,
@@ -140,6 +141,8 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
 def quality_check_spec(rule: QualityRuleModel) -> AssetCheckSpec:
     """A DataQualityRules row: a check on the asset that produces its DataSet."""
     partitions = daily_partitions(rule.dataset)
+    if partitions is None:  # no warning to hide (and catch_warnings costs at 40,000 checks)
+        return _check_spec(rule, None)
     with warnings.catch_warnings():
         # Partitioned checks (a result per day, on that day's rows) have no stable API in
         # Dagster 1.13: only this preview one, whose warning is no news to the user; other
@@ -212,7 +215,36 @@ def transformation_spec(
         partitions_def=daily_partitions(output),
         # Not materialized when a blocking rule fails or only checks were selected.
         skippable=True,
+        # Run by the domain's automation sensor on the product's cron.
+        automation_condition=schedule_condition(product),
     ).with_io_manager_key(DDZ_IO_MANAGER_KEY)
+
+
+def schedule_condition(product: DataProductModel) -> AutomationCondition | None:
+    """The product's cron (configuration rows) as the automation condition of its DDZ assets,
+    when its schedule is enabled in this environment; None otherwise.
+
+    Dagster's `on_cron` without its `all_deps_updated_since_cron` part: that part waits until
+    every dependency updated since the tick, and the CDZ external assets never update in
+    Dagster (the lake is watched by the storage sensors), so `on_cron` alone would never run a
+    product. Without it, the product runs at its tick, as a schedule would. For a daily asset
+    `on_cron` requests the latest partition: with `end_offset=1` and the partitions in the
+    schedule's time zone, that is the day of the tick in that time zone.
+    """
+    schedule = product.schedule
+    if schedule is None or not schedule.enabled:
+        return None
+    return _cron_condition(schedule.cron, schedule.timezone)
+
+
+@functools.cache
+def _cron_condition(cron: str, zone: str) -> AutomationCondition:
+    """One (immutable) condition per cron and time zone, shared by every asset using it."""
+    return (
+        AutomationCondition.on_cron(cron, zone)
+        .without(AutomationCondition.all_deps_updated_since_cron(cron, zone))
+        .with_label(f"on_cron({cron}, {zone}) at the tick")
+    )
 
 
 def product_pool(product: DataProductModel) -> str:
