@@ -136,8 +136,8 @@ def test_cloud_settings_select_azure_sql_for_the_store(settings: Settings) -> No
     assert store_target(cloud) == TARGET
     assert describe_store(cloud) == f"Azure SQL {TARGET.server}/data_mesh_metadata (token auth)"
     store = resources_for(cloud)[QUALITY_HISTORY_KEY].store
-    assert store.azure_target() == TARGET
-    assert str(store.engine().url) == "mssql+pyodbc://"
+    assert store.azure_target("data_mesh") == TARGET
+    assert str(store.engine("data_mesh").url) == "mssql+pyodbc://"
 
 
 def test_ddz_target_from_a_sqlserver_jdbc_url() -> None:

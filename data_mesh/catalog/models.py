@@ -146,6 +146,9 @@ class Catalog:
     # The configuration rows valid when the catalog was built, and what is wrong with them.
     configuration: dict[str, dict[str, ConfigValue]] = field(default_factory=dict)
     configuration_problems: list[str] = field(default_factory=list)
+    # The mesh (DataMeshComponent `name`) whose store the rows come from: names its jobs,
+    # sensors and pools (data_mesh.component.naming) and the store its steps write to.
+    mesh: str = "data_mesh"
 
     def product(self, name: str) -> DataProductModel:
         return next(p for p in self.products if p.name == name)

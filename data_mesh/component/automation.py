@@ -44,6 +44,7 @@ from dagster import (
     AssetSelection,
     AutomationConditionSensorDefinition,
     DagsterEventType,
+    DagsterRun,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
@@ -61,6 +62,7 @@ from data_mesh.catalog.configuration import scoped_values
 from data_mesh.catalog.errors import MetadataError
 from data_mesh.catalog.models import Catalog, DataProductModel, TransformationModel
 from data_mesh.catalog.transformation_configs import PropertiesSequenceConfig
+from data_mesh.component.naming import DEFAULT_MESH, MESH_TAG, mesh_name
 from data_mesh.component.specs import dataset_asset_key, schedule_condition
 from data_mesh.lake.changes import WatchedFolder, changed_keys, day_of, folder_digests
 from data_mesh.resources.audit import AuditLogResource
@@ -101,15 +103,24 @@ class JobTarget:
 Daily = tuple[dt.date, str]
 
 
-def _job_name(transformation: TransformationModel, daily_jobs: dict[Daily, str]) -> str:
+def _job_name(
+    transformation: TransformationModel, daily_jobs: dict[Daily, str], all_job: str
+) -> str:
     partition = transformation.output.partition
     if partition is None:
-        return ALL_PRODUCTS_JOB
+        return all_job
     return daily_jobs[(partition.start, partition.timezone)]
 
 
+def all_products_job(catalog: Catalog) -> str:
+    """The name of the job of the catalog's unpartitioned assets (`all_data_products`, or
+    `<mesh>__all_data_products`)."""
+    return mesh_name(catalog.mesh, ALL_PRODUCTS_JOB)
+
+
 def daily_job_names(catalog: Catalog) -> dict[Daily, str]:
-    """One job per distinct daily partitioning (first day and time zone)."""
+    """One job per distinct daily partitioning (first day and time zone), prefixed with the
+    catalog's mesh unless it is the default one."""
     dailies = sorted(
         {
             (t.output.partition.start, t.output.partition.timezone)
@@ -119,25 +130,40 @@ def daily_job_names(catalog: Catalog) -> dict[Daily, str]:
         }
     )
     if len(dailies) == 1:
-        return {dailies[0]: DAILY_PRODUCTS_JOB}
+        return {dailies[0]: mesh_name(catalog.mesh, DAILY_PRODUCTS_JOB)}
     return {
-        (start, zone): f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}_"
-        + re.sub(r"[^a-z0-9]+", "_", zone.lower())
+        (start, zone): mesh_name(
+            catalog.mesh,
+            f"{DAILY_PRODUCTS_JOB}_from_{start:%Y_%m_%d}_"
+            + re.sub(r"[^a-z0-9]+", "_", zone.lower()),
+        )
         for start, zone in dailies
     }
 
 
-def build_jobs(catalog: Catalog) -> dict[str, AssetJob]:
+def build_jobs(catalog: Catalog, alone: bool = True) -> dict[str, AssetJob]:
+    """The catalog's jobs. Alone in its code location, the default mesh's `all_data_products`
+    selects every materializable asset but the partitioned ones; beside other meshes (and
+    for any other mesh) it names its own unpartitioned assets, never another mesh's."""
     daily_jobs = daily_job_names(catalog)
+    all_job = all_products_job(catalog)
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for product in catalog.products:
-        for target in product_targets(product, daily_jobs):
+        for target in product_targets(product, daily_jobs, all_job):
             keys[target.job].extend(target.keys)
-    partitioned = [k for name, ks in keys.items() if name != ALL_PRODUCTS_JOB for k in ks]
+    partitioned = [k for name, ks in keys.items() if name != all_job for k in ks]
+    selection = (
+        AssetSelection.all().materializable() - AssetSelection.assets(*partitioned)
+        if alone and catalog.mesh == DEFAULT_MESH
+        else AssetSelection.assets(*keys[all_job])
+    )
+    # The default mesh's jobs carry no tag (absent: the default mesh).
+    tags = None if catalog.mesh == DEFAULT_MESH else {MESH_TAG: catalog.mesh}
     jobs = {
-        ALL_PRODUCTS_JOB: define_asset_job(
-            ALL_PRODUCTS_JOB,
-            selection=AssetSelection.all().materializable() - AssetSelection.assets(*partitioned),
+        all_job: define_asset_job(
+            all_job,
+            selection=selection,
+            tags=tags,
             description="Materialize every unpartitioned data product's DDZ tables, in "
             "dependency order.",
         )
@@ -146,20 +172,26 @@ def build_jobs(catalog: Catalog) -> dict[str, AssetJob]:
         jobs[name] = define_asset_job(
             name,
             selection=AssetSelection.assets(*keys[name]),
+            tags=tags,
             description=f"Materialize one day of the daily-partitioned DDZ tables (from "
             f"{start}, days in {zone}); backfills run it once per day.",
         )
     return jobs
 
 
-def product_targets(product: DataProductModel, daily_jobs: dict[Daily, str]) -> list[JobTarget]:
-    """The product's assets grouped by the job that runs them."""
+def product_targets(
+    product: DataProductModel, daily_jobs: dict[Daily, str], all_job: str = ALL_PRODUCTS_JOB
+) -> list[JobTarget]:
+    """The product's assets grouped by the job that runs them (`all_job`: the name of the
+    unpartitioned assets' job of its mesh)."""
     keys: dict[str, list[AssetKey]] = defaultdict(list)
     for transformation in product.transformations:
-        keys[_job_name(transformation, daily_jobs)].append(dataset_asset_key(transformation.output))
+        keys[_job_name(transformation, daily_jobs, all_job)].append(
+            dataset_asset_key(transformation.output)
+        )
     first_days = {name: start.isoformat() for (start, _), name in daily_jobs.items()}
     return [
-        JobTarget(job, tuple(ks), job != ALL_PRODUCTS_JOB, first_days.get(job))
+        JobTarget(job, tuple(ks), job != all_job, first_days.get(job))
         for job, ks in sorted(keys.items())
     ]
 
@@ -206,7 +238,7 @@ def automation_sensors(catalog: Catalog) -> list[AutomationConditionSensorDefini
         )
         sensors.append(
             AutomationConditionSensorDefinition(
-                name=f"{domain}_automation",
+                name=mesh_name(catalog.mesh, f"{domain}_automation"),
                 target=AssetSelection.assets(*keys),
                 run_tags={"data_mesh/trigger": "schedule", "data_mesh/domain": domain},
                 default_status=_sensor_status(bool(enabled)),
@@ -238,6 +270,7 @@ def storage_sensor(
     daily_jobs: dict[Daily, str],
     jobs: dict[str, AssetJob],
     settings: SensorSettings,
+    all_job: str = ALL_PRODUCTS_JOB,
 ) -> SensorDefinition:
     """Requests a run of a product when its query files or CDZ landing data change; one sensor
     watches one product, or every product of a domain (`sensor.storage.per = domain`).
@@ -248,7 +281,7 @@ def storage_sensor(
     records what is there.
     """
     watched = {p.name: watched_folders(p) for p in products}
-    targets = {p.name: product_targets(p, daily_jobs) for p in products}
+    targets = {p.name: product_targets(p, daily_jobs, all_job) for p in products}
     job_names = sorted({t.job for ts in targets.values() for t in ts})
     folders = [f.path for fs in watched.values() for f in fs]
 
@@ -306,16 +339,31 @@ def storage_sensors(
     `product` (each with the product's own `sensor.*` rows)."""
     watching = [p for p in catalog.products if watched_folders(p)]
     settings = global_sensor_settings(catalog)
+    all_job = all_products_job(catalog)
     if settings.storage_per == "product":
         return [
-            storage_sensor(f"{p.name}_storage_sensor", [p], daily_jobs, jobs, p.sensors)
+            storage_sensor(
+                mesh_name(catalog.mesh, f"{p.name}_storage_sensor"),
+                [p],
+                daily_jobs,
+                jobs,
+                p.sensors,
+                all_job,
+            )
             for p in watching
         ]
     domains: dict[str, list[DataProductModel]] = defaultdict(list)
     for product in watching:
         domains[product.domain].append(product)
     return [
-        storage_sensor(f"{domain}_storage_sensor", products, daily_jobs, jobs, settings)
+        storage_sensor(
+            mesh_name(catalog.mesh, f"{domain}_storage_sensor"),
+            products,
+            daily_jobs,
+            jobs,
+            settings,
+            all_job,
+        )
         for domain, products in sorted(domains.items())
     ]
 
@@ -355,10 +403,12 @@ def metadata_sensor(catalog: Catalog, jobs: dict[str, AssetJob]) -> SensorDefini
     definitions know them: reload the code location to apply new rows)."""
     settings = global_sensor_settings(catalog)
     daily_jobs = daily_job_names(catalog)
+    all_job = all_products_job(catalog)
     products = {p.name: p for p in catalog.products}
+    mesh = catalog.mesh
 
     @sensor(
-        name=METADATA_SENSOR,
+        name=mesh_name(mesh, METADATA_SENSOR),
         jobs=list(jobs.values()),
         minimum_interval_seconds=max(settings.interval_s, 60),
         default_status=_sensor_status(settings.enabled),
@@ -367,7 +417,7 @@ def metadata_sensor(catalog: Catalog, jobs: dict[str, AssetJob]) -> SensorDefini
     def _sensor(
         context: SensorEvaluationContext, metadata_store: MetadataStoreResource
     ) -> SensorResult:
-        with metadata_store.engine_in_use() as engine:
+        with metadata_store.engine_in_use(mesh) as engine:
             snapshot = read_store(engine)
         current = product_digests(snapshot)
         cursor = json.dumps(current, sort_keys=True)
@@ -383,7 +433,7 @@ def metadata_sensor(catalog: Catalog, jobs: dict[str, AssetJob]) -> SensorDefini
             for name in [*changes.added, *changes.modified]:
                 if name not in products:
                     continue  # not in these definitions yet: reload the code location
-                for target in product_targets(products[name], daily_jobs):
+                for target in product_targets(products[name], daily_jobs, all_job):
                     if target.daily:
                         continue  # a changed product's days are backfilled deliberately
                     requests.append(
@@ -448,6 +498,26 @@ def error_cause(error: "SerializableErrorInfo", limit: int = 1000) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _run_owner(catalog: Catalog) -> Callable[[DagsterRun], bool]:
+    """Whether a run is the catalog's mesh's: one of its jobs, or a selection of its assets.
+    A run of neither (no asset selection, another job) is the default mesh's, so a code
+    location of one mesh audits every failed run, as before."""
+    jobs = {all_products_job(catalog), *daily_job_names(catalog).values()}
+    keys = {dataset_asset_key(t.output) for p in catalog.products for t in p.transformations}
+    mesh = catalog.mesh
+
+    def owns(run: DagsterRun) -> bool:
+        if MESH_TAG in run.tags:  # the jobs of a mesh other than the default carry it
+            return run.tags[MESH_TAG] == mesh
+        if run.job_name in jobs:
+            return True
+        if run.asset_selection:
+            return not keys.isdisjoint(run.asset_selection)
+        return mesh == DEFAULT_MESH
+
+    return owns
+
+
 def run_failure_audit_sensor(
     catalog: Catalog, send: Callable[[str, dict[str, object]], None] = post_alert
 ) -> SensorDefinition:
@@ -456,14 +526,18 @@ def run_failure_audit_sensor(
     values = scoped_values(catalog.configuration, catalog.env)
     settings = global_sensor_settings(catalog)
     webhook = values.get("alerts.webhook_url")
+    mesh = catalog.mesh
+    owns = _run_owner(catalog)
 
     @run_failure_sensor(
-        name=RUN_FAILURE_SENSOR,
+        name=mesh_name(mesh, RUN_FAILURE_SENSOR),
         default_status=_sensor_status(settings.enabled),
         description="Audits failed runs and calls the alert webhook (alerts.webhook_url).",
     )
     def _sensor(context: RunFailureSensorContext, audit_log: AuditLogResource) -> None:
         run = context.dagster_run
+        if not owns(run):
+            return  # another mesh's run: its own sensor audits it
         error = "; ".join(
             [context.failure_event.message or "run failed", *_step_errors(context, run.run_id)]
         )
@@ -471,7 +545,7 @@ def run_failure_audit_sensor(
         started = record.start_time if record is not None else None
         seconds = 0.0 if not started else max(0.0, dt.datetime.now(dt.UTC).timestamp() - started)
         row = audit_row(f"run:{run.job_name}", "", run.run_id, FAILED, seconds, error=error)
-        audit_log.record(row)
+        audit_log.record(row, mesh)
         if webhook is None or not webhook.value.strip():
             return
         payload: dict[str, object] = {

@@ -17,6 +17,7 @@ from data_mesh.catalog.models import Catalog
 from data_mesh.component.automation import (
     ALL_PRODUCTS_JOB,
     Daily,
+    all_products_job,
     automation_sensors,
     build_jobs,
     daily_job_names,
@@ -26,6 +27,7 @@ from data_mesh.component.automation import (
     storage_sensors,
     suffixed_name,
 )
+from data_mesh.component.naming import metadata_key
 from data_mesh.component.specs import dataset_asset_key, product_assets, source_asset_spec
 from data_mesh.component.state import StateStamp
 
@@ -47,27 +49,34 @@ def build_assets(
         for dataset in product.datasets:
             if dataset.layer == "CDZ":
                 assets.append(source_asset_spec(dataset, product))
-        targets = product_targets(product, daily_jobs)
+        targets = product_targets(product, daily_jobs, all_products_job(catalog))
         for target in targets:
             keys = set(target.keys)
             transformations = [
                 t for t in product.transformations if dataset_asset_key(t.output) in keys
             ]
             name = suffixed_name(product.name, target, targets) if target.daily else product.name
-            assets.append(product_assets(product, transformations, outputs, name))
+            assets.append(product_assets(product, transformations, outputs, name, catalog.mesh))
     return assets
 
 
 def build_definitions(
-    catalog: Catalog, resources: dict[str, Any], state: StateStamp | None = None
+    catalog: Catalog,
+    resources: dict[str, Any],
+    state: StateStamp | None = None,
+    alone: bool = True,
 ) -> Definitions:
     """Definitions for every product that loaded; skipped products are logged and listed.
     The time and marker of the `state` they come from are shown on the code location (stale
-    or not: `data-mesh state status`); without one, they come from the store itself."""
+    or not: `data-mesh state status`); without one, they come from the store itself.
+
+    The names of a mesh other than the default (`catalog.mesh`) are prefixed
+    (`data_mesh.component.naming`); `alone`: no other mesh in the code location."""
     for problem in catalog.problems:
         log.warning("skipped %s", problem)
+    mesh = catalog.mesh
     skipped = "\n".join(f"- {problem}" for problem in catalog.problems) or "none"
-    jobs = build_jobs(catalog)
+    jobs = build_jobs(catalog, alone)
     daily_jobs = daily_job_names(catalog)
     sensors: list[SensorDefinition] = [
         metadata_sensor(catalog, jobs),
@@ -81,15 +90,17 @@ def build_definitions(
         sensors=sensors,
         resources=resources,
         metadata={
-            "data_mesh/products_loaded": len(catalog.products),
-            "data_mesh/products_skipped": skipped,
+            metadata_key(mesh, "products_loaded"): len(catalog.products),
+            metadata_key(mesh, "products_skipped"): skipped,
             **(
                 {
-                    "data_mesh/state_taken_at": state.taken_at.isoformat(timespec="seconds"),
-                    "data_mesh/state_marker": state.marker,
+                    metadata_key(mesh, "state_taken_at"): state.taken_at.isoformat(
+                        timespec="seconds"
+                    ),
+                    metadata_key(mesh, "state_marker"): state.marker,
                 }
                 if state is not None
-                else {"data_mesh/state": "none: built from the store"}
+                else {metadata_key(mesh, "state"): "none: built from the store"}
             ),
         },
     )

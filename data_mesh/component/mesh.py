@@ -1,4 +1,6 @@
-"""`DataMeshComponent`: every data product of one metadata store as Dagster definitions.
+"""`DataMeshComponent`: every data product of one metadata store as Dagster definitions. A code
+location may hold several (one `defs.yaml` each, another `name` and `metadata_url`): they share
+one set of resources, whose store-bound ones reach each mesh's store by its name.
 
 A `StateBackedComponent`: Dagster calls `write_state_to_path` when the state is refreshed
 (`dg utils refresh-defs-state`, `data-mesh load`, and every `dg`/`dagster dev` start in LOCAL),
@@ -10,6 +12,7 @@ of a deployment loads the same version.
 
 # No `from __future__ import annotations`: dg.Resolvable reads the attributes' real types.
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +21,9 @@ import dagster as dg
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
 
 from data_mesh.component.definitions import build_definitions
+from data_mesh.component.naming import metadata_key
 from data_mesh.component.state import catalog_from_state, read_state, write_mesh_state
-from data_mesh.resources.environments import resources_for
+from data_mesh.resources.environments import shared_resources
 from data_mesh.settings.model import Settings, load_settings
 from data_mesh.store.connection import describe_store
 
@@ -32,7 +36,9 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
     Settings come from `DATA_MESH_*` variables; the attributes set here win over them.
     """
 
-    # The first part of the state's key (the environment and a digest of the store follow).
+    # The mesh's name: the first part of the state's key (the environment and a digest of the
+    # store follow). A mesh other than `data_mesh` prefixes its jobs, sensors and pools with
+    # `<name>__` and its code location metadata with `<name>/` (data_mesh.component.naming).
     name: str = "data_mesh"
     # LOCAL, DEV, INT, QA or PROD; default: DATA_MESH_ENV, else LOCAL.
     env: str | None = None
@@ -62,6 +68,24 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
         key = f"{self.name}_{settings.env.value.lower()}_{store}"
         return DefsStateConfig.from_args(args, default_key=key)
 
+    def meshes_of(self, context: dg.ComponentLoadContext) -> dict[str, Settings]:
+        """The settings of every mesh of the code location (this one among them), by name: their
+        resources are built once and shared (`Definitions.merge` requires one object per key).
+        Two meshes of one name are refused."""
+        meshes: dict[str, Settings] = {}
+        try:
+            components = context.component_tree.get_all_components(of_type=DataMeshComponent)
+        except ModuleNotFoundError:  # a tree without a defs package (ComponentTree.for_test)
+            components = []
+        for component in [self, *(c for c in components if c is not self)]:
+            if component.name in meshes:
+                raise ValueError(
+                    f"two DataMeshComponents are named {component.name!r}: each mesh of a "
+                    "code location needs its own `name` (data_mesh/defs/*/defs.yaml)"
+                )
+            meshes[component.name] = component.settings
+        return meshes
+
     def write_state_to_path(self, state_path: Path) -> None:
         write_mesh_state(self.settings, state_path)
 
@@ -74,12 +98,20 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
                 "no state for %s yet: run `dg utils refresh-defs-state`", key
             )
             return dg.Definitions(
-                metadata={"data_mesh/state": f"none for {key}: run `dg utils refresh-defs-state`"}
+                metadata={
+                    metadata_key(self.name, "state"): (
+                        f"none for {key}: run `dg utils refresh-defs-state`"
+                    )
+                }
             )
         settings = self.settings
+        meshes = self.meshes_of(context)
         state = read_state(state_path)
         catalog = catalog_from_state(state, settings.env, f"data_mesh state {key}")
-        defs = build_definitions(catalog, resources_for(settings), state.stamp)
+        catalog = dataclasses.replace(catalog, mesh=self.name)
+        defs = build_definitions(
+            catalog, shared_resources(meshes), state.stamp, alone=len(meshes) == 1
+        )
         dg.get_dagster_logger().info(
             "%s: %d data products (%d skipped) from the state taken at %s UTC, marker %s",
             key,

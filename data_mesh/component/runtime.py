@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from data_mesh.catalog.models import DataSetModel, QualityRuleModel, TransformationModel
 from data_mesh.catalog.transformation_configs import IngestConfig
+from data_mesh.component.naming import DEFAULT_MESH
 from data_mesh.component.specs import dataset_asset_key, effective_spark_config
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ingest.load import BronzeLoad, load_bronze
@@ -58,6 +59,8 @@ class StepResources:
     quality_history: QualityHistoryResource
     audit_log: AuditLogResource
     ddz_io_manager: DdzIOManager
+    # The mesh of the product: the store its audit, quality and watermark rows go to.
+    mesh: str = DEFAULT_MESH
     # Only products with an ingest transformation (watermarks) require the store.
     metadata_store: MetadataStoreResource | None = None
 
@@ -68,9 +71,10 @@ class StepResources:
 
 
 def product_compute(
-    ordered: Sequence[TransformationModel], needs_store: bool
+    ordered: Sequence[TransformationModel], needs_store: bool, mesh: str = DEFAULT_MESH
 ) -> Callable[..., Any]:
-    """The compute function of a product's multi-asset. Its parameters name the resources it
+    """The compute function of a product's multi-asset, of the mesh `mesh` (the store-bound
+    resources serve every mesh: it names its own). Its parameters name the resources it
     requires (names are the keys of `resources_for`): two variants, so the metadata store is
     required only by products that keep ingest watermarks. The IO manager is a
     `ResourceParam`: Dagster injects what an IO manager resource yields (the manager itself)
@@ -87,7 +91,7 @@ def product_compute(
         audit_log: AuditLogResource,
         ddz_io_manager: ResourceParam[DdzIOManager],
     ):
-        resources = StepResources(spark, lake, quality_history, audit_log, ddz_io_manager)
+        resources = StepResources(spark, lake, quality_history, audit_log, ddz_io_manager, mesh)
         yield from run_product(context, ordered, resources)
 
     def _compute_with_store(  # type: ignore[no-untyped-def]
@@ -100,7 +104,7 @@ def product_compute(
         metadata_store: MetadataStoreResource,
     ):
         resources = StepResources(
-            spark, lake, quality_history, audit_log, ddz_io_manager, metadata_store
+            spark, lake, quality_history, audit_log, ddz_io_manager, mesh, metadata_store
         )
         yield from run_product(context, ordered, resources)
 
@@ -166,7 +170,7 @@ def check_result(key: AssetKey, outcome: RuleOutcome) -> AssetCheckResult:
 
 def _audit(
     context: AssetExecutionContext,
-    audit_log: AuditLogResource,
+    resources: StepResources,
     transformation: TransformationModel,
     status: str,
     started: float,
@@ -180,7 +184,7 @@ def _audit(
         time.monotonic() - started,
         error=detail,
     )
-    audit_log.record(row)
+    resources.audit_log.record(row, resources.mesh)
 
 
 def _materialize(
@@ -193,7 +197,7 @@ def _materialize(
         yield from _computed(context, transformation, resources)
     except Exception as error:
         detail = f"{type(error).__name__}: {error}"
-        _audit(context, resources.audit_log, transformation, FAILED, started, detail)
+        _audit(context, resources, transformation, FAILED, started, detail)
         raise
 
 
@@ -252,12 +256,12 @@ def _computed(
                 load_id=context.run.run_id,
                 pii_columns=transformation.pii_columns,
             )
-            resources.quality_history.record(report, context.run.run_id)
+            resources.quality_history.record(report, context.run.run_id, resources.mesh)
             yield from (check_result(key, outcome) for outcome in report.outcomes)
             if write and report.load_stopped:
                 failed = [o.rule.name for o in report.outcomes if o.stops_load]
                 detail = f"blocking rules failed: {', '.join(failed)}"
-                _audit(context, resources.audit_log, transformation, BLOCKED, started, detail)
+                _audit(context, resources, transformation, BLOCKED, started, detail)
             if not write or report.load_stopped:
                 return
             result = report.clean
@@ -272,7 +276,7 @@ def _computed(
         # starts after them. A failed write leaves the stored high mark where it was.
         if bronze is not None and bronze.watermark and bronze.watermark != watermark:
             column = transformation.config.watermark_column  # type: ignore[attr-defined]
-            with resources.store.engine_in_use() as engine:
+            with resources.store.engine_in_use(resources.mesh) as engine:
                 save_watermark(engine, output.id, column, bronze.watermark, context.run.run_id)
     if bronze is not None:
         bronze.release()
@@ -290,7 +294,7 @@ def _bronze_load(
     assert isinstance(config, IngestConfig)
     after = None
     if config.watermark_column:
-        with resources.store.engine_in_use() as engine:
+        with resources.store.engine_in_use(resources.mesh) as engine:
             after = read_watermark(engine, transformation.output.id, config.watermark_column)
     spark = resources.spark.spark_session
     source = transformation.inputs[0]

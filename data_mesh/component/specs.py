@@ -30,6 +30,7 @@ from data_mesh.catalog.models import (
     TransformationModel,
 )
 from data_mesh.catalog.transformation_configs import IngestConfig, PropertiesSequenceConfig
+from data_mesh.component.naming import DEFAULT_MESH, MESH_TAG, mesh_name
 from data_mesh.quality.rule_sql import rule_sql
 from data_mesh.resources.ddz_io_manager import (
     KEY_COLUMNS,
@@ -247,9 +248,10 @@ def _cron_condition(cron: str, zone: str) -> AutomationCondition:
     )
 
 
-def product_pool(product: DataProductModel) -> str:
-    """The Dagster concurrency pool of a product's DDZ loads."""
-    return f"product/{product.name}"
+def product_pool(product: DataProductModel, mesh: str = DEFAULT_MESH) -> str:
+    """The Dagster concurrency pool of a product's DDZ loads (`product/<name>`, prefixed
+    `<mesh>__` for a mesh other than the default)."""
+    return mesh_name(mesh, f"product/{product.name}")
 
 
 def _in_dependency_order(
@@ -267,6 +269,7 @@ def product_assets(
     transformations: Sequence[TransformationModel],
     upstream_outputs: Mapping[str, DataSetModel],
     name: str,
+    mesh: str = DEFAULT_MESH,
 ) -> AssetsDefinition:
     """The assets of one data product (of one partitioning) as one multi-asset: one step per
     product per run, whatever its number of DataSets, and one check per quality rule.
@@ -292,6 +295,8 @@ def product_assets(
         # One load of a product's DDZ tables at a time across runs (the instance's pools
         # default to a limit of 1): a second run waits for the slot instead of loading beside
         # the first. The DDZ writer's claim in the database backs this up.
-        pool=product_pool(product),
+        pool=product_pool(product, mesh),
         retry_policy=retry_policy(ordered),
-    )(product_compute(ordered, needs_store))
+        # The mesh whose store the DDZ IO manager audits the writes in.
+        op_tags={MESH_TAG: mesh},
+    )(product_compute(ordered, needs_store, mesh))

@@ -12,7 +12,8 @@ from data_mesh.store.audit import AuditRow, record_audit
 class AuditLogResource(ConfigurableResource):  # type: ignore[type-arg]
     store: MetadataStoreResource
 
-    def record(self, row: AuditRow) -> bool:
+    def record(self, row: AuditRow, mesh: str) -> bool:
+        """Writes `row` into the store of `mesh`."""
         return self.store.write_or_warn(
-            lambda engine: record_audit(engine, row), f"audit row for {row.AssetKey}"
+            lambda engine: record_audit(engine, row), f"audit row for {row.AssetKey}", mesh
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from dagster import (
     ConfigurableIOManager,
+    DagsterInvariantViolationError,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -24,6 +25,7 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from data_mesh.component.naming import DEFAULT_MESH, MESH_TAG
 from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
@@ -169,7 +171,8 @@ class DdzIOManager(ConfigurableIOManager):
     statement_timeout: int = DdzTimeouts.statement
     claim_timeout: int = DdzTimeouts.claim
     stall_timeout: int = DdzTimeouts.stall
-    # Where each write (and each failed write) is recorded; None: not audited.
+    # Where each write (and each failed write) is recorded, in the store of the step's mesh
+    # (its op tag `data_mesh/mesh`); None: not audited.
     audit: AuditLogResource | None = None
 
     def _connection(self) -> DdzConnection:
@@ -206,19 +209,23 @@ class DdzIOManager(ConfigurableIOManager):
             Spool(self.lake.storage(), self.spool),
         )
         asset = context.asset_key.to_user_string()
+        mesh = mesh_of(context)
         started = time.monotonic()
         try:
             # The DataFrame is lazy: the asset's Spark settings must hold while it runs here.
             with spark_config_scope(obj.sparkSession, spark_settings):
                 report = writer.write(obj, target, run=context.run_id)
         except Exception as error:
-            self._audit(asset, str(target.table), context.run_id, FAILED, started, error=error)
+            self._audit(
+                mesh, asset, str(target.table), context.run_id, FAILED, started, error=error
+            )
             raise
         context.add_output_metadata(report_metadata(report))
-        self._audit(asset, report.table, context.run_id, SUCCESS, started, rows=report.rows)
+        self._audit(mesh, asset, report.table, context.run_id, SUCCESS, started, rows=report.rows)
 
     def _audit(
         self,
+        mesh: str,
         asset: str,
         table: str,
         run_id: str,
@@ -230,7 +237,7 @@ class DdzIOManager(ConfigurableIOManager):
         if self.audit is not None:
             seconds = time.monotonic() - started
             detail = f"{type(error).__name__}: {error}" if error else None
-            self.audit.record(audit_row(asset, table, run_id, status, seconds, rows, detail))
+            self.audit.record(audit_row(asset, table, run_id, status, seconds, rows, detail), mesh)
 
     def read_table(
         self,
@@ -262,3 +269,13 @@ class DdzIOManager(ConfigurableIOManager):
             f"DDZ inputs are read by the step (DdzIOManager.read_table), not loaded by the IO "
             f"manager: declare {asset} as a dep of the asset, not as an argument"
         )
+
+
+def mesh_of(context: OutputContext) -> str:
+    """The mesh of the step that produced the output (its op tag), whose store audits it; the
+    default mesh when the context has no op (an output context built by hand)."""
+    try:
+        tags = context.op_def.tags
+    except DagsterInvariantViolationError:
+        return DEFAULT_MESH
+    return str(tags.get(MESH_TAG) or DEFAULT_MESH)

@@ -11,12 +11,15 @@ from data_mesh.store.quality_results import record_quality_results
 
 
 class QualityHistoryResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Writes one row per evaluated rule per run into the metadata store."""
+    """Writes one row per evaluated rule per run into the metadata store of the mesh named."""
 
     store: MetadataStoreResource
 
-    def record(self, report: QualityReport, run_id: str) -> bool:
+    def record(self, report: QualityReport, run_id: str, mesh: str) -> bool:
+        """Writes the results into the store of `mesh`."""
         rows = history_rows(report, run_id)
         return self.store.write_or_warn(
-            lambda engine: record_quality_results(engine, rows), f"quality results of run {run_id}"
+            lambda engine: record_quality_results(engine, rows),
+            f"quality results of run {run_id}",
+            mesh,
         )
