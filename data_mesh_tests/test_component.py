@@ -273,3 +273,20 @@ def test_loading_another_store_refreshes_no_mesh(loaded: Settings, tmp_path: Pat
     assert "no mesh of data_mesh/defs/ reads this store: no state refreshed" in result.output
     assert "loaded sor1_payments" in result.output
     assert saved_state(DataMeshComponent(), None).state == before
+
+
+def test_outside_local_load_needs_dagster_home_before_writing(
+    store: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DEV..PROD keep the state in the instance's state storage: without DAGSTER_HOME, `load`
+    and `state status` say so in one line, and `load` writes nothing to the store."""
+    from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+
+    monkeypatch.setenv("DATA_MESH_ENV", "DEV")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    runner = CliRunner()
+    for args in (["load", str(SAMPLE_PRODUCTS)], ["state", "status"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert "DAGSTER_HOME is not set: DEV keeps the state" in result.output
+    assert read_store(store).data_products == []

@@ -176,6 +176,11 @@ def test_two_meshes_have_distinct_names_and_merge(loaded: Settings, tmp_path: Pa
     assert second_owns(sales_run) and not first_owns(sales_run)
     assert first_owns(own_run) and not second_owns(own_run)
     assert second_owns(sales_assets) and not first_owns(sales_assets)
+    sales_check = dg.AssetCheckKey(sales_key, "a_rule")
+    sales_checks = dg.DagsterRun(
+        job_name="__ASSET_JOB", asset_selection=None, asset_check_selection={sales_check}
+    )
+    assert second_owns(sales_checks) and not first_owns(sales_checks)  # a rerun of checks
 
     assert defs.metadata["data_mesh/products_loaded"].value == len(first.products)  # type: ignore[union-attr]
     assert defs.metadata[f"{OTHER}/products_loaded"].value == len(second.products)  # type: ignore[union-attr]
@@ -248,3 +253,36 @@ def _ddz_keys(catalog: Catalog) -> set[str]:
         for p in catalog.products
         for t in p.transformations
     }
+
+
+def test_a_mesh_with_its_own_url_is_not_the_environments_azure_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """DEV..PROD name the Azure SQL store in the environment, which wins over a URL: a mesh
+    with its own `metadata_url` must read that URL, not the other mesh's server."""
+    from data_mesh.component.mesh import DataMeshComponent
+    from data_mesh.store.connection import describe_store
+
+    monkeypatch.setenv("DATA_MESH_METADATA_AZURE_SERVER", "sql-x.database.windows.net")
+    default = describe_store(DataMeshComponent().settings)
+    other = describe_store(
+        DataMeshComponent(name=OTHER, metadata_url="sqlite:////tmp/other/store.db").settings
+    )
+    assert default.startswith("Azure SQL sql-x.database.windows.net")
+    assert other == "sqlite:////tmp/other/store.db"
+
+
+def test_two_meshes_on_one_store_are_refused(settings: Settings) -> None:
+    from data_mesh.component.mesh import DataMeshComponent
+
+    first = DataMeshComponent()
+    second = DataMeshComponent(name=OTHER, metadata_url=settings.resolved_metadata_url)
+
+    class Tree:
+        def get_all_components(self, of_type: type) -> list[DataMeshComponent]:
+            return [first, second]
+
+    context = dataclasses.replace(dg.ComponentTree.for_test().load_context)
+    object.__setattr__(context, "component_tree", Tree())
+    with pytest.raises(ValueError, match=r"meshes 'data_mesh' and .* read the same store"):
+        first.meshes_of(context)

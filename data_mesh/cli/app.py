@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -98,6 +99,7 @@ def load(
     from data_mesh.transforms.query_files import publish_query_files
 
     settings = _settings(url)
+    home = _local_dagster_home(settings)  # before anything is written: the refresh needs it
     storage = lake_storage(settings)
     with ready_store_engine(settings) as engine:
         loaded = load_product_files(engine, path)
@@ -106,14 +108,14 @@ def load(
         console.print(
             f"loaded [bold]{product.name}[/] ({len(product.query_files)} query files published)"
         )
-    _refresh_state(settings)
+    _refresh_state(settings, home)
 
 
-def _refresh_state(settings: Settings) -> None:
+def _refresh_state(settings: Settings, home: Path | None) -> None:
     """Definitions are built from the mesh's state: refresh it when the store was just changed."""
     from data_mesh.component.project import refresh_state
 
-    refreshed = refresh_state(settings, _local_dagster_home(settings))
+    refreshed = refresh_state(settings, home)
     for key in refreshed:
         console.print(f"state {key} refreshed; reload the code location to see it")
     if not refreshed:
@@ -122,10 +124,15 @@ def _refresh_state(settings: Settings) -> None:
 
 def _local_dagster_home(settings: Settings) -> Path | None:
     """LOCAL: the project's own Dagster home, prepared; elsewhere None: DAGSTER_HOME's instance,
-    whose state storage the pods load from."""
+    whose state storage the pods load from (an error naming it when it is not set)."""
     from data_mesh.runs.dagster_home import prepare_dagster_home
 
     if settings.env != Environment.LOCAL:
+        if not os.environ.get("DAGSTER_HOME"):
+            raise DataMeshError(
+                f"DAGSTER_HOME is not set: {settings.env.value} keeps the state Dagster builds "
+                "definitions from in its instance's state storage (deploy/dagster/dagster.yaml)"
+            )
         return None
     return prepare_dagster_home(settings.dagster_home, settings)
 
@@ -640,7 +647,9 @@ def _supervise(command: list[str], cwd: Path, home: Path, settings: Settings, ev
 
     from data_mesh.runs.dagster_home import open_instance
 
-    child = subprocess.Popen(command, cwd=cwd)
+    # dg dev runs in the project folder: the home this command resolved, whatever the folder.
+    environment = {**os.environ, "DATA_MESH_HOME": str(settings.home_dir)}
+    child = subprocess.Popen(command, cwd=cwd, env=environment)
     stop = threading.Event()
 
     def watch() -> None:

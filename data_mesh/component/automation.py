@@ -513,6 +513,8 @@ def _run_owner(catalog: Catalog) -> Callable[[DagsterRun], bool]:
             return True
         if run.asset_selection:
             return not keys.isdisjoint(run.asset_selection)
+        if run.asset_check_selection:  # a rerun of checks alone
+            return not keys.isdisjoint(c.asset_key for c in run.asset_check_selection)
         return mesh == DEFAULT_MESH
 
     return owns

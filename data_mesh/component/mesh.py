@@ -51,8 +51,12 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
 
     @property
     def settings(self) -> Settings:
-        overrides = {"env": self.env, "metadata_url": self.metadata_url}
-        return load_settings(**{k: v for k, v in overrides.items() if v})
+        overrides: dict[str, object] = {"env": self.env} if self.env else {}
+        if self.metadata_url:
+            # This mesh's own store: an Azure SQL server in the environment (which wins over a
+            # URL) is another mesh's.
+            overrides |= {"metadata_url": self.metadata_url, "metadata_azure_server": None}
+        return load_settings(**overrides)
 
     @property
     def defs_state_config(self) -> DefsStateConfig:
@@ -83,6 +87,13 @@ class DataMeshComponent(dg.StateBackedComponent, dg.Resolvable):
                     f"two DataMeshComponents are named {component.name!r}: each mesh of a "
                     "code location needs its own `name` (data_mesh/defs/*/defs.yaml)"
                 )
+            store = describe_store(component.settings)
+            for name, settings in meshes.items():
+                if describe_store(settings) == store:
+                    raise ValueError(
+                        f"meshes {name!r} and {component.name!r} read the same store ({store}): "
+                        "each mesh needs its own `metadata_url` (data_mesh/defs/*/defs.yaml)"
+                    )
             meshes[component.name] = component.settings
         return meshes
 
