@@ -146,19 +146,6 @@ def resolve_configuration(snapshot: StoreSnapshot, at: dt.datetime) -> ResolvedC
     return ResolvedConfiguration(resolved)
 
 
-def validity_window(
-    snapshot: StoreSnapshot, at: dt.datetime
-) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The span around `at` in which no configuration version starts or expires: what
-    `resolve_configuration` gives at `at` holds for every time in it (None: unbounded)."""
-    boundaries = {v.EffectiveDate for v in snapshot.configuration_versions} | {
-        v.ExpirationDate for v in snapshot.configuration_versions if v.ExpirationDate is not None
-    }
-    since = max((b for b in boundaries if b <= at), default=None)
-    until = min((b for b in boundaries if b > at), default=None)
-    return since, until
-
-
 def scoped_values(
     resolved: dict[str, dict[str, ConfigValue]],
     env: str,
