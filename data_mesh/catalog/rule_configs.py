@@ -201,6 +201,56 @@ class SchemaRule(_WholeDatasetRule):
     allow_extra_columns: bool = False
 
 
+AnomalyMetric = Literal[
+    "row_count", "null_share", "sum", "mean", "distinct_count", "freshness_lag_hours"
+]
+
+
+class AnomalyRule(_WholeDatasetRule):
+    """This run's metric against the DataSet's own history in the store: outside
+    median +/- max_deviations x MAD (scaled to a standard deviation) of the last `history_runs`
+    values is an anomaly. Judges only with `min_history` past values."""
+
+    severity: Severity = Field(default="WARN", description="WARN (default) or ERROR.")
+    metric: AnomalyMetric
+    column: ColumnName | None = Field(
+        default=None, description="The measured column; not for row_count."
+    )
+    history_runs: int = Field(default=30, ge=3, le=1000)
+    # 10 runs and 4 deviations: on normal noise about 1 run in 120 is flagged while the
+    # history is short, fewer with 30 (a MAD of few values is itself noisy).
+    min_history: int = Field(default=10, ge=3)
+    max_deviations: float = Field(default=4.0, gt=0)
+    min_relative_band: float = Field(
+        default=0.0,
+        ge=0,
+        description="Smallest half-width of the band, as a share of the median's magnitude "
+        "(0.01 = 1%): a history that never varied would flag any change otherwise.",
+    )
+
+    @model_validator(mode="after")
+    def _metric_column(self) -> AnomalyRule:
+        if self.metric == "row_count" and self.column is not None:
+            raise ValueError("metric 'row_count' takes no 'column'")
+        if self.metric != "row_count" and self.column is None:
+            raise ValueError(f"metric {self.metric!r} needs a 'column'")
+        if self.min_history > self.history_runs:
+            raise ValueError(
+                f"'min_history' ({self.min_history}) is greater than 'history_runs' "
+                f"({self.history_runs})"
+            )
+        return self
+
+    @property
+    def metric_key(self) -> str:
+        """The metric's name in the history: `row_count` or `<metric>:<column>`."""
+        return self.metric if self.column is None else f"{self.metric}:{self.column}"
+
+    @property
+    def threshold(self) -> str:
+        return f"within median +/- {self.max_deviations:g} MAD of the last {self.history_runs} runs"
+
+
 class CustomSqlRule(RuleSettings):
     """A query over the dataset (by its DataSet name) that must return no rows."""
 
@@ -227,6 +277,7 @@ RULE_MODELS: dict[str, type[RuleSettings]] = {
     "freshness": FreshnessRule,
     "schema": SchemaRule,
     "custom_sql": CustomSqlRule,
+    "anomaly": AnomalyRule,
 }
 
 
@@ -245,6 +296,8 @@ def rule_columns(config: RuleSettings) -> list[str]:
             | FreshnessRule()
         ):
             return [config.column]
+        case AnomalyRule(column=str(column)):
+            return [column]
         case _:
             return []
 

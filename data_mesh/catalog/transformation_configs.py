@@ -115,6 +115,11 @@ class OutputShaping(_Config):
         default_factory=dict,
         description="Spark session settings for this asset only, restored afterwards.",
     )
+    keep_profile: bool = Field(
+        default=False,
+        description="Profile each materialization (one more pass over the rows) and keep it "
+        "as metric history in the store, beside what anomaly rules measure.",
+    )
 
     @field_validator("mapping")
     @classmethod

@@ -605,6 +605,86 @@ def quality_quarantine(
     _print_preview(frame, f"{path}: {{count:,}} quarantined rows", limit)
 
 
+@quality_app.command("profile")
+def quality_profile(
+    dataset: Annotated[str, typer.Argument(help="The DataSet name, e.g. sor1_payments.")],
+    computed: Annotated[
+        bool,
+        typer.Option(
+            "--computed/--table",
+            help="A DDZ DataSet: profile its transformation's output (nothing written) "
+            "instead of its table.",
+        ),
+    ] = False,
+    day: Annotated[
+        str | None, typer.Option(help="Only this day of a daily-partitioned input.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where the suggested rules go [default: <dataset>.suggested.yaml]."),
+    ] = None,
+    record: Annotated[
+        bool, typer.Option(help="Keep the profile as metric history in the store.")
+    ] = False,
+) -> None:
+    """Profile a DataSet in one pass (nulls, distinct values, min/max, lengths, values of small
+    domains, formats) and write suggested quality rules, with their evidence, to a file to
+    review: nothing is applied."""
+    import uuid
+
+    from data_mesh.catalog.current import lake_storage, load_catalog
+    from data_mesh.cli.profile_data import profiled_rows
+    from data_mesh.quality.history import metric_rows
+    from data_mesh.quality.profile import (
+        profile_frame,
+        suggest_rules,
+        suggestions_yaml,
+        verified_suggestions,
+    )
+    from data_mesh.resources.spark import spark_session
+    from data_mesh.store.metrics import record_metrics
+
+    settings = _settings()
+    catalog = load_catalog(settings)
+    storage = lake_storage(settings)
+    spark = spark_session(settings)
+    found, frame, source = profiled_rows(spark, settings, storage, catalog, dataset, computed, day)
+    profile = profile_frame(frame, found.name)
+    view = Table(title=f"{found.name}: {profile.rows:,} rows of {source}")
+    headings = ("column", "type", "nulls", "distinct (approx)", "min", "max", "length", "format")
+    for heading in headings:
+        view.add_column(heading, justify="right" if heading in headings[2:4] else "left")
+    for column in profile.columns:
+        length = "" if column.min_length is None else f"{column.min_length}-{column.max_length}"
+        values = ", ".join(f"{v} ({c:,})" for v, c in column.values)
+        view.add_row(
+            column.name,
+            column.type,
+            f"{column.null_share:.1%}" if column.null_share is not None else "",
+            "" if column.distinct is None else f"{column.distinct:,}",
+            "" if column.minimum is None else str(column.minimum),
+            "" if column.maximum is None else str(column.maximum),
+            length,
+            values or column.format or "",
+        )
+    console.print(view)
+    checked = verified_suggestions(spark, frame, found, suggest_rules(profile))
+    for suggestion, observed in checked.rejected:
+        console.print(f"[yellow]not suggested[/] {suggestion.name}: {observed}", highlight=False)
+    target = output or Path(f"{found.name}.suggested.yaml")
+    target.write_text(suggestions_yaml(found.name, profile, checked.kept, source))
+    console.print(
+        f"{len(checked.kept)} suggested rules written to {target}; review them and copy "
+        "the ones you want into the product's product.yaml",
+        highlight=False,
+    )
+    if record:
+        rows = metric_rows(found, profile.metrics(), f"profile-{uuid.uuid4()}", day)
+        with ready_store_engine(settings) as engine:
+            record_metrics(engine, rows)
+        console.print(f"{len(rows)} metrics kept as history of {found.name}", highlight=False)
+
+
 # How often `data-mesh dev` looks for runs whose process is gone.
 DEV_RUN_CHECK_SECONDS = 10.0
 

@@ -32,6 +32,7 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ingest.load import BronzeLoad, load_bronze
 from data_mesh.lake.storage import Storage
 from data_mesh.quality.evaluate import RuleOutcome, evaluate_rules
+from data_mesh.quality.profile import profile_frame
 from data_mesh.quality.quarantine import quarantine_path, write_quarantine
 from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.ddz_io_manager import DdzIOManager
@@ -158,6 +159,8 @@ def check_result(key: AssetKey, outcome: RuleOutcome) -> AssetCheckResult:
         metadata["sample_failing_rows"] = MetadataValue.json(list(outcome.samples))
     for name, value in outcome.details.items():
         metadata[name] = MetadataValue.json(value) if isinstance(value, list | dict) else value
+    if outcome.markdown is not None:
+        metadata["history"] = MetadataValue.md(outcome.markdown)
     return AssetCheckResult(
         asset_key=key,
         check_name=outcome.rule.name,
@@ -248,15 +251,21 @@ def _computed(
         write = key in context.selected_asset_keys
         metadata["columns"] = MetadataValue.text(", ".join(result.columns))
         if rules:
+            run_id = context.run.run_id
             report = evaluate_rules(
                 spark,
                 result,
                 rules,
                 _references(resources, rules, transformation, inputs, result, storage),
-                load_id=context.run.run_id,
+                load_id=run_id,
                 pii_columns=transformation.pii_columns,
+                history=resources.quality_history.history_for(rules, run_id, resources.mesh),
             )
-            resources.quality_history.record(report, context.run.run_id, resources.mesh)
+            resources.quality_history.record(report, run_id, resources.mesh, day)
+            # Numeric materialization metadata: the asset's Plots tab draws each over time.
+            metadata.update(
+                {f"dq/{name}": value for name, value in report.metrics.items() if value is not None}
+            )
             yield from (check_result(key, outcome) for outcome in report.outcomes)
             if write and report.load_stopped:
                 failed = [o.rule.name for o in report.outcomes if o.stops_load]
@@ -271,6 +280,12 @@ def _computed(
                 metadata["quarantined_rows"] = rows
                 metadata["quarantine_path"] = path
     if write:
+        if transformation.config.keep_profile:
+            profile = profile_frame(result, output.name)
+            resources.quality_history.record_profile(
+                output, profile.metrics(), context.run.run_id, resources.mesh, day
+            )
+            metadata["profiled_metrics"] = len(profile.metrics())
         yield Output(result, output_name=key.to_python_identifier(), metadata=metadata)
         # Reached only once the IO manager has written the rows: the next incremental load
         # starts after them. A failed write leaves the stored high mark where it was.

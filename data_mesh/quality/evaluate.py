@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from data_mesh.catalog.errors import DataMeshError
 from data_mesh.catalog.models import QualityRuleModel
 from data_mesh.catalog.rule_configs import (
+    AnomalyRule,
     CustomSqlRule,
     FreshnessRule,
     ReferentialIntegrityRule,
@@ -29,6 +30,8 @@ from data_mesh.catalog.rule_configs import (
     UniqueRule,
     rule_columns,
 )
+from data_mesh.quality.anomaly import history_markdown, judge
+from data_mesh.quality.metrics import Metric, metric
 from data_mesh.quality.rule_sql import (
     ROW_RULES,
     duplicate_count_column,
@@ -59,6 +62,8 @@ class RuleOutcome:
     sql: str
     samples: tuple[dict[str, Any], ...] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    # Markdown for the UI (an anomaly rule's history), if the rule has any.
+    markdown: str | None = None
 
     @property
     def failing_percent(self) -> float | None:
@@ -81,6 +86,8 @@ class QualityReport:
     # drops rows.
     quarantine: DataFrame | None
     quarantined_rows: int
+    # What anomaly rules measured, by metric name (`row_count`, `null_share:<column>`, ...).
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
 
     @property
     def load_stopped(self) -> bool:
@@ -216,6 +223,7 @@ class _Evaluation:
         now: dt.datetime | None,
         sample_size: int,
         pii_columns: Sequence[str],
+        history: Mapping[str, Sequence[tuple[dt.datetime, float]]],
     ) -> None:
         self.spark = spark
         self.frame = frame
@@ -224,6 +232,12 @@ class _Evaluation:
         self.now = now
         self.sample_size = sample_size
         self.pii_columns = tuple(pii_columns)
+        self.history = history
+        self.metrics: list[tuple[QualityRuleModel, Metric]] = [
+            (r, metric(r.config.metric, r.config.column, f"__dq_m{r.id}", now))
+            for r in self.rules
+            if isinstance(r.config, AnomalyRule)
+        ]
         self.row_rules = [r for r in self.rules if isinstance(r.config, ROW_RULES)]
         # The first `unique` rule is folded into the single pass; others group on their own.
         self.grouped_unique = next(
@@ -273,6 +287,8 @@ class _Evaluation:
                 expressions.append((rule, F.col(rule.config.column).cast("timestamp")))
                 newest_columns.append((rule, f"__dq_newest_{rule.id}"))
                 aggregates.append(newest.alias(f"__dq_newest_{rule.id}"))
+        for _, measured in self.metrics:
+            aggregates += [p.over_rows.alias(p.name) for p in measured.partials]
         _analyzed(self.prepared, expressions)
         grouping = self.grouped_unique
         if grouping is None:
@@ -288,6 +304,7 @@ class _Evaluation:
                 for r in self.row_rules
             ]
             merged += [F.max(name).alias(name) for _, name in newest_columns]
+            merged += [p.merge(p.name).alias(p.name) for _, m in self.metrics for p in m.partials]
             merged += [
                 F.coalesce(F.sum(F.when(duplicated, F.col(ROWS))), F.lit(0)).alias(
                     f"__dq_{grouping.id}"
@@ -303,7 +320,8 @@ class _Evaluation:
             ((F.unix_seconds(now) - F.unix_seconds(F.col(name))) / 3600.0).alias(f"__dq_{rule.id}")
             for rule, name in newest_columns
         ]
-        row = stats.select("*", *ages).first()
+        values = [m.final.alias(f"__dq_metric_{rule.id}") for rule, m in self.metrics]
+        row = stats.select("*", *ages, *values).first()
         assert row is not None
         return row
 
@@ -373,6 +391,8 @@ class _Evaluation:
             return RuleOutcome(rule, passed, total, None, observed, sql, details=details)
         if isinstance(config, SchemaRule):
             return self._schema(rule, config, total, sql)
+        if isinstance(config, AnomalyRule):
+            return self._anomaly(rule, config, total, sql, stats)
         raise AssertionError(f"rule type {rule.type} is not evaluated")
 
     def _counted(
@@ -429,6 +449,32 @@ class _Evaluation:
             raise QualityRuleError(f"{_where(rule)}: the query failed: {error}") from error
         samples = self._samples(result, result.columns) if failing else ()
         return self._counted(rule, total, failing, sql, samples)
+
+    def _anomaly(
+        self, rule: QualityRuleModel, config: AnomalyRule, total: int, sql: str, stats: Row
+    ) -> RuleOutcome:
+        measured = stats[f"__dq_metric_{rule.id}"]
+        value = None if measured is None else float(measured)
+        verdict = judge(value, self.history.get(config.metric_key, ()), config)
+        details = {
+            "metric": config.metric_key,
+            "value": value,
+            "expected_low": verdict.low,
+            "expected_high": verdict.high,
+            "median": verdict.median,
+            "history_runs": len(verdict.history),
+            "judged": verdict.judged,
+        }
+        return RuleOutcome(
+            rule,
+            verdict.passed,
+            total,
+            None,
+            verdict.observed(config),
+            sql,
+            details=details,
+            markdown=history_markdown(verdict, config),
+        )
 
     def _schema(
         self, rule: QualityRuleModel, config: SchemaRule, total: int, sql: str
@@ -511,15 +557,19 @@ def evaluate_rules(
     now: dt.datetime | None = None,
     sample_size: int = 10,
     pii_columns: Sequence[str] = (),
+    history: Mapping[str, Sequence[tuple[dt.datetime, float]]] | None = None,
 ) -> QualityReport:
     """Evaluate `rules` (all on one DataSet) on `frame`, the DataFrame that produces it.
 
     `references` holds the DataFrame of each DataSet referential_integrity rules look values up
     in, by DataSetID. `now` fixes the freshness clock (tests); Spark's query time otherwise.
     Sample values of `pii_columns` (and of PII columns declared on the DataSet) are masked.
+    `history` holds the past values of each metric anomaly rules judge, oldest first, by name.
     """
     check_rule_columns(frame, rules)
-    evaluation = _Evaluation(spark, frame, rules, references or {}, now, sample_size, pii_columns)
+    evaluation = _Evaluation(
+        spark, frame, rules, references or {}, now, sample_size, pii_columns, history or {}
+    )
     stats = evaluation.single_pass()
     samples = evaluation.sample_failing_rows(stats)
     outcomes = tuple(evaluation.outcome(rule, stats, samples) for rule in rules)
@@ -532,4 +582,9 @@ def evaluate_rules(
         clean=evaluation.clean(),
         quarantine=evaluation.quarantine(load_id),
         quarantined_rows=quarantined,
+        metrics={
+            o.rule.config.metric_key: o.details["value"]
+            for o in outcomes
+            if isinstance(o.rule.config, AnomalyRule)
+        },
     )

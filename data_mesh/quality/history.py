@@ -1,10 +1,14 @@
-"""A quality report as rows of the results history (`DataQualityResults`)."""
+"""A quality report as rows of the results history (`DataQualityResults`) and metrics as rows of
+the metric history (`DataSetMetrics`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
+from data_mesh.catalog.models import DataSetModel
 from data_mesh.quality.evaluate import QualityReport
+from data_mesh.store.metrics import MetricRow
 from data_mesh.store.quality_results import QualityResultRow
 from data_mesh.store.rows import store_now
 
@@ -31,4 +35,27 @@ def history_rows(
             Observed=o.observed,
         )
         for o in report.outcomes
+    ]
+
+
+def metric_rows(
+    dataset: DataSetModel,
+    metrics: Mapping[str, float | None],
+    run_id: str,
+    day: str | None = None,
+    measured_at: dt.datetime | None = None,
+) -> list[MetricRow]:
+    """One row per metric of `dataset` measured in run `run_id` (of partition `day`)."""
+    when = measured_at or store_now()
+    return [
+        MetricRow(
+            DataSetID=dataset.id,
+            DataSetName=dataset.name,
+            Metric=name,
+            RunID=run_id,
+            PartitionKey=day,
+            MeasuredAt=when,
+            Value=value,
+        )
+        for name, value in sorted(metrics.items())
     ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from data_mesh.catalog.models import QualityRuleModel
 from data_mesh.catalog.rule_configs import (
     AcceptedValuesRule,
+    AnomalyRule,
     CustomSqlRule,
     ExpressionRule,
     FreshnessRule,
@@ -69,6 +70,26 @@ def _range_conditions(column: str, config: RangeRule | LengthRule, measure: str)
 
 def _not_null_and(column: str, condition: str) -> str:
     return f"{column} IS NOT NULL AND ({condition})"
+
+
+def _metric_sql(config: AnomalyRule) -> str:
+    """The anomaly rule's metric as the SQL users read (the engine merges its parts per key)."""
+    column = quote_identifier(config.column) if config.column else ""
+    match config.metric:
+        case "row_count":
+            return "count(*)"
+        case "null_share":
+            return f"count_if({column} IS NULL) / count(*)"
+        case "sum":
+            return f"sum(CAST({column} AS DOUBLE))"
+        case "mean":
+            return f"avg(CAST({column} AS DOUBLE))"
+        case "distinct_count":
+            return f"hll_sketch_estimate(hll_sketch_agg(CAST({column} AS STRING)))"
+    return (
+        f"(unix_seconds(current_timestamp()) - unix_seconds(max(CAST({column} AS TIMESTAMP)))) "
+        "/ 3600"
+    )
 
 
 def rule_sql(rule: QualityRuleModel) -> RuleSql:
@@ -146,4 +167,6 @@ def rule_sql(rule: QualityRuleModel) -> RuleSql:
             return RuleSql(None, f"DESCRIBE {dataset} -- expected: {expected}")
         case CustomSqlRule():
             return RuleSql(None, config.query)
+        case AnomalyRule():
+            return RuleSql(None, f"SELECT {_metric_sql(config)} FROM {dataset}")
     raise AssertionError(f"no SQL for rule type {rule.type}")

@@ -1,25 +1,65 @@
-"""The quality results history as a Dagster resource (the metadata store's DataQualityResults)."""
+"""The quality history as a Dagster resource: rule results (`DataQualityResults`) and the
+metric history anomaly rules judge against (`DataSetMetrics`), in the metadata store."""
 
 from __future__ import annotations
 
-from dagster import ConfigurableResource
+import datetime as dt
+from collections.abc import Mapping, Sequence
 
+from dagster import ConfigurableResource
+from sqlalchemy import Engine
+
+from data_mesh.catalog.models import DataSetModel, QualityRuleModel
+from data_mesh.catalog.rule_configs import AnomalyRule
 from data_mesh.quality.evaluate import QualityReport
-from data_mesh.quality.history import history_rows
+from data_mesh.quality.history import history_rows, metric_rows
 from data_mesh.resources.metadata_store import MetadataStoreResource
+from data_mesh.store.metrics import metric_history, record_metrics
 from data_mesh.store.quality_results import record_quality_results
 
 
 class QualityHistoryResource(ConfigurableResource):  # type: ignore[type-arg]
-    """Writes one row per evaluated rule per run into the metadata store of the mesh named."""
+    """Reads and writes the quality history in the metadata store of the mesh named."""
 
     store: MetadataStoreResource
 
-    def record(self, report: QualityReport, run_id: str, mesh: str) -> bool:
-        """Writes the results into the store of `mesh`."""
-        rows = history_rows(report, run_id)
+    def record(self, report: QualityReport, run_id: str, mesh: str, day: str | None = None) -> bool:
+        """Writes the results, and the metrics anomaly rules measured, into `mesh`'s store."""
+        results = history_rows(report, run_id)
+        metrics = []
+        if report.metrics and report.outcomes:
+            dataset = report.outcomes[0].rule.dataset
+            metrics = metric_rows(dataset, report.metrics, run_id, day)
+
+        def write(engine: Engine) -> None:
+            record_quality_results(engine, results)
+            record_metrics(engine, metrics)
+
+        return self.store.write_or_warn(write, f"quality results of run {run_id}", mesh)
+
+    def record_profile(
+        self,
+        dataset: DataSetModel,
+        metrics: Mapping[str, float | None],
+        run_id: str,
+        mesh: str,
+        day: str | None = None,
+    ) -> bool:
+        """Keeps a profile of `dataset` as metric history."""
+        rows = metric_rows(dataset, metrics, run_id, day)
         return self.store.write_or_warn(
-            lambda engine: record_quality_results(engine, rows),
-            f"quality results of run {run_id}",
-            mesh,
+            lambda engine: record_metrics(engine, rows), f"profile of run {run_id}", mesh
         )
+
+    def history_for(
+        self, rules: Sequence[QualityRuleModel], run_id: str, mesh: str
+    ) -> dict[str, list[tuple[dt.datetime, float]]]:
+        """The past values of every metric the anomaly rules among `rules` judge, oldest first
+        (this run's own earlier attempt left out)."""
+        anomaly = [r for r in rules if isinstance(r.config, AnomalyRule)]
+        if not anomaly:
+            return {}
+        keys = sorted({r.config.metric_key for r in anomaly})  # type: ignore[attr-defined]
+        runs = max(r.config.history_runs for r in anomaly)  # type: ignore[attr-defined]
+        with self.store.engine_in_use(mesh) as engine:
+            return metric_history(engine, anomaly[0].dataset.id, keys, runs, exclude_run=run_id)

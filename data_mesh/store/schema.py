@@ -186,6 +186,24 @@ data_quality_results = Table(
     Index("IX_DataQualityResults_Rule_Time", "RuleID", "EvaluatedAt"),
 )
 
+# Metrics of each materialization (row count, a column's null share, sum, mean, distinct count,
+# freshness lag), one row per metric per run: the history anomaly rules judge a run against,
+# and where `quality.profile_history` keeps profiles. No foreign key, like the results history.
+dataset_metrics = Table(
+    "DataSetMetrics",
+    metadata_obj,
+    Column("MetricID", Integer, primary_key=True, autoincrement=True),
+    Column("DataSetID", Integer, nullable=False),
+    Column("DataSetName", NAME, nullable=False),
+    Column("Metric", NAME, nullable=False),
+    Column("RunID", Unicode(64), nullable=False),
+    Column("PartitionKey", Unicode(64), nullable=True),
+    Column("MeasuredAt", TIMESTAMP, nullable=False),
+    Column("Value", Float, nullable=True),
+    UniqueConstraint("DataSetID", "Metric", "RunID", name="UQ_DataSetMetrics_Metric_Run"),
+    Index("IX_DataSetMetrics_Metric_Time", "DataSetID", "Metric", "MeasuredAt"),
+)
+
 # The audit log of seed 001 (Record_ID, Source_Table, Load_Timestamp, Processed_By,
 # Processing_Time, Status, Row_Count, Error_Details, Job_Run_Id), one row per materialization
 # and per failure, written by the framework (factories and the DDZ IO manager).

@@ -56,6 +56,21 @@ CREATE TABLE [DataQualityResults] (
 
 CREATE INDEX [IX_DataQualityResults_Rule_Time] ON [DataQualityResults] ([RuleID], [EvaluatedAt]);
 
+CREATE TABLE [DataSetMetrics] (
+	[MetricID] INTEGER NOT NULL IDENTITY, 
+	[DataSetID] INTEGER NOT NULL, 
+	[DataSetName] NVARCHAR(255) NOT NULL, 
+	[Metric] NVARCHAR(255) NOT NULL, 
+	[RunID] NVARCHAR(64) NOT NULL, 
+	[PartitionKey] NVARCHAR(64) NULL, 
+	[MeasuredAt] DATETIME2 NOT NULL, 
+	[Value] FLOAT NULL, 
+	PRIMARY KEY ([MetricID]), 
+	CONSTRAINT [UQ_DataSetMetrics_Metric_Run] UNIQUE ([DataSetID], [Metric], [RunID])
+);
+
+CREATE INDEX [IX_DataSetMetrics_Metric_Time] ON [DataSetMetrics] ([DataSetID], [Metric], [MeasuredAt]);
+
 CREATE TABLE [DataSources] (
 	[DataSourceID] INTEGER NOT NULL IDENTITY, 
 	[Name] NVARCHAR(255) NOT NULL, 

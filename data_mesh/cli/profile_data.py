@@ -1,0 +1,92 @@
+"""The rows `data-mesh quality profile` reads: a lake DataSet's files, a DDZ table, or a
+product's computed output (its transformation run on its inputs, nothing written)."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, SparkSession
+
+from data_mesh.catalog.errors import DataMeshError
+from data_mesh.catalog.models import Catalog, DataSetModel, TransformationModel
+from data_mesh.catalog.transformation_configs import IngestConfig
+from data_mesh.component.specs import effective_spark_config
+from data_mesh.ddz.dialects import TableName
+from data_mesh.ddz.reader import read_ddz_table
+from data_mesh.lake.storage import Storage
+from data_mesh.resources.ddz_io_manager import connection_from_env
+from data_mesh.settings.model import Settings
+from data_mesh.spark.conf import spark_config_scope
+from data_mesh.transforms.execute import read_cdz_dataset, run_transformation, with_partition_column
+
+
+def find_dataset(catalog: Catalog, name: str) -> tuple[DataSetModel, TransformationModel | None]:
+    """The DataSet called `name` and the transformation that produces it (None for CDZ)."""
+    found = {d for p in catalog.products for d in p.datasets if d.name == name}
+    if len(found) != 1:
+        known = sorted({d.name for p in catalog.products for d in p.datasets})
+        raise DataMeshError(
+            f"DataSet {name!r} matches {len(found)} DataSets (known: {', '.join(known)})"
+        )
+    dataset = found.pop()
+    producer = next(
+        (t for p in catalog.products for t in p.transformations if t.output == dataset), None
+    )
+    return dataset, producer
+
+
+def _ddz_table(spark: SparkSession, settings: Settings, dataset: DataSetModel) -> DataFrame:
+    assert dataset.target_schema and dataset.target_table
+    connection = connection_from_env(
+        settings.resolved_ddz_jdbc_url,
+        settings.ddz_user_env,
+        settings.ddz_password_env,
+        settings.ddz_azure_auth,
+        settings.ddz_control,
+        settings.ddz_load_path,
+    )
+    keys = dataset.key_columns
+    return read_ddz_table(
+        spark,
+        connection,
+        TableName(dataset.target_schema, dataset.target_table),
+        keys[0] if keys else None,
+    )
+
+
+def _lake(
+    spark: SparkSession, storage: Storage, dataset: DataSetModel, day: str | None
+) -> DataFrame:
+    return read_cdz_dataset(spark, dataset, storage.spark_uri(dataset.location or ""), day)
+
+
+def profiled_rows(
+    spark: SparkSession,
+    settings: Settings,
+    storage: Storage,
+    catalog: Catalog,
+    name: str,
+    computed: bool,
+    day: str | None,
+) -> tuple[DataSetModel, DataFrame, str]:
+    """The DataSet, its rows and a description of where they came from."""
+    dataset, producer = find_dataset(catalog, name)
+    if dataset.layer != "DDZ":
+        return dataset, _lake(spark, storage, dataset, day), f"the lake ({dataset.location})"
+    if not computed:
+        return dataset, _ddz_table(spark, settings, dataset), f"the DDZ table {dataset.target}"
+    if producer is None:
+        raise DataMeshError(f"DataSet {name!r}: no transformation produces it; profile its table")
+    if isinstance(producer.config, IngestConfig):
+        raise DataMeshError(
+            f"DataSet {name!r} is ingested by {producer.name!r}: profile its DDZ table instead"
+        )
+    inputs = {
+        d.name: _ddz_table(spark, settings, d)
+        if d.layer == "DDZ"
+        else _lake(spark, storage, d, day)
+        for d in producer.inputs
+    }
+    with spark_config_scope(spark, effective_spark_config(producer)):
+        frame = run_transformation(spark, producer, inputs, storage)
+    if day is not None and dataset.partition is not None:
+        frame = with_partition_column(frame, dataset.partition.column, day)
+    return dataset, frame, f"the output of transformation {producer.name!r}"
