@@ -4,10 +4,18 @@ UI computes and checks without writing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
-from dagster import AssetCheckKey, AssetKey, AssetSelection, DagsterInstance, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    materialize,
+)
 from pyspark.sql import SparkSession
 from sqlalchemy import update
 
@@ -17,12 +25,14 @@ from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.writer import DdzConnection
 from data_mesh.devtools.sample_data import write_sample_data
+from data_mesh.quality.history import metric_rows
 from data_mesh.resources.environments import resources_for
 from data_mesh.runs.materialize import materialize_products
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema
 from data_mesh.store.audit import latest_audit
 from data_mesh.store.database import make_engine
+from data_mesh.store.metrics import metric_history, record_metrics
 from data_mesh.store.quality_results import latest_quality_results
 from data_mesh_tests.conftest import jdbc_url_of
 
@@ -144,3 +154,37 @@ def test_a_failed_ddz_write_is_audited_by_the_io_manager(
     ]
     details = audit[0].ErrorDetails or ""
     assert "authentication failed" in details and "not-the-password-4711" not in details
+
+
+def test_an_anomaly_check_shows_its_value_band_and_history_and_records_the_metric(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    write_sample_data(spark, lake_storage(loaded), 200)
+    catalog = load_catalog(loaded)
+    completed = next(
+        d for p in catalog.products for d in p.datasets if d.name == "completed_orders"
+    )
+    engine = make_engine(loaded.resolved_metadata_url)
+    # Twelve earlier runs whose mean order amount was about 1 (the sample data's is far above).
+    start = dt.datetime(2026, 1, 1)
+    for day in range(12):
+        values = {"mean:amount": 1.0 + (day % 3) / 100}
+        when = start + dt.timedelta(days=day)
+        record_metrics(engine, metric_rows(completed, values, f"earlier-{day}", None, when))
+    defs = build_definitions(catalog, resources_for(loaded))
+    check = AssetCheckKey(COMPLETED, "usual_order_amount")
+    result = materialize(
+        list(defs.assets or []),
+        selection=AssetSelection.checks(check),
+        resources=resources_for(loaded),
+        instance=DagsterInstance.ephemeral(),
+    )
+    assert result.success  # a WARN rule: the run goes on
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert not evaluation.passed and evaluation.severity == AssetCheckSeverity.WARN
+    metadata = {k: v.value for k, v in evaluation.metadata.items()}
+    assert metadata["history_runs"] == 12
+    assert metadata["expected_high"] < metadata["value"]
+    assert "| this run |" in metadata["history"] and "outside the band" in metadata["history"]
+    stored = metric_history(engine, completed.id, ["mean:amount"], 30)["mean:amount"]
+    assert len(stored) == 13 and stored[-1][1] == pytest.approx(metadata["value"])

@@ -632,6 +632,8 @@ def quality_profile(
     review: nothing is applied."""
     import uuid
 
+    from rich.markup import escape
+
     from data_mesh.catalog.current import lake_storage, load_catalog
     from data_mesh.cli.profile_data import profiled_rows
     from data_mesh.quality.history import metric_rows
@@ -648,8 +650,9 @@ def quality_profile(
     catalog = load_catalog(settings)
     storage = lake_storage(settings)
     spark = spark_session(settings)
-    found, frame, source = profiled_rows(spark, settings, storage, catalog, dataset, computed, day)
-    profile = profile_frame(frame, found.name)
+    rows = profiled_rows(spark, settings, storage, catalog, dataset, computed, day)
+    found, frame, source = rows.dataset, rows.frame, rows.source
+    profile = profile_frame(frame, found.name, pii_columns=rows.pii_columns)
     view = Table(title=f"{found.name}: {profile.rows:,} rows of {source}")
     headings = ("column", "type", "nulls", "distinct (approx)", "min", "max", "length", "format")
     for heading in headings:
@@ -657,16 +660,18 @@ def quality_profile(
     for column in profile.columns:
         length = "" if column.min_length is None else f"{column.min_length}-{column.max_length}"
         values = ", ".join(f"{v} ({c:,})" for v, c in column.values)
-        view.add_row(
+        shown = values or column.format or ""
+        cells = [
             column.name,
             column.type,
             f"{column.null_share:.1%}" if column.null_share is not None else "",
             "" if column.distinct is None else f"{column.distinct:,}",
-            "" if column.minimum is None else str(column.minimum),
-            "" if column.maximum is None else str(column.maximum),
+            "(personal data)" if column.pii else str(_blank(column.minimum)),
+            "" if column.pii else str(_blank(column.maximum)),
             length,
-            values or column.format or "",
-        )
+            shown,
+        ]
+        view.add_row(*[escape(cell) for cell in cells])
     console.print(view)
     checked = verified_suggestions(spark, frame, found, suggest_rules(profile))
     for suggestion, observed in checked.rejected:
@@ -679,10 +684,14 @@ def quality_profile(
         highlight=False,
     )
     if record:
-        rows = metric_rows(found, profile.metrics(), f"profile-{uuid.uuid4()}", day)
+        history = metric_rows(found, profile.metrics(), f"profile-{uuid.uuid4()}", day)
         with ready_store_engine(settings) as engine:
-            record_metrics(engine, rows)
-        console.print(f"{len(rows)} metrics kept as history of {found.name}", highlight=False)
+            record_metrics(engine, history)
+        console.print(f"{len(history)} metrics kept as history of {found.name}", highlight=False)
+
+
+def _blank(value: object) -> object:
+    return "" if value is None else value
 
 
 # How often `data-mesh dev` looks for runs whose process is gone.

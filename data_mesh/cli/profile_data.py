@@ -3,6 +3,8 @@ product's computed output (its transformation run on its inputs, nothing written
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pyspark.sql import DataFrame, SparkSession
 
 from data_mesh.catalog.errors import DataMeshError
@@ -58,6 +60,15 @@ def _lake(
     return read_cdz_dataset(spark, dataset, storage.spark_uri(dataset.location or ""), day)
 
 
+@dataclass(frozen=True)
+class ProfiledRows:
+    dataset: DataSetModel
+    frame: DataFrame
+    # Where the rows come from, in words.
+    source: str
+    pii_columns: tuple[str, ...]
+
+
 def profiled_rows(
     spark: SparkSession,
     settings: Settings,
@@ -66,13 +77,18 @@ def profiled_rows(
     name: str,
     computed: bool,
     day: str | None,
-) -> tuple[DataSetModel, DataFrame, str]:
-    """The DataSet, its rows and a description of where they came from."""
+) -> ProfiledRows:
+    """The DataSet, its rows and a description of where they came from. Personal-data columns
+    are the DataSet's own (`DataSetModel.pii_columns`), plus those its transformation carries
+    over from its inputs when the rows are computed."""
     dataset, producer = find_dataset(catalog, name)
+    pii = producer.pii_columns if producer else dataset.pii_columns
     if dataset.layer != "DDZ":
-        return dataset, _lake(spark, storage, dataset, day), f"the lake ({dataset.location})"
+        frame = _lake(spark, storage, dataset, day)
+        return ProfiledRows(dataset, frame, f"the lake ({dataset.location})", pii)
     if not computed:
-        return dataset, _ddz_table(spark, settings, dataset), f"the DDZ table {dataset.target}"
+        frame = _ddz_table(spark, settings, dataset)
+        return ProfiledRows(dataset, frame, f"the DDZ table {dataset.target}", pii)
     if producer is None:
         raise DataMeshError(f"DataSet {name!r}: no transformation produces it; profile its table")
     if isinstance(producer.config, IngestConfig):
@@ -89,4 +105,4 @@ def profiled_rows(
         frame = run_transformation(spark, producer, inputs, storage)
     if day is not None and dataset.partition is not None:
         frame = with_partition_column(frame, dataset.partition.column, day)
-    return dataset, frame, f"the output of transformation {producer.name!r}"
+    return ProfiledRows(dataset, frame, f"the output of transformation {producer.name!r}", pii)

@@ -281,7 +281,7 @@ def _computed(
                 metadata["quarantine_path"] = path
     if write:
         if transformation.config.keep_profile:
-            profile = profile_frame(result, output.name)
+            profile = profile_frame(result, output.name, pii_columns=transformation.pii_columns)
             resources.quality_history.record_profile(
                 output, profile.metrics(), context.run.run_id, resources.mesh, day
             )

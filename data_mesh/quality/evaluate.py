@@ -43,6 +43,9 @@ from data_mesh.settings.secrets import MASK
 # Largest referential_integrity reference (rows) looked up by broadcast.
 BROADCAST_MAX_KEYS = 1_000_000
 ROWS = "__dq_rows"
+# The single pass's two branches: the statistics row and candidate sample rows.
+_STATS = "__dq_stats"
+_CANDIDATE = "__dq_candidate"
 # Columns a quarantined row carries besides its own.
 QUARANTINE_COLUMNS = ("dq_rule", "dq_rule_id", "dq_reason", "dq_load_id", "dq_quarantined_at")
 
@@ -110,20 +113,20 @@ def check_rule_columns(frame: DataFrame, rules: Sequence[QualityRuleModel]) -> N
             )
 
 
-def _reference_keys(rule: QualityRuleModel, references: Mapping[int, DataFrame]) -> DataFrame:
-    """A referential_integrity rule's distinct reference keys, flagged, ready to left-join."""
+def _reference_lookup(rule: QualityRuleModel, references: Mapping[int, DataFrame]) -> DataFrame:
+    """A referential_integrity rule's reference rows with a key, to look values up in.
+
+    The lookup is an EXISTS subquery (an existence join): no distinct keys to compute first,
+    and a reference with repeated keys never multiplies the checked rows.
+    """
     config = rule.config
     assert isinstance(config, ReferentialIntegrityRule) and rule.reference is not None
     reference = references.get(rule.reference.id)
     if reference is None:
         raise QualityRuleError(f"{_where(rule)}: reference DataSet was not provided")
-    key = f"__dq_key_{rule.id}"
     try:
-        keys = (
-            reference.select(F.col(config.reference_column).alias(key))
-            .where(F.col(key).isNotNull())
-            .distinct()
-            .withColumn(reference_flag_column(rule), F.lit(True))
+        keys = reference.select(F.col(config.reference_column).alias(_lookup_key(rule))).where(
+            F.col(_lookup_key(rule)).isNotNull()
         )
         # A small reference (the usual dimension) is broadcast, so the checked rows are not
         # shuffled; a big one is joined by shuffle, never collected to the driver. Its row count
@@ -136,18 +139,21 @@ def _reference_keys(rule: QualityRuleModel, references: Mapping[int, DataFrame])
         ) from error
 
 
+def _lookup_key(rule: QualityRuleModel) -> str:
+    return f"__dq_key_{rule.id}"
+
+
 def _with_helper_columns(
     frame: DataFrame, rules: Sequence[QualityRuleModel], lookups: Mapping[int, DataFrame]
 ) -> DataFrame:
-    """Add the columns `rules` need: a lookup flag per referential_integrity rule (its keys in
-    `lookups`), a duplicate count per `unique` rule (a window: only for rules that drop rows)."""
+    """Add the columns `rules` need: a found flag per referential_integrity rule (its reference
+    rows in `lookups`), a duplicate count per `unique` rule (a window: only for rules that
+    drop rows)."""
     for rule in rules:
         config = rule.config
         if isinstance(config, ReferentialIntegrityRule):
-            key = f"__dq_key_{rule.id}"
-            frame = frame.join(lookups[rule.id], F.col(config.column) == F.col(key), "left").drop(
-                key
-            )
+            found = lookups[rule.id].where(F.col(_lookup_key(rule)) == F.col(config.column).outer())
+            frame = frame.withColumn(reference_flag_column(rule), found.exists())
         elif isinstance(config, UniqueRule):
             window = Window.partitionBy(*config.columns)
             frame = frame.withColumn(duplicate_count_column(rule), F.count(F.lit(1)).over(window))
@@ -245,7 +251,7 @@ class _Evaluation:
         )
         self.drop_rules = [r for r in self.rules if r.config.action == "drop"]
         self.lookups = {
-            r.id: _reference_keys(r, references)
+            r.id: _reference_lookup(r, references)
             for r in self.rules
             if isinstance(r.config, ReferentialIntegrityRule)
         }
@@ -267,9 +273,10 @@ class _Evaluation:
             return ()
         return masked_samples(frame.limit(self.sample_size).collect(), self._pii(), columns)
 
-    def single_pass(self) -> Row:
+    def single_pass(self) -> tuple[Row, list[Row]]:
         """Failing-row counts of every row-level rule, the first `unique` rule's duplicates,
-        freshness ages and the total: one Spark job.
+        freshness ages, anomaly metrics and the total, and candidate sample rows (with a
+        failing flag per row-level rule): one Spark query.
 
         With a `unique` rule the pass aggregates per key first and sums the per-key counts
         after (Deequ's grouping analyzers): still one scan of the data.
@@ -321,26 +328,45 @@ class _Evaluation:
             for rule, name in newest_columns
         ]
         values = [m.final.alias(f"__dq_metric_{rule.id}") for rule, m in self.metrics]
-        row = stats.select("*", *ages, *values).first()
-        assert row is not None
-        return row
+        stats = stats.select("*", *ages, *values)
+        if self.sample_size <= 0 or not self.row_rules:
+            row = stats.first()
+            assert row is not None
+            return row, []
+        # Candidate sample rows come from the same query: rows failing any rule, up to
+        # `sample_size` per rule. Spark reuses the shuffles of a computed DataFrame (a join)
+        # between the two branches instead of computing them again in a second job.
+        any_failing = F.lit(False)
+        for rule in self.row_rules:
+            any_failing = any_failing | self.predicates[rule.id]
+        flags = [self.predicates[r.id].alias(f"__dq_flag_{r.id}") for r in self.row_rules]
+        candidates = (
+            self.prepared.where(any_failing)
+            .select(*[F.col(f"`{c}`") for c in self.columns], *flags)
+            .limit(self.sample_size * len(self.row_rules))
+        )
+        stats_type, candidates_type = stats.schema, candidates.schema
+        both = stats.select(
+            F.struct("*").alias(_STATS), F.lit(None).cast(candidates_type).alias(_CANDIDATE)
+        ).unionByName(
+            candidates.select(
+                F.lit(None).cast(stats_type).alias(_STATS), F.struct("*").alias(_CANDIDATE)
+            )
+        )
+        rows = both.collect()
+        found = [r[_STATS] for r in rows if r[_STATS] is not None]
+        assert len(found) == 1
+        return found[0], [r[_CANDIDATE] for r in rows if r[_CANDIDATE] is not None]
 
-    def sample_failing_rows(self, stats: Row) -> dict[int, tuple[dict[str, Any], ...]]:
-        """Up to `sample_size` failing rows per failing row-level rule, in one job for all of
-        them (plus one per rule the shared job left short, e.g. a rule with rare failures)."""
+    def sample_failing_rows(
+        self, stats: Row, rows: Sequence[Row]
+    ) -> dict[int, tuple[dict[str, Any], ...]]:
+        """Up to `sample_size` failing rows per failing row-level rule, picked among the
+        single pass's candidate `rows` (plus one job per rule they left short, e.g. a rule
+        with rare failures)."""
         failing = [r for r in self.row_rules if stats[f"__dq_{r.id}"]]
         if not failing or self.sample_size <= 0:
             return {}
-        flags = [self.predicates[r.id].alias(f"__dq_flag_{r.id}") for r in failing]
-        any_failing = F.lit(False)
-        for rule in failing:
-            any_failing = any_failing | self.predicates[rule.id]
-        rows = (
-            self.prepared.where(any_failing)
-            .select(*[F.col(f"`{c}`") for c in self.columns], *flags)
-            .limit(self.sample_size * len(failing))
-            .collect()
-        )
         samples: dict[int, tuple[dict[str, Any], ...]] = {}
         for rule in failing:
             picked = [r for r in rows if r[f"__dq_flag_{rule.id}"]][: self.sample_size]
@@ -570,8 +596,8 @@ def evaluate_rules(
     evaluation = _Evaluation(
         spark, frame, rules, references or {}, now, sample_size, pii_columns, history or {}
     )
-    stats = evaluation.single_pass()
-    samples = evaluation.sample_failing_rows(stats)
+    stats, candidates = evaluation.single_pass()
+    samples = evaluation.sample_failing_rows(stats, candidates)
     outcomes = tuple(evaluation.outcome(rule, stats, samples) for rule in rules)
     quarantined = 0
     if evaluation.drop_rules:

@@ -84,6 +84,8 @@ class ColumnProfile:
     # A Java regex every non-NULL value fully matches (from the format guess).
     pattern: str | None = None
     age_hours: float | None = None
+    # A personal-data column: its values (min, max, top values) are neither read nor shown.
+    pii: bool = False
 
     @property
     def null_share(self) -> float | None:
@@ -143,8 +145,11 @@ def _shape_pattern(shapes: Sequence[str]) -> str:
     return parts[0] if len(parts) == 1 else "(?:" + "|".join(parts) + ")"
 
 
-def _aggregates(frame: DataFrame, now: dt.datetime) -> tuple[list[Column], list[Column]]:
-    """The profile's aggregates over rows, and the final expressions over them."""
+def _aggregates(
+    frame: DataFrame, now: dt.datetime, pii: set[str]
+) -> tuple[list[Column], list[Column]]:
+    """The profile's aggregates over rows, and the final expressions over them; no value of a
+    `pii` column (lower-case names) is collected."""
     over_rows: list[Column] = []
     finals: list[Column] = []
     for index, field_ in enumerate(frame.schema.fields):
@@ -161,10 +166,11 @@ def _aggregates(frame: DataFrame, now: dt.datetime) -> tuple[list[Column], list[
             measured = metric(name, field_.name, f"{prefix}_{name}", now)
             over_rows += [p.over_rows.alias(p.name) for p in measured.partials]
             finals.append(measured.final.alias(f"{prefix}_{name}"))
-        if isinstance(kind, (*_NUMERIC, *_TEMPORAL, T.StringType, T.BooleanType)):
+        personal = field_.name.lower() in pii
+        if not personal and isinstance(kind, (*_NUMERIC, *_TEMPORAL, T.StringType, T.BooleanType)):
             over_rows += [F.min(value).alias(f"{prefix}_min"), F.max(value).alias(f"{prefix}_max")]
             finals += [F.col(f"{prefix}_min"), F.col(f"{prefix}_max")]
-        if isinstance(kind, (*_INTEGRAL, T.StringType, T.BooleanType)):
+        if not personal and isinstance(kind, (*_INTEGRAL, T.StringType, T.BooleanType)):
             top = F.expr(f"approx_top_k(`{field_.name}`, {TOP_VALUES + 1}, {TOP_TRACKED})")
             over_rows.append(top.alias(f"{prefix}_top"))
             finals.append(F.col(f"{prefix}_top"))
@@ -197,8 +203,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def profile_frame(frame: DataFrame, dataset: str, now: dt.datetime | None = None) -> DatasetProfile:
-    """Profile every column of `frame` in one aggregation."""
+def profile_frame(
+    frame: DataFrame,
+    dataset: str,
+    now: dt.datetime | None = None,
+    pii_columns: Sequence[str] = (),
+) -> DatasetProfile:
+    """Profile every column of `frame` in one aggregation; of `pii_columns` only counts,
+    lengths and formats are kept, never values."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     shaped = frame.select(
         "*",
@@ -208,7 +220,8 @@ def profile_frame(frame: DataFrame, dataset: str, now: dt.datetime | None = None
             if isinstance(f.dataType, T.StringType)
         ],
     )
-    over_rows, finals = _aggregates(frame, now)
+    pii = {c.lower() for c in pii_columns}
+    over_rows, finals = _aggregates(frame, now, pii)
     row = (
         shaped.agg(F.count(F.lit(1)).alias("__rows"), *over_rows).select("__rows", *finals).first()
     )
@@ -244,6 +257,7 @@ def profile_frame(frame: DataFrame, dataset: str, now: dt.datetime | None = None
                 format=fmt,
                 pattern=pattern,
                 age_hours=got.get(f"{prefix}_freshness_lag_hours"),
+                pii=field_.name.lower() in pii,
             )
         )
     return DatasetProfile(dataset, total, tuple(columns), now)
@@ -301,7 +315,7 @@ def suggest_rules(profile: DatasetProfile) -> list[Suggestion]:
             column.nulls == 0
             and column.distinct is not None
             and column.distinct >= KEY_SHARE * rows
-            and not column.type.startswith(("double", "float", "boolean"))
+            and column.type in ("tinyint", "smallint", "int", "bigint", "string")
         )
         if key:
             add(
@@ -357,20 +371,20 @@ def suggest_rules(profile: DatasetProfile) -> list[Suggestion]:
                 column,
                 "freshness",
                 {"column": name, "max_age_hours": hours},
-                f"newest value {column.maximum}, {column.age_hours:.1f} h before the profile",
+                f"newest value {column.age_hours:.1f} h before the profile",
             )
     return found
 
 
 def rule_models(dataset: DataSetModel, suggestions: Sequence[Suggestion]) -> list[QualityRuleModel]:
-    """Suggestions as the catalog's rules (negative ids: they are not rows of the store)."""
+    """Suggestions as the catalog's rules (numbered in order: they are not rows of the store)."""
     return [
         QualityRuleModel(
-            id=-index,
+            id=index,
             name=s.name,
             description=s.evidence,
             type=s.type,
-            config=parse_rule_config(-index, s.name, s.type, json.dumps(s.configuration)),
+            config=parse_rule_config(index, s.name, s.type, json.dumps(s.configuration)),
             dataset=dataset,
         )
         for index, s in enumerate(suggestions, start=1)

@@ -39,7 +39,7 @@ ROW_RULES = (
 
 
 def reference_flag_column(rule: QualityRuleModel) -> str:
-    """Helper column set when a row's value is found in a referential_integrity reference."""
+    """Helper column: true when a row's value is found in a referential_integrity reference."""
     return f"__dq_ref_{rule.id}"
 
 
@@ -138,7 +138,7 @@ def rule_sql(rule: QualityRuleModel) -> RuleSql:
                 f"FROM {rule.reference.sql_name})",
             )
             flag = quote_identifier(reference_flag_column(rule))
-            return RuleSql(_not_null_and(column, f"{flag} IS NULL"), shown)
+            return RuleSql(_not_null_and(column, f"NOT {flag}"), shown)
         case UniqueRule():
             keys = ", ".join(quote_identifier(c) for c in config.columns)
             not_null = " AND ".join(f"{quote_identifier(c)} IS NOT NULL" for c in config.columns)
