@@ -188,3 +188,31 @@ def test_an_anomaly_check_shows_its_value_band_and_history_and_records_the_metri
     assert "| this run |" in metadata["history"] and "outside the band" in metadata["history"]
     stored = metric_history(engine, completed.id, ["mean:amount"], 30)["mean:amount"]
     assert len(stored) == 13 and stored[-1][1] == pytest.approx(metadata["value"])
+
+
+def test_keep_profile_keeps_each_materializations_profile_as_metric_history(
+    loaded: Settings, spark: SparkSession
+) -> None:
+    write_sample_data(spark, lake_storage(loaded), 200)
+    configuration = {
+        "input_dataset": "orders",
+        "condition": "status = 'COMPLETED' and amount > 0",
+        "keep_profile": True,
+    }
+    table = schema.transformations
+    engine = make_engine(loaded.resolved_metadata_url)
+    with engine.begin() as connection:
+        connection.execute(
+            update(table)
+            .where(table.c.Name == "filter_completed_orders")
+            .values(Configuration=json.dumps(configuration))
+        )
+    outcome = materialize_products(loaded, ["customer_orders"], DagsterInstance.ephemeral())
+    assert outcome.success, outcome.failure
+    completed = next(
+        d for p in load_catalog(loaded).products for d in p.datasets if d.name == "completed_orders"
+    )
+    rows = _rows(spark, loaded, "COMPLETED_ORDERS")
+    kept = metric_history(engine, completed.id, ["row_count", "null_share:status"], 5)
+    assert [v for _, v in kept["row_count"]] == [float(rows)]
+    assert [v for _, v in kept["null_share:status"]] == [0.0]
