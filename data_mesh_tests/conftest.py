@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from typer.testing import Result
 
+from data_mesh.catalog.models import DataSetModel
 from data_mesh.settings.model import Settings
 from data_mesh.store import schema
 from data_mesh.store.database import make_engine, upgrade_store
@@ -68,6 +69,26 @@ def awkward_rows() -> list[tuple[Any, ...]]:
 
 
 SAMPLE_PRODUCTS = REPO / "metadata" / "products"
+
+
+def ddz_dataset(name: str, dataset_id: int = 1) -> DataSetModel:
+    """A DDZ DataSet of the catalog, as rules name it, without a store behind it."""
+    return DataSetModel(
+        id=dataset_id,
+        name=name,
+        product="p",
+        domain="d",
+        layer="DDZ",
+        source_name="ddz",
+        source_type="ddz",
+        source_format="table",
+        location=None,
+        target_schema="ddz",
+        target_table=name.upper(),
+        write_mode="replace",
+        key_columns=(),
+        description=None,
+    )
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from data_mesh.quality.anomaly import history_markdown, judge
 from data_mesh.quality.evaluate import evaluate_rules
 from data_mesh.quality.history import metric_rows
 from data_mesh.store.metrics import metric_history, record_metrics
+from data_mesh_tests.conftest import ddz_dataset
 
 START = dt.datetime(2026, 1, 1, 6, 0)
 NOW = dt.datetime(2026, 3, 1, 12, 0)
@@ -141,22 +142,7 @@ SCHEMA = "id int, code string, amount double, ts timestamp"
 
 
 def _dataset() -> DataSetModel:
-    return DataSetModel(
-        id=31,
-        name="orders",
-        product="p",
-        domain="d",
-        layer="DDZ",
-        source_name="ddz",
-        source_type="ddz",
-        source_format="table",
-        location=None,
-        target_schema="ddz",
-        target_table="ORDERS",
-        write_mode="replace",
-        key_columns=(),
-        description=None,
-    )
+    return ddz_dataset("orders", 31)
 
 
 def _rule(rule_id: int, kind: str, **config: Any) -> QualityRuleModel:

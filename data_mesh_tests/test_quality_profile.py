@@ -18,7 +18,6 @@ from pyspark.sql import DataFrame, SparkSession
 from typer.testing import CliRunner
 
 from data_mesh.catalog.current import lake_storage
-from data_mesh.catalog.models import DataSetModel
 from data_mesh.cli.app import app
 from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.quality.profile import (
@@ -30,7 +29,7 @@ from data_mesh.quality.profile import (
 )
 from data_mesh.runs.materialize import materialize_products
 from data_mesh.settings.model import Settings
-from data_mesh_tests.conftest import SAMPLE_PRODUCTS
+from data_mesh_tests.conftest import SAMPLE_PRODUCTS, ddz_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -120,22 +119,7 @@ def test_a_suggestion_the_data_refutes_is_reported_not_suggested(spark: SparkSes
     # 2,000 distinct ids and one duplicate: the distinct estimate says key; the exact check not.
     ids = [*range(2000), 5]
     frame = spark.createDataFrame([(i,) for i in ids], "id bigint")
-    dataset = DataSetModel(
-        id=1,
-        name="ids",
-        product="p",
-        domain="d",
-        layer="DDZ",
-        source_name="ddz",
-        source_type="ddz",
-        source_format="table",
-        location=None,
-        target_schema="ddz",
-        target_table="IDS",
-        write_mode="replace",
-        key_columns=(),
-        description=None,
-    )
+    dataset = ddz_dataset("ids")
     checked = verified_suggestions(
         spark, frame, dataset, suggest_rules(profile_frame(frame, "ids"))
     )

@@ -374,7 +374,7 @@ def ddz_show(
     from data_mesh.ddz.dialects import TableName
     from data_mesh.ddz.preview import preview_table
     from data_mesh.ddz.reader import read_ddz_table
-    from data_mesh.resources.ddz_io_manager import connection_from_env
+    from data_mesh.resources.ddz_io_manager import connection_from_settings
     from data_mesh.resources.spark import spark_session
 
     if table.count(".") != 1:
@@ -385,14 +385,7 @@ def ddz_show(
     except ValueError as error:
         _fail(str(error))
     settings = _settings()
-    connection = connection_from_env(
-        settings.resolved_ddz_jdbc_url,
-        settings.ddz_user_env,
-        settings.ddz_password_env,
-        settings.ddz_azure_auth,
-        settings.ddz_control,
-        settings.ddz_load_path,
-    )
+    connection = connection_from_settings(settings)
     preview = preview_table(connection, name, limit, settings.jdbc_jars)
     if preview is None:  # a database only the JVM reaches (see data_mesh.ddz.preview)
         frame = read_ddz_table(spark_session(settings), connection, name)

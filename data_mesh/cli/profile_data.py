@@ -14,7 +14,7 @@ from data_mesh.component.specs import effective_spark_config
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.lake.storage import Storage
-from data_mesh.resources.ddz_io_manager import connection_from_env
+from data_mesh.resources.ddz_io_manager import connection_from_settings
 from data_mesh.settings.model import Settings
 from data_mesh.spark.conf import spark_config_scope
 from data_mesh.transforms.execute import read_cdz_dataset, run_transformation, with_partition_column
@@ -37,14 +37,7 @@ def find_dataset(catalog: Catalog, name: str) -> tuple[DataSetModel, Transformat
 
 def _ddz_table(spark: SparkSession, settings: Settings, dataset: DataSetModel) -> DataFrame:
     assert dataset.target_schema and dataset.target_table
-    connection = connection_from_env(
-        settings.resolved_ddz_jdbc_url,
-        settings.ddz_user_env,
-        settings.ddz_password_env,
-        settings.ddz_azure_auth,
-        settings.ddz_control,
-        settings.ddz_load_path,
-    )
+    connection = connection_from_settings(settings)
     keys = dataset.key_columns
     return read_ddz_table(
         spark,

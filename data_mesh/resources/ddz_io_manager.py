@@ -34,6 +34,7 @@ from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
 from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.lake import LakeStorageResource
+from data_mesh.settings.model import Settings
 from data_mesh.spark.conf import spark_config_scope
 from data_mesh.store.audit import FAILED, SUCCESS, audit_row
 from data_mesh.store.azure_sql import default_token
@@ -117,6 +118,18 @@ def connection_from_env(
         odbc_auth=azure_auth,
         load_path=load_path,
         timeouts=timeouts or DdzTimeouts(),
+    )
+
+
+def connection_from_settings(settings: Settings) -> DdzConnection:
+    """The DDZ connection of the settings' environment, for commands outside a run."""
+    return connection_from_env(
+        settings.resolved_ddz_jdbc_url,
+        settings.ddz_user_env,
+        settings.ddz_password_env,
+        settings.ddz_azure_auth,
+        settings.ddz_control,
+        settings.ddz_load_path,
     )
 
 
