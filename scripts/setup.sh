@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what data_mesh needs on Debian 12: Java 17, JDBC drivers (H2, PostgreSQL) and unixODBC
 # from Debian packages, mssql-jdbc (SQL Server / Azure SQL) from Maven Central into .tools/jars,
+# the Apache Kafka broker (KRaft; scripts/start-kafka.sh runs it) into .tools/kafka/libs,
 # then a virtualenv in .venv with the project and its dev tools.
 # Safe to run again: it skips what is already there.
 set -euo pipefail
@@ -11,13 +12,22 @@ cd "$(dirname "$0")/.."
 MSSQL_JDBC_VERSION=13.6.2.jre11
 MSSQL_JDBC_SHA256=5fbc0a70fe4d1d563d431a41b23f493d68807571f0bb49db0bb1737e83e9161f
 MSSQL_JDBC_JAR=".tools/jars/mssql-jdbc-$MSSQL_JDBC_VERSION.jar"
+# The Kafka broker, pinned: org.apache.kafka:kafka_2.13 with its runtime dependencies (the storage
+# format tool, kafka.tools.StorageTool, is in it) and log4j's SLF4J binding. KAFKA_LIBS_SHA256 is
+# the SHA-256 of `sha256sum *.jar` over the whole folder: every jar and its version are pinned.
+KAFKA_VERSION=4.4.0
+KAFKA_LOG4J_VERSION=2.25.5
+KAFKA_LIBS_SHA256=bda063de6f84a36e8fa0e31196934eba54905640b2dddd4e50f6a64c8fe4ffec
+KAFKA_MARKER=.tools/kafka/libs/.version
+kafka_wanted="$KAFKA_VERSION $KAFKA_LIBS_SHA256"
+kafka_ready() { [ "$(cat "$KAFKA_MARKER" 2>/dev/null)" = "$kafka_wanted" ]; }
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 [ -f /usr/share/java/h2.jar ] || need_apt+=(libh2-java)
 [ -f /usr/share/java/postgresql.jar ] || need_apt+=(libpostgresql-jdbc-java)
 ldconfig -p 2>/dev/null | grep -q libodbc.so.2 || need_apt+=(unixodbc)
-[ -f "$MSSQL_JDBC_JAR" ] || command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+{ [ -f "$MSSQL_JDBC_JAR" ] && kafka_ready; } || command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 if [ "${DATA_MESH_WITH_POSTGRES:-0}" = 1 ]; then
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need_apt+=(postgresql)
   # psqlODBC: the pyodbc session (Azure SQL's in the cloud) is tested on PostgreSQL.
@@ -45,6 +55,48 @@ if [ ! -f "$MSSQL_JDBC_JAR" ]; then
   mkdir -p .tools/jars
   mv "$partial" "$MSSQL_JDBC_JAR"
   rm -rf .tools/jars.partial
+fi
+if ! kafka_ready; then
+  echo "setup: fetching Apache Kafka $KAFKA_VERSION (Maven Central) into .tools/kafka/libs"
+  partial=.tools/kafka/libs.partial
+  rm -rf "$partial"
+  mkdir -p "$partial/pom"
+  # A throwaway project whose runtime dependencies are the broker's class path.
+  cat >"$partial/pom/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.data_mesh</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>$KAFKA_VERSION</version>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$KAFKA_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$KAFKA_LOG4J_VERSION</version>
+    </dependency>
+  </dependencies>
+</project>
+EOF
+  mvn_log=$(mvn -q -B -C -f "$partial/pom/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$PWD/$partial/libs" 2>&1) \
+    || { printf '%s\n' "$mvn_log" >&2; exit 1; }
+  got=$(cd "$partial/libs" && export LC_ALL=C && sha256sum -- *.jar | sha256sum | cut -d' ' -f1)
+  if [ "$got" != "$KAFKA_LIBS_SHA256" ]; then
+    echo "setup: the Kafka jars' digest is $got, not $KAFKA_LIBS_SHA256:" >&2
+    (cd "$partial/libs" && export LC_ALL=C && sha256sum -- *.jar) >&2
+    exit 1
+  fi
+  echo "$kafka_wanted" >"$partial/libs/.version"
+  # Only the jars are replaced: the broker's data (.tools/kafka/data) stays.
+  rm -rf .tools/kafka/libs
+  mv "$partial/libs" .tools/kafka/libs
+  rm -rf "$partial"
 fi
 
 PYTHON="${PYTHON:-python3}"

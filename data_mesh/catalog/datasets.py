@@ -9,12 +9,15 @@ from data_mesh.catalog.errors import MetadataError
 from data_mesh.catalog.identifiers import required_identifier
 from data_mesh.catalog.models import (
     DEFAULT_TARGET_SCHEMA,
+    KAFKA_SOURCE_TYPE,
     LAYERS,
     WRITE_MODES,
     DataSetModel,
     DeclaredColumn,
     Partitioning,
 )
+from data_mesh.kafka.connection import check_topic_name, parse_kafka_connection
+from data_mesh.settings.secrets import parse_reference
 from data_mesh.store.rows import DataProductRow, DataSetRow, DataSourceRow
 
 
@@ -30,7 +33,13 @@ def resolve_dataset(
         raise MetadataError(f"{where}: Layer {row.Layer!r} must be one of {', '.join(LAYERS)}")
     target_schema = target_table = write_mode = None
     keys: tuple[str, ...] = ()
-    if layer == "CDZ":
+    kafka = source.Type.lower() == KAFKA_SOURCE_TYPE
+    if kafka:
+        target_table, keys = _kafka_target(row, source, layer, where)
+        write_mode = "append"
+    elif row.TopicPartitions is not None:
+        raise MetadataError(f"{where}: TopicPartitions is for DataSets of a kafka DataSource")
+    elif layer == "CDZ":
         required_identifier(source.Name, f"DataSources row {source.DataSourceID}", "Name")
         if not row.Location:
             raise MetadataError(f"{where}: Location (path in the lake) is required for CDZ data")
@@ -44,11 +53,7 @@ def resolve_dataset(
             raise MetadataError(
                 f"{where}: WriteMode {row.WriteMode!r} must be one of {', '.join(WRITE_MODES)}"
             )
-        keys = tuple(
-            required_identifier(key.strip(), where, "KeyColumns")
-            for key in (row.KeyColumns or "").split(",")
-            if key.strip()
-        )
+        keys = _key_columns(row, where)
         if write_mode == "merge" and not keys:
             raise MetadataError(f"{where}: WriteMode 'merge' needs KeyColumns")
     columns = _declared_columns(row.Schema, where)
@@ -68,9 +73,47 @@ def resolve_dataset(
         key_columns=keys,
         description=row.Description,
         columns=columns,
-        partition=_partitioning(row, where, write_mode, columns, timezone),
+        # A Kafka day is published, not replaced: its partitions take no write mode.
+        partition=_partitioning(row, where, None if kafka else write_mode, columns, timezone),
         source_connection=source.ConnectionString,
+        topic_partitions=row.TopicPartitions,
     )
+
+
+def _key_columns(row: DataSetRow, where: str) -> tuple[str, ...]:
+    return tuple(
+        required_identifier(key.strip(), where, "KeyColumns")
+        for key in (row.KeyColumns or "").split(",")
+        if key.strip()
+    )
+
+
+def _kafka_target(
+    row: DataSetRow, source: DataSourceRow, layer: str, where: str
+) -> tuple[str, tuple[str, ...]]:
+    """The topic and key columns of a DataSet published to Kafka, checked before any run."""
+    if layer != "DDZ":
+        raise MetadataError(f"{where}: a DataSet of a kafka DataSource is a target: Layer DDZ")
+    if (row.WriteMode or "append").lower() != "append":
+        raise MetadataError(
+            f"{where}: a Kafka topic is appended to; WriteMode {row.WriteMode!r} does not apply"
+        )
+    if source.Format.lower() != "json":
+        raise MetadataError(
+            f"DataSources row {source.DataSourceID} ({source.Name}): Format {source.Format!r}: "
+            "Kafka values are written as json"
+        )
+    if parse_reference(source.ConnectionString) is None:  # an address: checked now
+        parse_kafka_connection(
+            source.ConnectionString, f"DataSources row {source.DataSourceID} ({source.Name})"
+        )
+    topic = check_topic_name(row.TargetTable or "", f"{where}: TargetTable")
+    if row.TopicPartitions is None or row.TopicPartitions < 1:
+        raise MetadataError(f"{where}: TopicPartitions (at least 1) is required for a topic")
+    keys = _key_columns(row, where)
+    if not keys:
+        raise MetadataError(f"{where}: KeyColumns are required: they are the messages' key")
+    return topic, keys
 
 
 def _partitioning(

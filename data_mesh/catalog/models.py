@@ -18,6 +18,7 @@ WRITE_MODES = ("replace", "append", "merge")
 INGEST_SOURCE_TYPES = ("database", "file")
 FILE_FORMATS = ("csv", "json", "parquet")
 DEFAULT_TARGET_SCHEMA = "ddz"
+KAFKA_SOURCE_TYPE = "kafka"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,13 @@ class DataSetModel:
     partition: Partitioning | None = None
     # DataSources.ConnectionString: a reference (env:NAME, keyvault://...) or a plain address.
     source_connection: str = ""
+    # A Kafka DataSet: the topic (target_table) has this many partitions.
+    topic_partitions: int | None = None
+
+    @property
+    def is_kafka(self) -> bool:
+        """Published to a Kafka topic (a DataSource of Type kafka), not written to a table."""
+        return self.source_type.lower() == KAFKA_SOURCE_TYPE
 
     @property
     def pii_columns(self) -> tuple[str, ...]:
@@ -77,6 +85,8 @@ class DataSetModel:
     def target(self) -> str | None:
         if self.target_table is None:
             return None
+        if self.is_kafka:
+            return f"topic {self.target_table}"
         return f"{self.target_schema}.{self.target_table}"
 
 

@@ -39,7 +39,7 @@ class _FileModel(BaseModel):
 
 class SourceFile(_FileModel):
     name: str
-    type: str = Field(description="lake | database | ddz")
+    type: str = Field(description="lake | database | file | ddz | kafka")
     connection: str = Field(description="A reference (lake://..., env:NAME), never a secret.")
     format: str
 
@@ -68,6 +68,9 @@ class DataSetFile(_FileModel):
     write_mode: str | None = None
     key_columns: list[str] = Field(default_factory=list)
     partition: PartitionFile | None = None
+    # A DataSet of a `kafka` source: the topic its rows are sent to, and its partitions.
+    topic: str | None = None
+    topic_partitions: int | None = Field(default=None, ge=1)
 
 
 class TransformationFile(_FileModel):
@@ -244,13 +247,14 @@ def upsert_product(connection: Connection, product: ProductFile, path: Path) -> 
                 "Layer": dataset.layer.upper(),
                 "Location": dataset.location,
                 "TargetSchema": dataset.target_schema,
-                "TargetTable": dataset.target_table,
+                "TargetTable": dataset.topic or dataset.target_table,
                 "WriteMode": dataset.write_mode,
                 "KeyColumns": ",".join(dataset.key_columns) or None,
                 "Description": dataset.description,
                 "PartitionColumn": dataset.partition.column if dataset.partition else None,
                 "PartitionStart": dataset.partition.start if dataset.partition else None,
                 "RetentionDays": dataset.partition.retention_days if dataset.partition else None,
+                "TopicPartitions": dataset.topic_partitions,
             },
         )
 

@@ -52,6 +52,11 @@ def resolve_rule(
                 + (" (write it as '<source>.<dataset>')" if matches else "")
             )
         reference = matches[0]
+        if reference.is_kafka:
+            raise MetadataError(
+                f"{where}: reference DataSet {reference.name!r} is a Kafka topic, which is "
+                "never read"
+            )
         if reference.layer == "DDZ" and reference.id not in producer_of:
             raise MetadataError(
                 f"{where}: reference DataSet {reference.name!r} is not produced by any "

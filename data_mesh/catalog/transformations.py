@@ -59,6 +59,12 @@ def resolve_transformation(
     if output.layer != "DDZ":
         raise MetadataError(f"{where}: output DataSets row {output.id} must be in layer DDZ")
     inputs = tuple(datasets[i] for i in by_role.get("input", []))
+    for dataset in inputs:
+        if dataset.is_kafka:
+            raise MetadataError(
+                f"{where}: input {dataset.name!r} is a Kafka topic, which data_mesh writes and "
+                "never reads: take the DataSet it is published from as the input"
+            )
     input_names = {d.name for d in inputs}
     for name in _referenced_inputs(config):
         if name not in input_names:

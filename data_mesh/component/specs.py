@@ -40,7 +40,13 @@ from data_mesh.resources.ddz_io_manager import (
     TARGET_TABLE,
     WRITE_MODE,
 )
-from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY
+from data_mesh.resources.environments import DDZ_IO_MANAGER_KEY, KAFKA_IO_MANAGER_KEY
+from data_mesh.resources.kafka_io_manager import (
+    DATASET,
+    KAFKA_CONNECTION,
+    TOPIC,
+    TOPIC_PARTITIONS,
+)
 from data_mesh.transforms.query_files import query_file_path, sequence_file_path
 
 
@@ -123,6 +129,11 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
         KEY_COLUMNS: ",".join(output.key_columns),
         SPARK_CONFIG: json.dumps(effective_spark_config(transformation), sort_keys=True),
     }
+    if output.is_kafka:
+        metadata[DATASET] = output.name
+        metadata[TOPIC] = output.target_table or ""
+        metadata[TOPIC_PARTITIONS] = output.topic_partitions or 1
+        metadata[KAFKA_CONNECTION] = output.source_connection
     # Per-dataset overrides from the configuration rows (chunk sizes, connections).
     for name, value in sorted(transformation.overrides.ddz.items()):
         metadata[f"data_mesh/{name}"] = value
@@ -206,7 +217,7 @@ def transformation_spec(
         description=transformation.description or output.description,
         group_name=output.domain,
         owners=_owners(product),
-        kinds={"spark", "azure-sql"},
+        kinds={"spark", "kafka" if output.is_kafka else "azure-sql"},
         tags={
             "data_mesh/layer": "ddz",
             "data_mesh/product": product.name,
@@ -218,7 +229,7 @@ def transformation_spec(
         skippable=True,
         # Run by the domain's automation sensor on the product's cron.
         automation_condition=schedule_condition(product),
-    ).with_io_manager_key(DDZ_IO_MANAGER_KEY)
+    ).with_io_manager_key(KAFKA_IO_MANAGER_KEY if output.is_kafka else DDZ_IO_MANAGER_KEY)
 
 
 def schedule_condition(product: DataProductModel) -> AutomationCondition | None:

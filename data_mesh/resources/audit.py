@@ -3,10 +3,12 @@ failure (the DDZ IO manager and the asset factory call it; assets never do)."""
 
 from __future__ import annotations
 
+import time
+
 from dagster import ConfigurableResource
 
 from data_mesh.resources.metadata_store import MetadataStoreResource
-from data_mesh.store.audit import AuditRow, record_audit
+from data_mesh.store.audit import AuditRow, audit_row, record_audit
 
 
 class AuditLogResource(ConfigurableResource):  # type: ignore[type-arg]
@@ -17,3 +19,20 @@ class AuditLogResource(ConfigurableResource):  # type: ignore[type-arg]
         return self.store.write_or_warn(
             lambda engine: record_audit(engine, row), f"audit row for {row.AssetKey}", mesh
         )
+
+    def record_write(
+        self,
+        mesh: str,
+        asset: str,
+        target: str,
+        run_id: str,
+        status: str,
+        started: float,
+        rows: int | None = None,
+        error: BaseException | None = None,
+    ) -> bool:
+        """Records an IO manager's write (or failed write) of `asset` into `target`, begun at
+        `started` (time.monotonic())."""
+        seconds = time.monotonic() - started
+        detail = f"{type(error).__name__}: {error}" if error else None
+        return self.record(audit_row(asset, target, run_id, status, seconds, rows, detail), mesh)

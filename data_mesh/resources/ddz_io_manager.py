@@ -36,7 +36,7 @@ from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.lake import LakeStorageResource
 from data_mesh.settings.model import Settings
 from data_mesh.spark.conf import spark_config_scope
-from data_mesh.store.audit import FAILED, SUCCESS, audit_row
+from data_mesh.store.audit import FAILED, SUCCESS
 from data_mesh.store.azure_sql import default_token
 
 # Keys of the asset definition metadata the factories set and this IO manager reads.
@@ -52,13 +52,13 @@ BATCH_BYTES = "data_mesh/batch_bytes"
 RETENTION_DAYS = "data_mesh/retention_days"
 
 
-def _metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str:
+def metadata_text(metadata: dict[str, Any], key: str, default: str = "") -> str:
     value = metadata.get(key, default)
     return str(getattr(value, "value", value))
 
 
-def _metadata_int(metadata: dict[str, Any], key: str, default: int) -> int:
-    return int(_metadata_text(metadata, key) or default)
+def metadata_int(metadata: dict[str, Any], key: str, default: int) -> int:
+    return int(metadata_text(metadata, key) or default)
 
 
 def target_from_metadata(
@@ -67,22 +67,22 @@ def target_from_metadata(
     partition_key: str | None = None,
     default_max_connections: int = 4,
 ) -> DdzTarget:
-    table = _metadata_text(metadata, TARGET_TABLE)
+    table = metadata_text(metadata, TARGET_TABLE)
     if "." not in table:
         raise ValueError(f"asset {asset} has no '{TARGET_TABLE}' metadata: not a DDZ dataset")
     schema, name = table.split(".", 1)
-    keys = tuple(k for k in _metadata_text(metadata, KEY_COLUMNS).split(",") if k)
-    partition_column = _metadata_text(metadata, PARTITION_COLUMN)
+    keys = tuple(k for k in metadata_text(metadata, KEY_COLUMNS).split(",") if k)
+    partition_column = metadata_text(metadata, PARTITION_COLUMN)
     partition = None
     if partition_key is not None:
         if not partition_column:
             raise ValueError(f"asset {asset} is partitioned but has no '{PARTITION_COLUMN}'")
         partition = (partition_column, partition_key)
-    connections = _metadata_int(metadata, MAX_CONNECTIONS, default_max_connections)
-    retention = _metadata_text(metadata, RETENTION_DAYS)
+    connections = metadata_int(metadata, MAX_CONNECTIONS, default_max_connections)
+    retention = metadata_text(metadata, RETENTION_DAYS)
     return DdzTarget(
         TableName(schema, name),
-        _metadata_text(metadata, WRITE_MODE, "replace"),
+        metadata_text(metadata, WRITE_MODE, "replace"),
         keys,
         partition,
         connections,
@@ -211,13 +211,13 @@ class DdzIOManager(ConfigurableIOManager):
         target = target_from_metadata(
             metadata, context.asset_key.to_user_string(), partition_key, self.max_connections
         )
-        spark_settings = json.loads(_metadata_text(metadata, SPARK_CONFIG, "{}") or "{}")
+        spark_settings = json.loads(metadata_text(metadata, SPARK_CONFIG, "{}") or "{}")
         writer = DdzWriter(
             self._connection(),
             ChunkSettings(
-                max_chunk_rows=_metadata_int(metadata, MAX_CHUNK_ROWS, self.max_chunk_rows),
-                max_chunk_bytes=_metadata_int(metadata, MAX_CHUNK_BYTES, self.max_chunk_bytes),
-                batch_bytes=_metadata_int(metadata, BATCH_BYTES, self.batch_bytes),
+                max_chunk_rows=metadata_int(metadata, MAX_CHUNK_ROWS, self.max_chunk_rows),
+                max_chunk_bytes=metadata_int(metadata, MAX_CHUNK_BYTES, self.max_chunk_bytes),
+                batch_bytes=metadata_int(metadata, BATCH_BYTES, self.batch_bytes),
             ),
             Spool(self.lake.storage(), self.spool),
         )
@@ -248,9 +248,7 @@ class DdzIOManager(ConfigurableIOManager):
         error: BaseException | None = None,
     ) -> None:
         if self.audit is not None:
-            seconds = time.monotonic() - started
-            detail = f"{type(error).__name__}: {error}" if error else None
-            self.audit.record(audit_row(asset, table, run_id, status, seconds, rows, detail), mesh)
+            self.audit.record_write(mesh, asset, table, run_id, status, started, rows, error)
 
     def read_table(
         self,

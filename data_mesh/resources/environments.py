@@ -12,6 +12,7 @@ from data_mesh.catalog.errors import DataMeshError
 from data_mesh.component.naming import DEFAULT_MESH
 from data_mesh.resources.audit import AuditLogResource
 from data_mesh.resources.ddz_io_manager import DdzIOManager
+from data_mesh.resources.kafka_io_manager import KafkaIOManager
 from data_mesh.resources.lake import lake_resource_for
 from data_mesh.resources.metadata_store import MetadataStoreResource
 from data_mesh.resources.quality_history import QualityHistoryResource
@@ -19,6 +20,7 @@ from data_mesh.resources.spark import spark_resource
 from data_mesh.settings.model import Settings
 
 DDZ_IO_MANAGER_KEY = "ddz_io_manager"
+KAFKA_IO_MANAGER_KEY = "kafka_io_manager"
 QUALITY_HISTORY_KEY = "quality_history"
 AUDIT_LOG_KEY = "audit_log"
 METADATA_STORE_KEY = "metadata_store"
@@ -111,6 +113,7 @@ def resources_for_meshes(meshes: Mapping[str, Settings]) -> dict[str, Any]:
             stall_timeout=settings.ddz_stall_timeout,
             audit=audit,
         ),
+        KAFKA_IO_MANAGER_KEY: KafkaIOManager(lake=lake, audit=audit),
     }
     return resources
 

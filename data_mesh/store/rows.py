@@ -46,6 +46,7 @@ class DataSetRow:
     PartitionColumn: str | None = None
     PartitionStart: date | None = None
     RetentionDays: int | None = None
+    TopicPartitions: int | None = None
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ data_sets = Table(
     Column("PartitionColumn", Unicode(128), nullable=True),
     Column("PartitionStart", Date, nullable=True),
     Column("RetentionDays", Integer, nullable=True),
+    # A Kafka DataSet (its DataSource of Type kafka): the topic's partitions; TargetTable is the
+    # topic.
+    Column("TopicPartitions", Integer, nullable=True),
     UniqueConstraint("DataSourceID", "Name", name="UQ_DataSets_Source_Name"),
 )
 

@@ -117,6 +117,7 @@ CREATE TABLE [DataSets] (
 	[PartitionColumn] NVARCHAR(128) NULL, 
 	[PartitionStart] DATETIME NULL, 
 	[RetentionDays] INTEGER NULL, 
+	[TopicPartitions] INTEGER NULL, 
 	PRIMARY KEY ([DataSetID]), 
 	CONSTRAINT [UQ_DataSets_Source_Name] UNIQUE ([DataSourceID], [Name]), 
 	FOREIGN KEY([DataSourceID]) REFERENCES [DataSources] ([DataSourceID]), 

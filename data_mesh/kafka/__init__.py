@@ -1,0 +1,1 @@
+"""Kafka topics as targets: a day's rows as key/value messages, sent in transactions."""

@@ -1,0 +1,239 @@
+"""A Kafka topic as a target, on a real broker (KRaft, started by the test command) and real
+Spark: each day's rows exactly once as JSON, keys in the partitions Java clients choose, a rerun
+and a killed run adding nothing a read_committed consumer sees, and clear errors naming the
+DataSet, before anything is sent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from data_mesh.catalog.datasets import resolve_dataset
+from data_mesh.catalog.errors import MetadataError
+from data_mesh.ddz.chunks import ChunkSettings
+from data_mesh.ddz.spool import Spool
+from data_mesh.kafka.connection import parse_kafka_connection
+from data_mesh.kafka.publisher import KafkaPublishError, KafkaTarget, publish
+from data_mesh.lake.storage import LocalStorage
+from data_mesh.store.rows import DataProductRow, DataSetRow, DataSourceRow
+from data_mesh_tests.kafka_broker import create_topic, read_topic
+from data_mesh_tests.kafka_publish_process import PARTITIONS, day_rows, publish_day
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (Java clients): murmur2 of the key bytes, made positive."""
+    m, length = 0x5BD1E995, len(key)
+    h = (0x9747B28C ^ length) & 0xFFFFFFFF
+    for i in range(length // 4):
+        k = int.from_bytes(key[i * 4 : i * 4 + 4], "little")
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = ((h * m) & 0xFFFFFFFF) ^ k
+    tail = length & ~3
+    rest = length % 4
+    if rest == 3:
+        h ^= key[tail + 2] << 16
+    if rest >= 2:
+        h ^= key[tail + 1] << 8
+    if rest >= 1:
+        h = ((h ^ key[tail]) * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
+
+
+def _expected(spark: SparkSession, rows: int, day: str) -> Counter[tuple[bytes, str]]:
+    """The DDZ-equivalent rows of the day, as (key, canonical JSON) computed in Python."""
+    expected: Counter[tuple[bytes, str]] = Counter()
+    for row in day_rows(spark, rows, day).collect():
+        values = row.asDict()
+        values["BALANCE"] = str(values["BALANCE"])
+        values["LOAD_DATE"] = values["LOAD_DATE"].isoformat()
+        expected[(values["ACCOUNT_ID"].encode(), json.dumps(values, sort_keys=True))] += 1
+    return expected
+
+
+def _got(records: list[tuple[int, bytes | None, bytes | None]]) -> Counter[tuple[bytes, str]]:
+    got: Counter[tuple[bytes, str]] = Counter()
+    for _, key, value in records:
+        assert key is not None and value is not None
+        values = json.loads(value, parse_float=Decimal)
+        values["BALANCE"] = str(values["BALANCE"])
+        got[(key, json.dumps(values, sort_keys=True))] += 1
+    return got
+
+
+@pytest.fixture(scope="module")
+def kafka() -> str:
+    from data_mesh_tests.kafka_broker import kafka_bootstrap
+
+    return kafka_bootstrap()
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"accounts-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.mark.slow
+def test_each_day_is_its_rows_once_as_json_in_the_partition_of_its_key(
+    spark: SparkSession, kafka: str, topic: str, tmp_path: Path
+) -> None:
+    days = {"2026-03-01": 3000, "2026-03-02": 2000}
+    for day, rows in days.items():
+        report = publish_day(spark, kafka, topic, day, tmp_path, rows, chunk=1000)
+        assert (report.messages, report.chunks_skipped) == (rows, 0)
+        assert report.chunks >= 2 and sum(report.per_partition.values()) == rows
+    records = read_topic(kafka, topic)
+    expected = _expected(spark, 3000, "2026-03-01") + _expected(spark, 2000, "2026-03-02")
+    assert _got(records) == expected
+    # Every key where any Java client would put it (murmur2), so consumers' partitioning holds.
+    assert all(p == murmur2_partition(k or b"", PARTITIONS) for p, k, _ in records)
+    assert {p for p, _, _ in records} == set(range(PARTITIONS))
+
+
+@pytest.mark.slow
+def test_a_rerun_of_a_day_sends_nothing_new(
+    spark: SparkSession, kafka: str, topic: str, tmp_path: Path
+) -> None:
+    first = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 1500, chunk=500)
+    again = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 1500, chunk=500)
+    assert (again.messages, again.chunks_skipped) == (0, first.chunks)
+    assert _got(read_topic(kafka, topic)) == _expected(spark, 1500, "2026-03-01")
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_day_and_resumed_leaves_each_message_once(
+    spark: SparkSession, kafka: str, topic: str, tmp_path: Path
+) -> None:
+    rows, chunk = 20_000, 6_000  # 4 chunks of about 5,000 rows
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "data_mesh_tests.kafka_publish_process",
+            kafka,
+            topic,
+            "2026-03-01",
+            str(tmp_path),
+            str(rows),
+            str(chunk),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "stalled"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    # The killed run left its first chunk committed and part of the second in an open
+    # transaction: read_uncommitted sees those, read_committed only the first chunk.
+    committed = len(read_topic(kafka, topic))
+    assert 0 < committed < rows
+    assert len(read_topic(kafka, topic, isolation_level="read_uncommitted")) > committed
+
+    resumed = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, rows, chunk)
+    assert resumed.chunks_skipped == 1 and resumed.messages == rows - committed
+    assert _got(read_topic(kafka, topic)) == _expected(spark, rows, "2026-03-01")
+
+
+@pytest.mark.slow
+def test_an_unreachable_broker_is_named_with_the_dataset(
+    spark: SparkSession, topic: str, tmp_path: Path
+) -> None:
+    target = KafkaTarget("accounts_topic", topic, PARTITIONS, ("ACCOUNT_ID",), "2026-03-01")
+    with pytest.raises(KafkaPublishError, match=r"DataSet 'accounts_topic'.*do not answer"):
+        publish(
+            day_rows(spark, 10, "2026-03-01"),
+            target,
+            parse_kafka_connection("kafka://127.0.0.1:1", "test"),
+            Spool(LocalStorage(tmp_path), "spool/kafka"),
+            ChunkSettings(),
+            "run",
+        )
+
+
+@pytest.mark.slow
+def test_a_topic_with_other_partitions_is_refused_before_anything_is_sent(
+    spark: SparkSession, kafka: str, topic: str, tmp_path: Path
+) -> None:
+    create_topic(kafka, topic, 2)
+    with pytest.raises(KafkaPublishError, match="has 2 partitions, the DataSet declares 6"):
+        publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 10, chunk=100)
+    assert read_topic(kafka, topic) == []
+
+
+# --- the catalog: a Kafka DataSet's errors name its row, before any run ---------------------
+
+PRODUCT = DataProductRow(1, "mdm_accounts", "mdm", None, None)
+
+
+def _resolve(connection: str = "kafka://broker:9092", **row: Any) -> None:
+    source = DataSourceRow(3, "mdm_kafka", "kafka", connection, "json")
+    values: dict[str, Any] = {
+        "DataSetID": 9,
+        "DataSourceID": 3,
+        "Name": "accounts_topic",
+        "Schema": "[]",
+        "DataProductID": 1,
+        "Layer": "DDZ",
+        "Location": None,
+        "TargetSchema": None,
+        "TargetTable": "mdm.active-accounts",
+        "WriteMode": None,
+        "KeyColumns": "COUNTRY",
+        "Description": None,
+        "TopicPartitions": 6,
+    }
+    values.update(row)
+    resolve_dataset(DataSetRow(**values), PRODUCT, source)
+
+
+def test_a_valid_kafka_dataset_resolves() -> None:
+    _resolve()
+    _resolve("env:DATA_MESH_KAFKA_URL")  # a reference: resolved in the step
+
+
+@pytest.mark.parametrize(
+    ("connection", "row", "message"),
+    [
+        ("kafka://broker:9092", {"TargetTable": "bad topic!"}, "is not a valid Kafka topic name"),
+        ("kafka://broker:9092", {"TopicPartitions": None}, "TopicPartitions (at least 1)"),
+        ("kafka://broker:9092", {"KeyColumns": None}, "KeyColumns are required"),
+        ("kafka://broker:9092", {"WriteMode": "replace"}, "a Kafka topic is appended to"),
+        ("kafka://broker:9092", {"Layer": "CDZ"}, "is a target: Layer DDZ"),
+        ("kafka://broker", {}, "broker 'broker' is not host:port"),
+        ("kafka://b:9092?password=hunter2", {}, "must be a reference"),
+        ("kafka://b:9092?acks=0", {}, "unknown option 'acks'"),
+    ],
+)
+def test_a_bad_kafka_dataset_is_refused_naming_its_row(
+    connection: str, row: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(MetadataError) as error:
+        _resolve(connection, **row)
+    assert message in str(error.value)
+    assert "hunter2" not in str(error.value)
+    assert "DataSets row 9 (accounts_topic)" in str(error.value) or "DataSources row 3" in str(
+        error.value
+    )
