@@ -43,6 +43,8 @@ from data_mesh.store.database import make_engine
 from data_mesh_tests.conftest import add_config_item, engines_opened, pooled_connections
 
 ACTIVE_ACCOUNTS = AssetKey(["mdm", "ddz", "active_accounts"])
+# Published from ACTIVE_ACCOUNTS in the same step: scheduled and run with it.
+ACTIVE_ACCOUNTS_TOPIC = AssetKey(["mdm", "ddz", "active_accounts_topic"])
 SOR1_PAYMENTS = AssetKey(["payments", "ddz", "sor1_payments"])
 
 
@@ -106,7 +108,7 @@ def test_cron_from_the_product_file(loaded: Settings) -> None:
     assert set(sensors) == {"mdm_automation"}
     sensor = sensors["mdm_automation"]
     graph = defs.resolve_asset_graph()
-    assert sensor.asset_selection.resolve(graph) == {ACTIVE_ACCOUNTS}
+    assert sensor.asset_selection.resolve(graph) == {ACTIVE_ACCOUNTS, ACTIVE_ACCOUNTS_TOPIC}
     assert sensor.run_tags == {"data_mesh/trigger": "schedule", "data_mesh/domain": "mdm"}
     # Off by default in LOCAL: the sensor is stopped and the product has no condition ...
     assert sensor.default_status == DefaultSensorStatus.STOPPED
@@ -168,8 +170,9 @@ def test_scheduled_run_takes_the_day_of_the_tick_in_its_time_zone(loaded: Settin
             )
             cursor = result.cursor
             assert result.get_requested_partitions(ACTIVE_ACCOUNTS) == days, when
-            # Only the scheduled product's asset: unscheduled products are not run.
-            assert result.total_requested == len(days), when
+            assert result.get_requested_partitions(ACTIVE_ACCOUNTS_TOPIC) == days, when
+            # Only the scheduled product's assets: unscheduled products are not run.
+            assert result.total_requested == 2 * len(days), when
 
 
 def _evaluate(
@@ -251,7 +254,7 @@ def test_storage_sensor_runs_the_day_that_landed(loaded: Settings) -> None:
         assert [(r.job_name, r.partition_key) for r in requests] == [
             (DAILY_PRODUCTS_JOB, "2026-11-21")
         ]
-        assert list(requests[0].asset_selection or []) == [ACTIVE_ACCOUNTS]
+        assert list(requests[0].asset_selection or []) == [ACTIVE_ACCOUNTS, ACTIVE_ACCOUNTS_TOPIC]
         # A re-export of an older day reruns that day only.
         storage.write_bytes(f"{accounts}/load_date=2026-11-20/part-0.parquet", b"day 20 fixed")
         requests, cursor, _ = _evaluate(sensor, defs, instance, cursor)

@@ -238,7 +238,7 @@ def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
     }
     assert steps == {
         "mdm_accounts": ["mdm/ddz/accounts_per_day"],
-        "mdm_accounts_daily_1": ["mdm/ddz/active_accounts"],
+        "mdm_accounts_daily_1": ["mdm/ddz/active_accounts", "mdm/ddz/active_accounts_topic"],
         "mdm_accounts_daily_2": ["mdm/ddz/weekly_accounts"],
     }
     jobs = {j.name for j in defs.jobs or []}
@@ -252,6 +252,7 @@ def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
     assert {k.to_user_string() for k in sensor.asset_selection.resolve(graph)} == {
         "mdm/ddz/accounts_per_day",
         "mdm/ddz/active_accounts",
+        "mdm/ddz/active_accounts_topic",
         "mdm/ddz/weekly_accounts",
     }
     defs.get_repository_def()  # resolves: each job has one partitioning
@@ -267,6 +268,11 @@ def test_a_product_mixing_partitionings_gets_one_step_per_partitioning(
         for key in graph.materializable_asset_keys
         if key.path[0] == "mdm"
     } == dict.fromkeys(
-        ["mdm/ddz/accounts_per_day", "mdm/ddz/active_accounts", "mdm/ddz/weekly_accounts"],
+        [
+            "mdm/ddz/accounts_per_day",
+            "mdm/ddz/active_accounts",
+            "mdm/ddz/active_accounts_topic",
+            "mdm/ddz/weekly_accounts",
+        ],
         "on_cron(0 2 * * *, Asia/Kolkata) at the tick",
     )

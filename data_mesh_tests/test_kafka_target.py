@@ -17,15 +17,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster import AssetKey, DagsterInstance
 from pyspark.sql import SparkSession
+from sqlalchemy import update
 
+from data_mesh.catalog.current import lake_storage
 from data_mesh.catalog.datasets import resolve_dataset
 from data_mesh.catalog.errors import MetadataError
 from data_mesh.ddz.chunks import ChunkSettings
+from data_mesh.ddz.dialects import TableName
+from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.spool import Spool
+from data_mesh.ddz.writer import DdzConnection
+from data_mesh.devtools.sample_data import write_sample_data
 from data_mesh.kafka.connection import parse_kafka_connection
 from data_mesh.kafka.publisher import KafkaPublishError, KafkaTarget, publish
 from data_mesh.lake.storage import LocalStorage
+from data_mesh.runs.materialize import materialize_products
+from data_mesh.settings.model import Settings
+from data_mesh.store import schema
+from data_mesh.store.database import make_engine
 from data_mesh.store.rows import DataProductRow, DataSetRow, DataSourceRow
 from data_mesh_tests.kafka_broker import create_topic, read_topic
 from data_mesh_tests.kafka_publish_process import PARTITIONS, day_rows, publish_day
@@ -236,4 +247,85 @@ def test_a_bad_kafka_dataset_is_refused_naming_its_row(
     assert "hunter2" not in str(error.value)
     assert "DataSets row 9 (accounts_topic)" in str(error.value) or "DataSources row 3" in str(
         error.value
+    )
+
+
+# --- the mdm sample product, through Dagster ---------------------------------------------------
+
+
+def _use_topic(settings: Settings, topic: str) -> None:
+    """This test's own topic for the sample product's Kafka DataSet."""
+    table = schema.data_sets
+    with make_engine(settings.resolved_metadata_url).begin() as connection:
+        connection.execute(
+            update(table).where(table.c.Name == "active_accounts_topic").values(TargetTable=topic)
+        )
+
+
+@pytest.mark.slow
+def test_the_mdm_product_publishes_each_day_of_its_ddz_table_once(
+    loaded: Settings,
+    spark: SparkSession,
+    kafka: str,
+    topic: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATA_MESH_KAFKA_URL", f"kafka://{kafka}")
+    _use_topic(loaded, topic)
+    write_sample_data(spark, lake_storage(loaded), 2000)
+    instance = DagsterInstance.ephemeral()
+    days = ["2026-11-14", "2026-11-15"]
+    outcome = materialize_products(loaded, ["mdm_accounts"], instance, days=days)
+    assert outcome.success, outcome.failure
+    table = read_ddz_table(
+        spark, DdzConnection(loaded.resolved_ddz_jdbc_url), TableName("ddz", "ACTIVE_ACCOUNTS")
+    )
+    expected: Counter[tuple[str, str]] = Counter()
+    for row in table.collect():
+        values = {**row.asDict(), "LOAD_DATE": row.LOAD_DATE.isoformat()}
+        key = {"COUNTRY": row.COUNTRY, "SOURCE_SYS": row.SOURCE_SYS}
+        expected[(json.dumps(key, sort_keys=True), json.dumps(values, sort_keys=True))] += 1
+    assert {json.loads(value)["LOAD_DATE"] for _, value in expected} == set(days)
+
+    def published() -> Counter[tuple[str, str]]:
+        return Counter(
+            (
+                json.dumps(json.loads(key or b""), sort_keys=True),
+                json.dumps(json.loads(value or b""), sort_keys=True),
+            )
+            for _, key, value in read_topic(kafka, topic)
+        )
+
+    assert published() == expected
+    event = instance.get_latest_materialization_event(
+        AssetKey(["mdm", "ddz", "active_accounts_topic"])
+    )
+    assert event is not None and event.asset_materialization is not None
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    day_rows = sum(1 for _, v in expected if json.loads(v)["LOAD_DATE"] == days[-1])
+    assert metadata["messages"] == day_rows and metadata["topic"] == topic
+    assert sum(metadata["messages_per_partition"].values()) == day_rows
+    # A rerun of a day: consumers see nothing new.
+    again = materialize_products(loaded, ["mdm_accounts"], instance, days=days[:1])
+    assert again.success, again.failure
+    assert published() == expected
+
+
+@pytest.mark.slow
+def test_without_a_kafka_url_the_topic_is_left_out_of_a_run_and_said_so(
+    loaded: Settings, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATA_MESH_KAFKA_URL", raising=False)
+    write_sample_data(spark, lake_storage(loaded), 200)
+    outcome = materialize_products(
+        loaded, ["mdm_accounts"], DagsterInstance.ephemeral(), days=["2026-11-14"]
+    )
+    assert outcome.success, outcome.failure
+    assert [m.asset for m in outcome.materializations] == ["mdm/ddz/active_accounts [2026-11-14]"]
+    assert any(
+        note.startswith(
+            "mdm/ddz/active_accounts_topic not run: its Kafka connection "
+            "env:DATA_MESH_KAFKA_URL is not set"
+        )
+        for note in outcome.notes
     )

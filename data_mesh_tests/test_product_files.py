@@ -28,8 +28,8 @@ def test_loading_twice_changes_nothing(store: Engine) -> None:
     assert read_store(store) == first  # same rows, same ids
     counts = _counts(first)
     assert counts["data_products"] == 3
-    assert counts["transformations"] == 7
-    assert counts["data_sets"] == 12
+    assert counts["transformations"] == 8
+    assert counts["data_sets"] == 13
     assert counts["transformation_dependencies"] == 2
     # mdm_accounts' schedule: schedule.cron and schedule.timezone of product.mdm_accounts.
     assert counts["configuration_items"] == 2
@@ -79,7 +79,7 @@ def test_load_and_read_on_postgresql(pg_url: str) -> None:
     ]
     with engine.connect() as connection:
         names = connection.execute(select(transformations.c.Name)).scalars().all()
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 8
 
 
 def test_store_is_read_with_one_query_per_table(store: Engine) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what data_mesh needs on Debian 12: Java 17, JDBC drivers (H2, PostgreSQL) and unixODBC
 # from Debian packages, mssql-jdbc (SQL Server / Azure SQL) from Maven Central into .tools/jars,
-# the Apache Kafka broker (KRaft; scripts/start-kafka.sh runs it) into .tools/kafka/libs,
+# with DATA_MESH_WITH_KAFKA=1 the Apache Kafka broker (KRaft; scripts/start-kafka.sh runs it)
+# into .tools/kafka/libs,
 # then a virtualenv in .venv with the project and its dev tools.
 # Safe to run again: it skips what is already there.
 set -euo pipefail
@@ -20,7 +21,9 @@ KAFKA_LOG4J_VERSION=2.25.5
 KAFKA_LIBS_SHA256=bda063de6f84a36e8fa0e31196934eba54905640b2dddd4e50f6a64c8fe4ffec
 KAFKA_MARKER=.tools/kafka/libs/.version
 kafka_wanted="$KAFKA_VERSION $KAFKA_LIBS_SHA256"
-kafka_ready() { [ "$(cat "$KAFKA_MARKER" 2>/dev/null)" = "$kafka_wanted" ]; }
+kafka_ready() {
+  [ "${DATA_MESH_WITH_KAFKA:-0}" != 1 ] || [ "$(cat "$KAFKA_MARKER" 2>/dev/null)" = "$kafka_wanted" ]
+}
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)

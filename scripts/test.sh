@@ -3,7 +3,8 @@
 # suite (Spark, H2, PostgreSQL and Azurite integration tests included). Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA_MESH_WITH_POSTGRES=1 DATA_MESH_WITH_AZURITE=1 DATA_MESH_WITH_DEPLOY_TOOLS=1 bash scripts/setup.sh
+DATA_MESH_WITH_POSTGRES=1 DATA_MESH_WITH_AZURITE=1 DATA_MESH_WITH_KAFKA=1 DATA_MESH_WITH_DEPLOY_TOOLS=1 \
+  bash scripts/setup.sh
 export DATA_MESH_TEST_PG_URL="${DATA_MESH_TEST_PG_URL:-$(bash scripts/start-postgres.sh | tail -n 1)}"
 # The Kafka broker (KRaft, from Maven by setup.sh), for the Kafka target's tests.
 if [ -z "${DATA_MESH_TEST_KAFKA_BOOTSTRAP:-}" ]; then

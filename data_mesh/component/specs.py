@@ -140,7 +140,7 @@ def transformation_metadata(transformation: TransformationModel) -> dict[str, An
     if isinstance(transformation.config, PropertiesSequenceConfig):
         metadata["data_mesh/query_file"] = query_file_path(transformation.config)
         metadata["data_mesh/sequence_file"] = sequence_file_path(transformation.config)
-    if output.target:
+    if output.target and not output.is_kafka:
         # TableMetadataSet(table_name=...) once Dagster exports it: 1.13 keeps that class in a
         # private module only, so its key is written out.
         metadata["dagster/table_name"] = output.target
