@@ -683,6 +683,63 @@ def quality_profile(
         console.print(f"{len(history)} metrics kept as history of {found.name}", highlight=False)
 
 
+@app.command()
+def plan(
+    product: Annotated[str, typer.Argument(help="The data product, e.g. sor1_payments.")],
+    day: Annotated[
+        str | None, typer.Option(help="The day (YYYY-MM-DD) of daily-partitioned inputs.")
+    ] = None,
+    db_tier: Annotated[
+        str, typer.Option(help="Azure SQL tier: general_purpose, business_critical, hyperscale.")
+    ] = "general_purpose",
+    db_vcores: Annotated[int, typer.Option(help="vCores of the DDZ database.")] = 2,
+) -> None:
+    """Estimate the Spark resources (executors, cores, memory, shuffle partitions) and the DDZ
+    chunks and connections a run of the product needs, from its inputs' sizes in the lake, its
+    transformations' joins and aggregations and its run history; print the reasoning and the
+    settings to paste."""
+    import json
+
+    from data_mesh.catalog.current import lake_storage, load_catalog
+    from data_mesh.component.specs import dataset_asset_key
+    from data_mesh.planning.gather import plan_transformation
+    from data_mesh.planning.plan import DatabaseTier
+
+    if db_tier not in ("general_purpose", "business_critical", "hyperscale"):
+        _fail(f"--db-tier {db_tier!r}: general_purpose, business_critical or hyperscale")
+    settings = _settings()
+    catalog = load_catalog(settings)
+    known = {p.name: p for p in catalog.products}
+    if product not in known:
+        _fail(f"unknown data product {product!r} (known: {', '.join(sorted(known))})")
+    storage = lake_storage(settings)
+    tier = DatabaseTier(db_tier, db_vcores)  # type: ignore[arg-type]
+    with ready_store_engine(settings) as engine:
+        for transformation in known[product].transformations:
+            inputs, result = plan_transformation(
+                transformation,
+                storage,
+                engine,
+                day,
+                tier,
+                lambda d: dataset_asset_key(d).to_user_string(),
+            )
+            view = Table(title=f"{transformation.name} -> {transformation.output.name}")
+            for heading in ("setting", "value", "why"):
+                view.add_column(heading)
+            for size in inputs:
+                view.add_row(f"input {size.name}", f"{size.bytes:,} B", size.source)
+            for decision in result.decisions:
+                view.add_row(decision.setting, decision.value, decision.why)
+            console.print(view)
+            spark_config = json.dumps(result.spark_config())
+            console.print(
+                f"spark_config for {transformation.name}: {spark_config}", highlight=False
+            )
+            cluster = " ".join(f"--conf {k}={v}" for k, v in result.cluster_config().items())
+            console.print(f"cluster (spark-submit or Databricks): {cluster}", highlight=False)
+
+
 def _blank(value: object) -> object:
     return "" if value is None else value
 

@@ -8,6 +8,9 @@ reads or writes (query files, markers, listings).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient
 
@@ -71,17 +74,22 @@ class BlobStorage:
     def list_files(self, prefix: str) -> list[str]:
         return sorted(self.list_versions(prefix))
 
-    def list_versions(self, prefix: str) -> dict[str, str]:
-        """Blob paths with their ETag, which changes on every write of the blob."""
+    def _blobs(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        """(path, blob properties) of every blob under `prefix`."""
         container, name = self._split(prefix)
         client = self.service.get_container_client(container)
         if not client.exists():
-            return {}
+            return
         start = name.rstrip("/") + "/" if name else ""
-        return {
-            f"{container}/{blob.name}": str(blob.etag)
-            for blob in client.list_blobs(name_starts_with=start)
-        }
+        for blob in client.list_blobs(name_starts_with=start):
+            yield f"{container}/{blob.name}", blob
+
+    def list_versions(self, prefix: str) -> dict[str, str]:
+        """Blob paths with their ETag, which changes on every write of the blob."""
+        return {path: str(blob.etag) for path, blob in self._blobs(prefix)}
+
+    def file_sizes(self, prefix: str) -> dict[str, int]:
+        return {path: int(blob.size) for path, blob in self._blobs(prefix)}
 
     def remove_tree(self, prefix: str) -> None:
         container, name = self._split(prefix)

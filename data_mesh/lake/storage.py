@@ -51,6 +51,10 @@ class Storage(Protocol):
         """Every file under `prefix` with a version that changes whenever the file does."""
         ...
 
+    def file_sizes(self, prefix: str) -> dict[str, int]:
+        """Every file under `prefix` with its size in bytes."""
+        ...
+
     def spark_uri(self, path: str) -> str:
         """The URI Spark reads `path` from (a local path, or abfss:// in the cloud)."""
         ...
@@ -98,6 +102,9 @@ class LocalStorage:
             versions[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
         return versions
 
+    def file_sizes(self, prefix: str) -> dict[str, int]:
+        return {path: (self.root / path).stat().st_size for path in self.list_files(prefix)}
+
     def spark_uri(self, path: str) -> str:
         return str(self._file(path))
 
@@ -142,6 +149,9 @@ class SavedFiles:
         raise self._unsupported()
 
     def list_versions(self, prefix: str) -> dict[str, str]:
+        raise self._unsupported()
+
+    def file_sizes(self, prefix: str) -> dict[str, int]:
         raise self._unsupported()
 
     def spark_uri(self, path: str) -> str:

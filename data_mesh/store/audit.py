@@ -69,12 +69,18 @@ def record_audit(engine: Engine, row: AuditRow) -> None:
         connection.execute(audit_log.insert().values(**values))
 
 
-def latest_audit(engine: Engine, limit: int = 20) -> list[AuditRow]:
-    """The newest rows first."""
-    query = (
-        select(*[audit_log.c[name] for name in AuditRow.__dataclass_fields__])
-        .order_by(audit_log.c.LoadTimestamp.desc(), audit_log.c.RecordID.desc())
-        .limit(limit)
+def latest_audit(
+    engine: Engine, limit: int = 20, assets: list[str] | None = None, status: str | None = None
+) -> list[AuditRow]:
+    """The newest rows first; only of `assets` (keys as users write them) and `status` if
+    given."""
+    query = select(*[audit_log.c[name] for name in AuditRow.__dataclass_fields__])
+    if assets is not None:
+        query = query.where(audit_log.c.AssetKey.in_(assets))
+    if status is not None:
+        query = query.where(audit_log.c.Status == status)
+    query = query.order_by(audit_log.c.LoadTimestamp.desc(), audit_log.c.RecordID.desc()).limit(
+        limit
     )
     with engine.connect() as connection:
         return [AuditRow(**row._mapping) for row in connection.execute(query)]
