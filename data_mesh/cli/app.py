@@ -693,6 +693,13 @@ def plan(
         str, typer.Option(help="Azure SQL tier: general_purpose, business_critical, hyperscale.")
     ] = "general_purpose",
     db_vcores: Annotated[int, typer.Option(help="vCores of the DDZ database.")] = 2,
+    check: Annotated[
+        bool,
+        typer.Option(
+            help="Run each transformation over lake inputs with the planned partitions (nothing "
+            "written) and print what Spark measured: spill and the most memory a task used."
+        ),
+    ] = False,
 ) -> None:
     """Estimate the Spark resources (executors, cores, memory, shuffle partitions) and the DDZ
     chunks and connections a run of the product needs, from its inputs' sizes in the lake, its
@@ -702,8 +709,10 @@ def plan(
 
     from data_mesh.catalog.current import lake_storage, load_catalog
     from data_mesh.component.specs import dataset_asset_key
+    from data_mesh.planning.check import run_with_plan
     from data_mesh.planning.gather import plan_transformation
     from data_mesh.planning.plan import DatabaseTier
+    from data_mesh.resources.spark import spark_session
 
     if db_tier not in ("general_purpose", "business_critical", "hyperscale"):
         _fail(f"--db-tier {db_tier!r}: general_purpose, business_critical or hyperscale")
@@ -738,6 +747,18 @@ def plan(
             )
             cluster = " ".join(f"--conf {k}={v}" for k, v in result.cluster_config().items())
             console.print(f"cluster (spark-submit or Databricks): {cluster}", highlight=False)
+            if check and all(d.layer == "CDZ" for d in transformation.inputs):
+                run = run_with_plan(spark_session(settings), storage, transformation, result, day)
+                peak, memory, disk = (
+                    n / 1024 / 1024
+                    for n in (run.peak_task_memory, run.memory_spilled, run.disk_spilled)
+                )
+                console.print(
+                    f"measured: the most execution memory a task used {peak:.1f} MiB (planned "
+                    f"{result.task_memory_mb} MiB a task); spilled {memory:.1f} MiB in memory, "
+                    f"{disk:.1f} MiB on disk; {run.tasks} tasks",
+                    highlight=False,
+                )
 
 
 def _blank(value: object) -> object:

@@ -68,7 +68,9 @@ class Assumptions:
     max_executors: int = 64
     # Execution memory a task needs, as a multiple of its partition's bytes in memory.
     task_memory_factor: float = 2.0
-    min_task_memory: int = 64 * MIB
+    # Spark takes execution memory in pages of up to 64 MiB (spark.buffer.pageSize): a task
+    # with a hash join and an aggregation holds two, whatever its data.
+    min_task_memory: int = 128 * MIB
     memory_fraction: float = 0.6  # spark.memory.fraction
     reserved_memory: int = 300 * MIB  # Spark's reserved memory per JVM
     # Inputs up to this size (on disk) are broadcast: the driver collects and sends them.
