@@ -192,8 +192,9 @@ def plan_resources(
         Decision(
             "spark.executor.memory",
             f"{executor_memory // MIB}m (+{overhead // MIB}m overhead)",
-            f"{assume.cores_per_executor} tasks x {_size(task_memory)} "
-            f"({assume.task_memory_factor:g}x a partition) / spark.memory.fraction "
+            f"{assume.cores_per_executor} tasks x {_size(task_memory)} (the larger of "
+            f"{assume.task_memory_factor:g}x a partition and {_size(assume.min_task_memory)}) "
+            "/ spark.memory.fraction "
             f"{assume.memory_fraction:g} + {_size(assume.reserved_memory)} reserved",
         )
     )
