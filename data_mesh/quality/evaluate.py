@@ -43,9 +43,6 @@ from data_mesh.settings.secrets import MASK
 # Largest referential_integrity reference (rows) looked up by broadcast.
 BROADCAST_MAX_KEYS = 1_000_000
 ROWS = "__dq_rows"
-# The single pass's two branches: the statistics row and candidate sample rows.
-_STATS = "__dq_stats"
-_CANDIDATE = "__dq_candidate"
 # Columns a quarantined row carries besides its own.
 QUARANTINE_COLUMNS = ("dq_rule", "dq_rule_id", "dq_reason", "dq_load_id", "dq_quarantined_at")
 
@@ -160,6 +157,24 @@ def _with_helper_columns(
     return frame
 
 
+# Physical operators of a DataFrame that is files read as they are (cheap to scan again).
+_PLAIN_SCAN_OPERATORS = frozenset({"FileScan", "BatchScan", "ColumnarToRow", "Project", "Filter"})
+
+
+def _cheap_to_reread(frame: DataFrame) -> bool:
+    """True if `frame` only reads files (with projections and filters): no join, aggregate,
+    Python function or in-memory data to compute again. False if Spark cannot tell (Spark
+    Connect has no access to the plan)."""
+    try:
+        plan = frame._jdf.queryExecution().sparkPlan().toString()
+    except Exception:  # Spark Connect, or an internal API that changed: fold.
+        return False
+    operators = {
+        line.lstrip(" :+-|*()0123456789").split(" ")[0] for line in plan.splitlines() if line
+    }
+    return bool(operators) and operators <= _PLAIN_SCAN_OPERATORS and "FileScan" in operators
+
+
 def _all_present(columns: Sequence[str]) -> Column:
     present = F.lit(True)
     for column in columns:
@@ -245,9 +260,13 @@ class _Evaluation:
             if isinstance(r.config, AnomalyRule)
         ]
         self.row_rules = [r for r in self.rules if isinstance(r.config, ROW_RULES)]
-        # The first `unique` rule is folded into the single pass; others group on their own.
-        self.grouped_unique = next(
-            (r for r in self.rules if isinstance(r.config, UniqueRule)), None
+        # The first `unique` rule is folded into the single pass, unless the rows are files read
+        # as they are: a second scan of only the key columns then costs less than grouping the
+        # whole pass by key. Other `unique` rules group on their own.
+        self.grouped_unique = (
+            None
+            if _cheap_to_reread(frame)
+            else next((r for r in self.rules if isinstance(r.config, UniqueRule)), None)
         )
         self.drop_rules = [r for r in self.rules if r.config.action == "drop"]
         self.lookups = {
@@ -273,10 +292,9 @@ class _Evaluation:
             return ()
         return masked_samples(frame.limit(self.sample_size).collect(), self._pii(), columns)
 
-    def single_pass(self) -> tuple[Row, list[Row]]:
+    def single_pass(self) -> Row:
         """Failing-row counts of every row-level rule, the first `unique` rule's duplicates,
-        freshness ages, anomaly metrics and the total, and candidate sample rows (with a
-        failing flag per row-level rule): one Spark query.
+        freshness ages, anomaly metrics and the total: one Spark job.
 
         With a `unique` rule the pass aggregates per key first and sums the per-key counts
         after (Deequ's grouping analyzers): still one scan of the data.
@@ -328,45 +346,26 @@ class _Evaluation:
             for rule, name in newest_columns
         ]
         values = [m.final.alias(f"__dq_metric_{rule.id}") for rule, m in self.metrics]
-        stats = stats.select("*", *ages, *values)
-        if self.sample_size <= 0 or not self.row_rules:
-            row = stats.first()
-            assert row is not None
-            return row, []
-        # Candidate sample rows come from the same query: rows failing any rule, up to
-        # `sample_size` per rule. Spark reuses the shuffles of a computed DataFrame (a join)
-        # between the two branches instead of computing them again in a second job.
-        any_failing = F.lit(False)
-        for rule in self.row_rules:
-            any_failing = any_failing | self.predicates[rule.id]
-        flags = [self.predicates[r.id].alias(f"__dq_flag_{r.id}") for r in self.row_rules]
-        candidates = (
-            self.prepared.where(any_failing)
-            .select(*[F.col(f"`{c}`") for c in self.columns], *flags)
-            .limit(self.sample_size * len(self.row_rules))
-        )
-        stats_type, candidates_type = stats.schema, candidates.schema
-        both = stats.select(
-            F.struct("*").alias(_STATS), F.lit(None).cast(candidates_type).alias(_CANDIDATE)
-        ).unionByName(
-            candidates.select(
-                F.lit(None).cast(stats_type).alias(_STATS), F.struct("*").alias(_CANDIDATE)
-            )
-        )
-        rows = both.collect()
-        found = [r[_STATS] for r in rows if r[_STATS] is not None]
-        assert len(found) == 1
-        return found[0], [r[_CANDIDATE] for r in rows if r[_CANDIDATE] is not None]
+        row = stats.select("*", *ages, *values).first()
+        assert row is not None
+        return row
 
-    def sample_failing_rows(
-        self, stats: Row, rows: Sequence[Row]
-    ) -> dict[int, tuple[dict[str, Any], ...]]:
-        """Up to `sample_size` failing rows per failing row-level rule, picked among the
-        single pass's candidate `rows` (plus one job per rule they left short, e.g. a rule
-        with rare failures)."""
+    def sample_failing_rows(self, stats: Row) -> dict[int, tuple[dict[str, Any], ...]]:
+        """Up to `sample_size` failing rows per failing row-level rule, in one job for all of
+        them (plus one per rule the shared job left short, e.g. a rule with rare failures)."""
         failing = [r for r in self.row_rules if stats[f"__dq_{r.id}"]]
         if not failing or self.sample_size <= 0:
             return {}
+        flags = [self.predicates[r.id].alias(f"__dq_flag_{r.id}") for r in failing]
+        any_failing = F.lit(False)
+        for rule in failing:
+            any_failing = any_failing | self.predicates[rule.id]
+        rows = (
+            self.prepared.where(any_failing)
+            .select(*[F.col(f"`{c}`") for c in self.columns], *flags)
+            .limit(self.sample_size * len(failing))
+            .collect()
+        )
         samples: dict[int, tuple[dict[str, Any], ...]] = {}
         for rule in failing:
             picked = [r for r in rows if r[f"__dq_flag_{rule.id}"]][: self.sample_size]
@@ -596,8 +595,8 @@ def evaluate_rules(
     evaluation = _Evaluation(
         spark, frame, rules, references or {}, now, sample_size, pii_columns, history or {}
     )
-    stats, candidates = evaluation.single_pass()
-    samples = evaluation.sample_failing_rows(stats, candidates)
+    stats = evaluation.single_pass()
+    samples = evaluation.sample_failing_rows(stats)
     outcomes = tuple(evaluation.outcome(rule, stats, samples) for rule in rules)
     quarantined = 0
     if evaluation.drop_rules:
