@@ -153,10 +153,14 @@ def test_sample_rules_run_as_checks_with_one_warning(
     over_limit = sum(1 for i in range(1, ROWS + 1) if i * 7919 % 100_000 >= 90_000)
     assert warning.observed.startswith(f"{over_limit:,} of {ROWS:,} rows fail")
     assert [c.check for c in outcome.checks if not c.passed] == ["payment_below_review_limit"]
-    assert len(outcome.checks) == 16
+    assert len(outcome.checks) == 18
+    # The anomaly rules of a first run have no history to judge by: they pass, and say so.
+    for check in ("payment_volume_as_usual", "usual_order_amount"):
+        anomaly = next(c for c in outcome.checks if c.check == check)
+        assert anomaly.passed and "not enough history: 0 of 10 runs" in anomaly.observed
 
     history = latest_quality_results(make_engine(settings.resolved_metadata_url), limit=100)
-    assert len(history) == 16 and {h.RunID for h in history} == {outcome.run_id}
+    assert len(history) == 18 and {h.RunID for h in history} == {outcome.run_id}
     assert {h.RuleName for h in history if not h.Passed} == {"payment_below_review_limit"}
 
 

@@ -125,6 +125,9 @@ def test_a_rerun_of_a_day_sends_nothing_new(
     first = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 1500, chunk=500)
     again = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 1500, chunk=500)
     assert (again.messages, again.chunks_skipped) == (0, first.chunks)
+    # Other chunk settings: the day keeps its first run's chunks, so nothing is sent again.
+    resized = publish_day(spark, kafka, topic, "2026-03-01", tmp_path, 1500, chunk=200)
+    assert (resized.messages, resized.chunks) == (0, first.chunks)
     assert _got(read_topic(kafka, topic)) == _expected(spark, 1500, "2026-03-01")
 
 
@@ -218,6 +221,16 @@ def _resolve(connection: str = "kafka://broker:9092", **row: Any) -> None:
     }
     values.update(row)
     resolve_dataset(DataSetRow(**values), PRODUCT, source)
+
+
+def test_a_secret_connection_is_never_quoted_in_an_error() -> None:
+    value = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey=S3CRETKEY"
+    with pytest.raises(MetadataError) as error:
+        parse_kafka_connection(value, "DataSet 'x'", reference="env:KAFKA_URL")
+    assert "S3CRETKEY" not in str(error.value) and "env:KAFKA_URL" in str(error.value)
+    with pytest.raises(MetadataError, match="never before the brokers") as error:
+        parse_kafka_connection("kafka://bob:hunter2@host:9092", "DataSet 'x'")
+    assert "hunter2" not in str(error.value)
 
 
 def test_a_valid_kafka_dataset_resolves() -> None:

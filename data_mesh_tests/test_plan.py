@@ -42,7 +42,12 @@ def test_a_big_join_gets_executors_partitions_and_memory_from_its_size() -> None
     cores = plan.executors * plan.cores_per_executor
     # Two waves of splits of at most 128 MiB.
     assert plan.input_partitions == math.ceil((40 * GIB + 8 * MIB) / (128 * MIB))
-    assert plan.executors == min(64, math.ceil(max(plan.input_partitions, 960) / 8))
+    # 120 GiB in memory wants 960 shuffle partitions of 128 MiB: 120 executors, capped at 64.
+    assert plan.executors == 64
+    small = plan_resources(
+        [InputSize("orders", 40, 4 * GIB)], Shape(joins=1), RunHistory(), 120, DatabaseTier()
+    )
+    assert small.executors == math.ceil(96 / 8)  # 12 GiB in memory: 96 partitions, 2 waves
     # Shuffle partitions: a multiple of the cores, none above 128 MiB in memory.
     assert plan.shuffle_partitions % cores == 0
     assert in_memory / plan.shuffle_partitions <= 128 * MIB
@@ -107,8 +112,13 @@ def test_lake_inputs_are_the_days_data_files(tmp_path: Path) -> None:
         location="cdz/src/accounts",
         partition=Partitioning("load_date", dt.date(2026, 11, 14), None),
     )
+    storage.write_bytes("cdz/src/accounts_archive/load_date=2026-11-22/part-0.parquet", b"x")
+    storage.write_bytes("cdz/src/accounts/_delta_log/00000.json", b"x" * 99)
     assert lake_input(storage, daily, "2026-11-20") == InputSize("accounts", 2, 1500)
-    assert lake_input(storage, daily, None) == InputSize("accounts", 3, 1507)
+    # Without a day: the newest day's folder, what one run reads.
+    assert lake_input(storage, daily, None) == InputSize("accounts", 1, 7)
+    whole = replace(daily, partition=None)
+    assert lake_input(storage, whole, None) == InputSize("accounts", 3, 1507)
 
 
 @pytest.mark.slow

@@ -186,6 +186,12 @@ def test_an_anomaly_check_shows_its_value_band_and_history_and_records_the_metri
     assert metadata["history_runs"] == 12
     assert metadata["expected_high"] < metadata["value"]
     assert "| this run |" in metadata["history"] and "outside the band" in metadata["history"]
+    # A check run alone writes no rows: its value does not join the history.
+    stored = metric_history(engine, completed.id, ["mean:amount"], 30)["mean:amount"]
+    assert len(stored) == 12
+    # A materialization that writes its rows adds its value.
+    outcome = materialize_products(loaded, ["customer_orders"], DagsterInstance.ephemeral())
+    assert outcome.success, outcome.failure
     stored = metric_history(engine, completed.id, ["mean:amount"], 30)["mean:amount"]
     assert len(stored) == 13 and stored[-1][1] == pytest.approx(metadata["value"])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import Connection, Engine, Table, delete, select, update
 
 from data_mesh.catalog.automation import quartz_to_cron, validate_timezone
@@ -71,6 +71,14 @@ class DataSetFile(_FileModel):
     # A DataSet of a `kafka` source: the topic its rows are sent to, and its partitions.
     topic: str | None = None
     topic_partitions: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _topic_or_table(self) -> DataSetFile:
+        if self.topic is not None and self.target_table is not None:
+            raise ValueError("give 'topic' (a Kafka DataSet) or 'target_table', not both")
+        if (self.topic is None) != (self.topic_partitions is None):
+            raise ValueError("'topic' and 'topic_partitions' go together")
+        return self
 
 
 class TransformationFile(_FileModel):

@@ -645,6 +645,8 @@ def quality_profile(
     spark = spark_session(settings)
     rows = profiled_rows(spark, settings, storage, catalog, dataset, computed, day)
     found, frame, source = rows.dataset, rows.frame, rows.source
+    if record and found.partition is not None and day is None:
+        _fail(f"{found.name} is daily: give --day to keep a day's profile as its history")
     profile = profile_frame(frame, found.name, pii_columns=rows.pii_columns)
     view = Table(title=f"{found.name}: {profile.rows:,} rows of {source}")
     headings = ("column", "type", "nulls", "distinct (approx)", "min", "max", "length", "format")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from data_mesh.catalog.errors import DataMeshError
 from data_mesh.catalog.models import Catalog, DataSetModel, TransformationModel
@@ -35,16 +36,22 @@ def find_dataset(catalog: Catalog, name: str) -> tuple[DataSetModel, Transformat
     return dataset, producer
 
 
-def _ddz_table(spark: SparkSession, settings: Settings, dataset: DataSetModel) -> DataFrame:
+def _ddz_table(
+    spark: SparkSession, settings: Settings, dataset: DataSetModel, day: str | None
+) -> DataFrame:
+    """A DDZ table; of a daily DataSet only `day`'s rows when a day is given."""
     assert dataset.target_schema and dataset.target_table
     connection = connection_from_settings(settings)
     keys = dataset.key_columns
-    return read_ddz_table(
+    frame = read_ddz_table(
         spark,
         connection,
         TableName(dataset.target_schema, dataset.target_table),
         keys[0] if keys else None,
     )
+    if dataset.partition is not None and day is not None:
+        frame = frame.where(F.col(f"`{dataset.partition.column}`") == F.lit(day).cast("date"))
+    return frame
 
 
 def _lake(
@@ -80,7 +87,7 @@ def profiled_rows(
         frame = _lake(spark, storage, dataset, day)
         return ProfiledRows(dataset, frame, f"the lake ({dataset.location})", pii)
     if not computed:
-        frame = _ddz_table(spark, settings, dataset)
+        frame = _ddz_table(spark, settings, dataset, day)
         return ProfiledRows(dataset, frame, f"the DDZ table {dataset.target}", pii)
     if producer is None:
         raise DataMeshError(f"DataSet {name!r}: no transformation produces it; profile its table")
@@ -89,7 +96,7 @@ def profiled_rows(
             f"DataSet {name!r} is ingested by {producer.name!r}: profile its DDZ table instead"
         )
     inputs = {
-        d.name: _ddz_table(spark, settings, d)
+        d.name: _ddz_table(spark, settings, d, day)
         if d.layer == "DDZ"
         else _lake(spark, storage, d, day)
         for d in producer.inputs

@@ -31,7 +31,7 @@ from data_mesh.component.specs import dataset_asset_key, effective_spark_config
 from data_mesh.ddz.dialects import TableName
 from data_mesh.ingest.load import BronzeLoad, load_bronze
 from data_mesh.lake.storage import Storage
-from data_mesh.quality.evaluate import RuleOutcome, evaluate_rules
+from data_mesh.quality.evaluate import QualityReport, RuleOutcome, evaluate_rules
 from data_mesh.quality.profile import profile_frame
 from data_mesh.quality.quarantine import quarantine_path, write_quarantine
 from data_mesh.resources.audit import AuditLogResource
@@ -228,6 +228,7 @@ def _computed(
     day = context.partition_key if context.has_partition_key else None
     inputs: dict[str, DataFrame] = {}
     bronze = watermark = None
+    report: QualityReport | None = None
     metadata: dict[str, Any] = {}
     with spark_config_scope(spark, effective_spark_config(transformation)):
         if isinstance(transformation.config, IngestConfig):
@@ -261,7 +262,7 @@ def _computed(
                 pii_columns=transformation.pii_columns,
                 history=resources.quality_history.history_for(rules, run_id, resources.mesh),
             )
-            resources.quality_history.record(report, run_id, resources.mesh, day)
+            resources.quality_history.record(report, run_id, resources.mesh)
             # Numeric materialization metadata: the asset's Plots tab draws each over time.
             metadata.update(
                 {f"dq/{name}": value for name, value in report.metrics.items() if value is not None}
@@ -280,13 +281,19 @@ def _computed(
                 metadata["quarantined_rows"] = rows
                 metadata["quarantine_path"] = path
     if write:
+        profile = None
         if transformation.config.keep_profile:
             profile = profile_frame(result, output.name, pii_columns=transformation.pii_columns)
-            resources.quality_history.record_profile(
-                output, profile.metrics(), context.run.run_id, resources.mesh, day
-            )
             metadata["profiled_metrics"] = len(profile.metrics())
         yield Output(result, output_name=key.to_python_identifier(), metadata=metadata)
+        # Written: only rows that reached the target become the history anomalies are judged by.
+        history = resources.quality_history
+        if report is not None:
+            history.record_metrics(report, context.run.run_id, resources.mesh, day)
+        if profile is not None:
+            history.record_profile(
+                output, profile.metrics(), context.run.run_id, resources.mesh, day
+            )
         # Reached only once the IO manager has written the rows: the next incremental load
         # starts after them. A failed write leaves the stored high mark where it was.
         if bronze is not None and bronze.watermark and bronze.watermark != watermark:

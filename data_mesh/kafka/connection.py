@@ -40,18 +40,26 @@ class KafkaConnection:
         return config
 
 
-def parse_kafka_connection(text: str, where: str) -> KafkaConnection:
-    """A `kafka://` connection string; errors name `where` and the part that is wrong."""
+def parse_kafka_connection(text: str, where: str, reference: str | None = None) -> KafkaConnection:
+    """A `kafka://` connection string; errors name `where` and the part that is wrong. When
+    `text` is the value of a secret `reference`, errors name the reference and quote nothing
+    of the value (it may be a connection string with a key in it)."""
     parts = urlsplit(text.strip())
+    shown = (lambda part: f"(the value of {reference})") if reference else repr
     if parts.scheme != "kafka" or not parts.netloc:
         raise MetadataError(
             f"{where}: a kafka ConnectionString is kafka://host:port[,host:port...][?options], "
-            f"got {text.split('?')[0]!r}"
+            f"got {shown(text.split('?')[0])}"
+        )
+    if "@" in parts.netloc:
+        raise MetadataError(
+            f"{where}: credentials go in the options username= and password= as references, "
+            "never before the brokers"
         )
     brokers = parts.netloc.split(",")
     bad = [b for b in brokers if not _BROKER.fullmatch(b)]
     if bad:
-        raise MetadataError(f"{where}: broker {bad[0]!r} is not host:port")
+        raise MetadataError(f"{where}: broker {shown(bad[0])} is not host:port")
     options: dict[str, str] = {}
     secrets: dict[str, str] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
@@ -66,7 +74,7 @@ def parse_kafka_connection(text: str, where: str) -> KafkaConnection:
             options[name.replace("_", ".")] = value
         else:
             known = ", ".join(sorted(PLAIN_OPTIONS | set(SECRET_OPTIONS)))
-            raise MetadataError(f"{where}: unknown option {name!r} (known: {known})")
+            raise MetadataError(f"{where}: unknown option {shown(name)} (known: {known})")
     return KafkaConnection(",".join(brokers), options, secrets)
 
 

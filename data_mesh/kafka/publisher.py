@@ -55,6 +55,9 @@ BROKER_TIMEOUT = 15.0
 JSON_OVERHEAD = 3
 # The producer's buffer: bounds this process's memory whatever the chunk's size.
 QUEUE_KBYTES = 32 * 1024
+# A chunk's transaction may stay open this long (the broker's cap is 15 minutes by default):
+# a chunk of 64 MiB of messages at 1 MB/s (Event Hubs' throughput unit) fits.
+TRANSACTION_TIMEOUT_MS = 300_000
 
 
 class KafkaPublishError(DataMeshError):
@@ -72,7 +75,9 @@ class KafkaTarget:
 
     @property
     def slot(self) -> str:
-        return f"{self.topic}|{self.day or '-'}"
+        """What one run fills: the DataSet's day in its topic (two DataSets on one topic never
+        share a transactional id, ledger records or spool)."""
+        return f"{self.topic}|{self.dataset}|{self.day or '-'}"
 
     @property
     def transactional_id(self) -> str:
@@ -167,13 +172,25 @@ def _ledger_key(target: KafkaTarget, count: int, chunk: int) -> str:
 def committed_chunks(
     config: dict[str, Any], target: KafkaTarget, partition: int
 ) -> dict[str, dict[str, Any]]:
-    """The slot's ledger records a read_committed consumer sees, by key. Read to the end of
-    the slot's partition: its last stable offset, so no open transaction is waited for."""
+    """The slot's committed ledger records, by key.
+
+    Read up to the partition's end as it was when this run started (after fencing its own
+    slot's earlier producer): a read_committed consumer stops at the last stable offset, which
+    another slot's open transaction holds back, and a record of this slot behind it must not be
+    missed. So the read waits for that offset to pass the end, at most one transaction timeout.
+    """
+    group = f"data_mesh-ledger-reader-{time.time_ns()}"
+    base = {**config, "group.id": group, "enable.auto.commit": False}
+    ends = Consumer({**base, "isolation.level": "read_uncommitted"})
+    try:
+        _, end = ends.get_watermark_offsets(
+            TopicPartition(LEDGER_TOPIC, partition), timeout=BROKER_TIMEOUT, cached=False
+        )
+    finally:
+        ends.close()
     consumer = Consumer(
         {
-            **config,
-            "group.id": f"data_mesh-ledger-reader-{time.time_ns()}",
-            "enable.auto.commit": False,
+            **base,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
@@ -181,23 +198,26 @@ def committed_chunks(
     )
     records: dict[str, dict[str, Any]] = {}
     prefix = f"{target.slot}|"
+    wait = 2 * TRANSACTION_TIMEOUT_MS / 1000
     try:
         consumer.assign([TopicPartition(LEDGER_TOPIC, partition, OFFSET_BEGINNING)])
-        deadline = time.monotonic() + 4 * BROKER_TIMEOUT
+        deadline = time.monotonic() + wait
         while True:
             if time.monotonic() > deadline:
                 raise KafkaPublishError(
-                    f"{_where(target)}: the ledger {LEDGER_TOPIC!r} could not be read to its "
-                    f"end in {4 * BROKER_TIMEOUT:g} s"
+                    f"{_where(target)}: the ledger {LEDGER_TOPIC!r} (partition {partition}) was "
+                    f"not readable to offset {end} in {wait:g} s: a transaction stays open"
                 )
             message = consumer.poll(0.5)
             if message is None:
                 continue
             error = message.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                if (message.offset() or 0) >= end:
                     return records
-                raise KafkaException(error)
+                continue
             key = (message.key() or b"").decode()
             value = message.value()
             if key.startswith(prefix) and value is not None:
@@ -221,20 +241,31 @@ def _messages(frame: DataFrame, key_columns: tuple[str, ...], count: int) -> Dat
 
 
 class _Delivery:
-    """Counts what the brokers acknowledged, and keeps the first error."""
+    """Counts what the brokers acknowledged in the open transaction, and keeps the first
+    error; the counts reach the report only when the transaction commits."""
 
     def __init__(self, report: PublishReport) -> None:
         self.report = report
         self.error: Any = None
+        self.pending = PublishReport(report.topic)
 
     def __call__(self, error: Any, message: Any) -> None:
         if error is not None:
             self.error = self.error or error
             return
-        self.report.messages += 1
-        self.report.bytes += len(message.key() or b"") + len(message.value() or b"")
+        if message.topic() != self.report.topic:  # the ledger record
+            return
+        self.pending.messages += 1
+        self.pending.bytes += len(message.key() or b"") + len(message.value() or b"")
         partition = message.partition()
-        self.report.per_partition[partition] = self.report.per_partition.get(partition, 0) + 1
+        self.pending.per_partition[partition] = self.pending.per_partition.get(partition, 0) + 1
+
+    def committed(self) -> None:
+        self.report.messages += self.pending.messages
+        self.report.bytes += self.pending.bytes
+        for partition, n in self.pending.per_partition.items():
+            self.report.per_partition[partition] = self.report.per_partition.get(partition, 0) + n
+        self.pending = PublishReport(self.report.topic)
 
 
 def _produce(producer: Producer, topic: str, key: str, value: str, delivery: _Delivery) -> None:
@@ -263,9 +294,6 @@ def publish(
     ledger_partition = _ledger_partition(target, ensure_topics(AdminClient(config), target))
     report = PublishReport(target.topic)
     stats = collect_stats(frame, list(target.key_columns))
-    count = chunk_count(stats.rows, stats.row_bytes * JSON_OVERHEAD, settings)
-    chunks = stats.chunks(count)
-    report.chunks = len(chunks)
     producer = Producer(
         {
             **config,
@@ -277,6 +305,7 @@ def publish(
             "linger.ms": 20,
             "compression.type": "lz4",
             "queue.buffering.max.kbytes": QUEUE_KBYTES,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
         }
     )
     try:
@@ -288,6 +317,16 @@ def publish(
             f"{_where(target)}: cannot start a transaction: {error.args[0].str()}"
         ) from error
     done = committed_chunks(config, target, ledger_partition)
+    # The slot keeps the chunk count of its first run, so a rerun compares chunk by chunk
+    # even if the day grew or the chunk settings changed (else every chunk would be new).
+    counts = [int(key.split("|")[-2]) for key in done]
+    count = (
+        max(set(counts), key=counts.count)
+        if counts
+        else chunk_count(stats.rows, stats.row_bytes * JSON_OVERHEAD, settings)
+    )
+    chunks = stats.chunks(count)
+    report.chunks = len(chunks)
     pending = [c for c in chunks if not _committed(done, target, count, c)]
     report.chunks_skipped = len(chunks) - len(pending)
     if pending:
@@ -346,8 +385,14 @@ def _send_chunk(
         if delivery.error is not None:
             raise KafkaException(delivery.error)
         producer.commit_transaction(4 * BROKER_TIMEOUT)
-    except KafkaException as error:
+        delivery.committed()
+    except Exception as error:
+        # Whatever failed (a broker, or Spark reading the spool), nothing of the chunk stays
+        # open to hold read_committed consumers back.
+        delivery.pending = PublishReport(target.topic)
         producer.abort_transaction(4 * BROKER_TIMEOUT)
+        if not isinstance(error, KafkaException):
+            raise
         raise KafkaPublishError(
             f"{_where(target)}: chunk {chunk.id} was not committed (nothing of it "
             f"is visible to read_committed consumers): {error.args[0]}"

@@ -62,15 +62,24 @@ def run_history(engine: Engine, asset: str) -> RunHistory:
 
 
 def lake_input(storage: Storage, dataset: DataSetModel, day: str | None) -> InputSize:
-    """Data files under the DataSet's location (its day's folder, if daily and `day` given)."""
+    """Data files under the DataSet's location; of a daily DataSet, the folder of `day`, or
+    without a day the newest day's (what one run reads)."""
     location = (dataset.location or "").rstrip("/")
-    if dataset.partition is not None and day is not None:
-        location = f"{location}/{dataset.partition.column}={day}"
     sizes = storage.file_sizes(location)
     if not sizes:  # a single file, or nothing there
         parent = location.rsplit("/", 1)[0]
-        sizes = {p: n for p, n in storage.file_sizes(parent).items() if p.startswith(location)}
-    data = {p: n for p, n in sizes.items() if not p.rsplit("/", 1)[-1].startswith(("_", "."))}
+        sizes = {p: n for p, n in storage.file_sizes(parent).items() if p == location}
+    # Not data: Spark's markers, Delta's log and hidden files (any segment under the location).
+    data = {
+        p: n
+        for p, n in sizes.items()
+        if not any(part.startswith(("_", ".")) for part in p[len(location) :].split("/"))
+    }
+    if dataset.partition is not None:
+        folder = f"{dataset.partition.column}="
+        days = sorted({p[len(location) + 1 :].split("/")[0] for p in data if folder in p})
+        wanted = f"{folder}{day}" if day is not None else (days[-1] if days else "")
+        data = {p: n for p, n in data.items() if p.startswith(f"{location}/{wanted}/")}
     return InputSize(dataset.name, len(data), sum(data.values()))
 
 

@@ -4,6 +4,7 @@ the metric history (`DataSetMetrics`)."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping
 
 from data_mesh.catalog.models import DataSetModel
@@ -55,7 +56,8 @@ def metric_rows(
             RunID=run_id,
             PartitionKey=day,
             MeasuredAt=when,
-            Value=value,
+            # NaN and infinity are no measure (and SQL Server's float refuses them).
+            Value=value if value is None or math.isfinite(value) else None,
         )
         for name, value in sorted(metrics.items())
     ]

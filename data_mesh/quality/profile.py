@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import yaml
@@ -192,15 +193,33 @@ def _aggregates(
     return over_rows, finals
 
 
-def _plain(value: Any) -> Any:
-    """A value as YAML and rule literals take it (dates as ISO text, decimals as numbers)."""
+def _plain(value: Any, rounding: Any = None) -> Any:
+    """A value as YAML and rule literals take it: dates as ISO text, decimals as numbers (a
+    fraction rounded by `rounding`, math.floor or math.ceil, so a bound still holds every
+    value: a float cannot hold every decimal), and no NaN or infinity (no bound, no metric)."""
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ")
     if isinstance(value, dt.date):
         return value.isoformat()
-    if hasattr(value, "as_tuple"):  # Decimal
-        return float(value) if value % 1 else int(value)
+    if isinstance(value, Decimal):
+        if value % 1 == 0:
+            return int(value)
+        exact = float(value)
+        # Spark compares a decimal with a double bound as doubles: a value the double's
+        # shortest text gives back exactly is safe; a longer one is rounded outwards.
+        return rounding(exact) if rounding and Decimal(repr(exact)) != value else exact
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _present(items: list[Any] | None) -> list[Any]:
+    """The frequent items of a column without NULL, which approx_top_k counts as an item."""
+    return [item for item in items or [] if item["item"] is not None]
 
 
 def profile_frame(
@@ -234,9 +253,9 @@ def profile_frame(
         null_share = got[f"{prefix}_null_share"]
         nulls = round(null_share * total) if null_share is not None else 0
         present = total - nulls
-        top = got.get(f"{prefix}_top")
+        top = _present(got.get(f"{prefix}_top"))
         values: tuple[tuple[Any, int], ...] = ()
-        if top is not None and len(top) <= TOP_VALUES and sum(t["count"] for t in top) == present:
+        if top and len(top) <= TOP_VALUES and sum(t["count"] for t in top) == present:
             values = tuple((_plain(t["item"]), int(t["count"])) for t in top)
         fmt, pattern = _format(field_, got, prefix, present)
         distinct = got[f"{prefix}_distinct_count"]
@@ -247,16 +266,16 @@ def profile_frame(
                 rows=total,
                 nulls=nulls,
                 distinct=None if distinct is None else int(distinct),
-                minimum=_plain(got.get(f"{prefix}_min")),
-                maximum=_plain(got.get(f"{prefix}_max")),
+                minimum=_plain(got.get(f"{prefix}_min"), math.floor),
+                maximum=_plain(got.get(f"{prefix}_max"), math.ceil),
                 min_length=got.get(f"{prefix}_minlen"),
                 max_length=got.get(f"{prefix}_maxlen"),
-                mean=got.get(f"{prefix}_mean"),
-                total=got.get(f"{prefix}_sum"),
+                mean=_finite(got.get(f"{prefix}_mean")),
+                total=_finite(got.get(f"{prefix}_sum")),
                 values=values,
                 format=fmt,
                 pattern=pattern,
-                age_hours=got.get(f"{prefix}_freshness_lag_hours"),
+                age_hours=_finite(got.get(f"{prefix}_freshness_lag_hours")),
                 pii=field_.name.lower() in pii,
             )
         )
@@ -274,7 +293,7 @@ def _format(
     for i, (name, pattern) in enumerate(TEXT_FORMATS):
         if got[f"{prefix}_fmt{i}"] == present:
             return name, pattern
-    shapes = got[f"{prefix}_shapes"] or []
+    shapes = _present(got[f"{prefix}_shapes"])
     if 0 < len(shapes) <= SHAPES and sum(s["count"] for s in shapes) == present:
         pattern = _shape_pattern([s["item"] for s in shapes])
         return f"code like {pattern}", pattern
@@ -297,7 +316,15 @@ def suggest_rules(profile: DatasetProfile) -> list[Suggestion]:
         return found
 
     def add(column: ColumnProfile, kind: str, config: dict[str, Any], evidence: str) -> None:
-        found.append(Suggestion(_rule_name(column.name, kind), kind, config, evidence))
+        name = _rule_name(column.name, kind)
+        taken = {s.name for s in found}
+        # Columns "a-b" and "a_b" give one name: the second gets a number.
+        name = next(
+            candidate
+            for candidate in (name, *(f"{name}_{i}" for i in range(2, len(found) + 3)))
+            if candidate not in taken
+        )
+        found.append(Suggestion(name, kind, config, evidence))
 
     found.append(
         Suggestion(

@@ -64,8 +64,8 @@ class KafkaIOManager(ConfigurableIOManager):
         metadata = dict(context.definition_metadata or {})
         dataset = metadata_text(metadata, DATASET)
         where = f"DataSet {dataset!r}"
-        reference = metadata_text(metadata, KAFKA_CONNECTION)
-        address = resolve_secret(reference) if parse_reference(reference) else reference
+        text = metadata_text(metadata, KAFKA_CONNECTION)
+        reference = text if parse_reference(text) else None
         target = KafkaTarget(
             dataset=dataset,
             topic=metadata_text(metadata, TOPIC),
@@ -77,7 +77,8 @@ class KafkaIOManager(ConfigurableIOManager):
         mesh = mesh_of(context)
         started = time.monotonic()
         try:
-            connection = parse_kafka_connection(address, f"{where}: its kafka connection")
+            address = resolve_secret(reference) if reference else text
+            connection = parse_kafka_connection(address, f"{where}: its connection", reference)
             spark_settings = json.loads(metadata_text(metadata, SPARK_CONFIG, "{}") or "{}")
             with spark_config_scope(obj.sparkSession, spark_settings):
                 report = publish(

@@ -134,10 +134,12 @@ def materialize_products(
             by_job[target.job].extend(k for k in target.keys if k not in unset)
     outcome = RunOutcome(run_id="", success=True, skipped=[str(p) for p in catalog.problems])
     outcome.notes += [f"{key.to_user_string()} not run: {why}" for key, why in unset.items()]
+    if unset:  # a job left with nothing to run is not run (an empty selection is all of it)
+        by_job = defaultdict(list, {job: keys for job, keys in by_job.items() if keys})
     runs: list[tuple[str, str | None]] = []
     # An empty selection of named products runs nothing: a run of the whole job would be
     # every product (the selection None is "all assets").
-    if ALL_PRODUCTS_JOB in by_job or (not by_job and not products):
+    if ALL_PRODUCTS_JOB in by_job or (not by_job and not products and not unset):
         runs.append((ALL_PRODUCTS_JOB, None))
     for job in sorted(set(by_job) - {ALL_PRODUCTS_JOB}):
         if days:
