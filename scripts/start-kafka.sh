@@ -2,7 +2,8 @@
 # Starts a single-node Apache Kafka (KRaft: broker and controller in one JVM, no ZooKeeper) for
 # the integration tests, from the jars scripts/setup.sh put in .tools/kafka/libs. Prints the
 # bootstrap address (host:port) on its last line. Already running: prints it and does nothing.
-#   DATA_MESH_KAFKA_PORT             the PLAINTEXT listener on 127.0.0.1 (9092)
+#   DATA_MESH_KAFKA_PORT             the PLAINTEXT listener on 127.0.0.1 (9092; unset: the first
+#                                    free one from 9092 on, so another broker on it is no error)
 #   DATA_MESH_KAFKA_CONTROLLER_PORT  the controller's listener on 127.0.0.1 (the port above + 1)
 #   DATA_MESH_KAFKA_HOME             its config, log, pid file and data (.tools/kafka/data)
 #   DATA_MESH_KAFKA_START_TIMEOUT    seconds to wait for it (90)
@@ -34,6 +35,9 @@ running_pid() {
 started() { grep -q "Kafka Server started" "$log" 2>/dev/null; }
 
 if pid=$(running_pid); then
+  # The port it was started with, whatever is asked now.
+  port=$(sed -n 's|^advertised.listeners=PLAINTEXT://127.0.0.1:\([0-9]*\)$|\1|p' "$home/server.properties")
+  controller_port=$(sed -n 's|^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$|\1|p' "$home/server.properties")
   if accepts "$port" && started; then
     echo "127.0.0.1:$port"
     exit 0
@@ -41,6 +45,17 @@ if pid=$(running_pid); then
   echo "start-kafka: the broker (pid $pid) runs; waiting for it" >&2
 else
   rm -f "$pid_file"
+  if [ -z "${DATA_MESH_KAFKA_PORT:-}" ] && [ -z "${DATA_MESH_KAFKA_CONTROLLER_PORT:-}" ]; then
+    # Another process (another clone's broker) on the default ports: take the next free pair.
+    while accepts "$port" || accepts "$controller_port"; do
+      port=$((port + 2))
+      controller_port=$((port + 1))
+      if [ "$port" -gt 9190 ]; then
+        echo "start-kafka: no free port pair from 9092 to 9191" >&2
+        exit 1
+      fi
+    done
+  fi
   for p in "$port" "$controller_port"; do
     if accepts "$p"; then
       echo "start-kafka: 127.0.0.1:$p is taken by another process (not the broker of $home)" >&2
