@@ -190,14 +190,17 @@ def orders(spark: SparkSession) -> DataFrame:
 def test_each_metric_equals_the_independently_computed_figure(
     spark: SparkSession, orders: DataFrame, with_unique: bool
 ) -> None:
+    # The distinct count cannot be merged across keys: with it, `unique` is not folded in.
+    metrics = [m for m in METRICS if not with_unique or m[0] != "distinct_count"]
     rules = [
         _rule(i, "anomaly", metric=kind, **({"column": column} if column else {}))
-        for i, (kind, column) in enumerate(METRICS, start=1)
+        for i, (kind, column) in enumerate(metrics, start=1)
     ]
     if with_unique:  # the single pass then aggregates per key and merges the metrics' parts
         rules.append(_rule(99, "unique", columns=["id"]))
     report = evaluate_rules(spark, orders, rules, now=NOW)
-    assert report.metrics == pytest.approx(_expected())
+    expected = {k: v for k, v in _expected().items() if k in report.metrics}
+    assert len(expected) == len(metrics) and report.metrics == pytest.approx(expected)
     outcomes = [o for o in report.outcomes if isinstance(o.rule.config, AnomalyRule)]
     assert all(o.passed and o.details["judged"] is False for o in outcomes)
 

@@ -9,7 +9,7 @@ Nothing here knows Dagster: the factories turn a `QualityReport` into asset chec
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -157,22 +157,37 @@ def _with_helper_columns(
     return frame
 
 
-# Physical operators of a DataFrame that is files read as they are (cheap to scan again).
-_PLAIN_SCAN_OPERATORS = frozenset({"FileScan", "BatchScan", "ColumnarToRow", "Project", "Filter"})
+# Physical operators (Spark's classes) of a DataFrame that is files read as they are, cheap to
+# scan again; a scan must be among them.
+_SCANS = frozenset({"FileSourceScanExec", "BatchScanExec"})
+_PLAIN_SCAN_OPERATORS = _SCANS | {
+    "ColumnarToRowExec",
+    "ProjectExec",
+    "FilterExec",
+    "WholeStageCodegenExec",
+    "InputAdapter",
+}
+
+
+def _operators(node: Any) -> Iterator[str]:
+    """The class names of a physical plan's nodes (walked, not printed: printing a wide plan
+    makes Spark warn that it truncated it)."""
+    yield str(node.getClass().getSimpleName())
+    children = node.children()
+    for index in range(children.size()):
+        yield from _operators(children.apply(index))
 
 
 def _cheap_to_reread(frame: DataFrame) -> bool:
     """True if `frame` only reads files (with projections and filters): no join, aggregate,
-    Python function or in-memory data to compute again. False if Spark cannot tell (Spark
-    Connect has no access to the plan)."""
+    Python function or in-memory data to compute again. False if Spark cannot tell: Spark
+    Connect has no access to the plan, which PySpark only exposes through its JVM handle (no
+    public API gives a physical plan's operators)."""
     try:
-        plan = frame._jdf.queryExecution().sparkPlan().toString()
+        operators = set(_operators(frame._jdf.queryExecution().sparkPlan()))
     except Exception:  # Spark Connect, or an internal API that changed: fold.
         return False
-    operators = {
-        line.lstrip(" :+-|*()0123456789").split(" ")[0] for line in plan.splitlines() if line
-    }
-    return bool(operators) and operators <= _PLAIN_SCAN_OPERATORS and "FileScan" in operators
+    return operators <= _PLAIN_SCAN_OPERATORS and bool(operators & _SCANS)
 
 
 def _all_present(columns: Sequence[str]) -> Column:
@@ -265,7 +280,7 @@ class _Evaluation:
         # whole pass by key. Other `unique` rules group on their own.
         self.grouped_unique = (
             None
-            if _cheap_to_reread(frame)
+            if _cheap_to_reread(frame) or not all(m.mergeable for _, m in self.metrics)
             else next((r for r in self.rules if isinstance(r.config, UniqueRule)), None)
         )
         self.drop_rules = [r for r in self.rules if r.config.action == "drop"]
@@ -329,7 +344,12 @@ class _Evaluation:
                 for r in self.row_rules
             ]
             merged += [F.max(name).alias(name) for _, name in newest_columns]
-            merged += [p.merge(p.name).alias(p.name) for _, m in self.metrics for p in m.partials]
+            merged += [
+                merge(p.name).alias(p.name)
+                for _, m in self.metrics
+                for p in m.partials
+                if (merge := p.merge) is not None  # all are: else nothing is folded in
+            ]
             merged += [
                 F.coalesce(F.sum(F.when(duplicated, F.col(ROWS))), F.lit(0)).alias(
                     f"__dq_{grouping.id}"

@@ -2,8 +2,10 @@
 
 A metric is a few partial aggregates over rows, a way to merge each partial across groups (the
 rule engine's single pass aggregates per key first when a `unique` rule is folded in), and a
-final expression over the merged partials. The distinct count is a HyperLogLog sketch, merged
-with `hll_union_agg`, so both paths give the same estimate.
+final expression over the merged partials. The distinct count is Spark's HyperLogLog++
+(`approx_count_distinct`), which cannot be merged: a pass that measures it does not fold a
+`unique` rule in. (Spark's mergeable `hll_sketch_agg` is DataSketches', whose library prints a
+warning on stderr of every Java newer than 11.)
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from pyspark.sql import functions as F
 
 from data_mesh.catalog.rule_configs import AnomalyMetric
 
-# lgConfigK of the distinct-count sketch: 2^12 buckets, about 1.6% relative standard error.
-HLL_LG_K = 12
+# Relative standard deviation of the distinct count.
+DISTINCT_RSD = 0.02
 
 
 @dataclass(frozen=True)
 class Partial:
     name: str
     over_rows: Column
-    merge: Callable[[str], Column]
+    # How per-group values of the partial combine; None: they cannot.
+    merge: Callable[[str], Column] | None
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Metric:
     # The metric from the merged partials (by name); None when there is no value (no rows).
     final: Column
 
+    @property
+    def mergeable(self) -> bool:
+        return all(p.merge is not None for p in self.partials)
+
 
 def _summed(name: str) -> Column:
     return F.coalesce(F.sum(name), F.lit(0))
@@ -41,10 +48,6 @@ def _summed(name: str) -> Column:
 
 def _newest(name: str) -> Column:
     return F.max(name)
-
-
-def _union(name: str) -> Column:
-    return F.hll_union_agg(name)
 
 
 def metric(
@@ -68,10 +71,8 @@ def metric(
         final = F.when(F.col(present.name) > 0, F.col(total.name) / F.col(present.name))
         return Metric((total, present), final)
     if kind == "distinct_count":
-        sketch = Partial(
-            f"{prefix}_hll", F.hll_sketch_agg(value.cast("string"), F.lit(HLL_LG_K)), _union
-        )
-        return Metric((sketch,), F.hll_sketch_estimate(F.col(sketch.name)).cast("double"))
+        distinct = Partial(f"{prefix}_hll", F.approx_count_distinct(value, DISTINCT_RSD), None)
+        return Metric((distinct,), F.col(distinct.name).cast("double"))
     if kind == "freshness_lag_hours":
         newest = Partial(f"{prefix}_newest", F.max(value.cast("timestamp")), _newest)
         clock = F.lit(now) if now else F.current_timestamp()

@@ -1,7 +1,7 @@
 """Profile a dataset in one Spark pass and suggest quality rules from what it shows.
 
 Like Deequ's ColumnProfiler and DQX's profiler, but in a single aggregation: per column the null
-share, an approximate distinct count (the same HyperLogLog sketch anomaly rules use), min/max,
+share, an approximate distinct count (HyperLogLog++, as anomaly rules measure it), min/max,
 length range, the values of low-cardinality columns, and a format guess. Suggestions are
 verified by evaluating them on the same data with the rule engine; one that fails there (an
 approximate count that misled) is reported, never suggested.

@@ -85,7 +85,7 @@ def _metric_sql(config: AnomalyRule) -> str:
         case "mean":
             return f"avg(CAST({column} AS DOUBLE))"
         case "distinct_count":
-            return f"hll_sketch_estimate(hll_sketch_agg(CAST({column} AS STRING)))"
+            return f"approx_count_distinct({column}, 0.02)"
     return (
         f"(unix_seconds(current_timestamp()) - unix_seconds(max(CAST({column} AS TIMESTAMP)))) "
         "/ 3600"

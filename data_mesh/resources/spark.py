@@ -50,6 +50,9 @@ def spark_config(settings: Settings) -> dict[str, str]:
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.warehouse.dir": str(settings.home_dir / "spark-warehouse"),
         "spark.ui.showConsoleProgress": "false",
+        # A quality pass has aggregates per rule and metric: its plan, in the Spark UI, stays
+        # whole (and Spark does not warn on stderr that it cut it short).
+        "spark.sql.debug.maxToStringFields": "1000",
         "spark.driver.extraJavaOptions": " ".join(java_options),
     }
     if jars:
