@@ -28,6 +28,7 @@ from data_mesh.component.project import project_root
 from data_mesh.component.specs import dataset_asset_key
 from data_mesh.devtools.synthetic import generate_metadata
 from data_mesh.quality.evaluate import QualityReport, RuleOutcome
+from data_mesh.resources.audit import audit_write
 from data_mesh.resources.ddz_io_manager import mesh_of
 from data_mesh.resources.environments import (
     AUDIT_LOG_KEY,
@@ -68,7 +69,7 @@ def test_store_bound_resources_write_to_the_store_of_the_mesh_named(
     assert audit.record(audit_row("b/ddz/two", "t", "run-b", SUCCESS, 1.0), OTHER)
     # The DDZ IO manager's audit log is the same resource: the step's mesh names the store.
     ddz = resources[DDZ_IO_MANAGER_KEY]
-    ddz._audit(OTHER, "b/ddz/three", "t", "run-c", SUCCESS, time.monotonic(), rows=3)
+    audit_write(ddz.audit, OTHER, "b/ddz/three", "t", "run-c", SUCCESS, time.monotonic(), rows=3)
     assert [r.AssetKey for r in latest_audit(store)] == ["a/ddz/one"]
     assert sorted(r.AssetKey for r in latest_audit(sales_engine)) == ["b/ddz/three", "b/ddz/two"]
 

@@ -581,15 +581,13 @@ def quality_quarantine(
 ) -> None:
     """Print quarantined rows of a DataSet, with the rule and the reason that rejected them."""
     from data_mesh.catalog.current import lake_storage, load_catalog
+    from data_mesh.cli.profile_data import find_dataset
     from data_mesh.quality.quarantine import quarantine_folder, quarantine_path
     from data_mesh.resources.spark import spark_session
 
     settings = _settings()
-    catalog = load_catalog(settings)
-    found = [d for p in catalog.products for d in p.datasets if d.name == dataset]
-    if len(found) != 1:
-        _fail(f"{dataset!r} matches {len(found)} DataSets")
-    path = quarantine_path(found[0], load_id) if load_id else quarantine_folder(found[0])
+    found, _ = find_dataset(load_catalog(settings), dataset)
+    path = quarantine_path(found, load_id) if load_id else quarantine_folder(found)
     storage = lake_storage(settings)
     if not storage.exists(path):
         _fail(f"nothing quarantined for {dataset} at {path}")

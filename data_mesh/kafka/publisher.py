@@ -286,11 +286,10 @@ def publish(
     settings: ChunkSettings,
     run_id: str,
     progress: Callable[[int, int], None] | None = None,
-    resolve: Callable[[str], str] | None = None,
 ) -> PublishReport:
     """Send `frame`'s rows to the target topic; a chunk the ledger holds is skipped."""
     started = time.monotonic()
-    config = connection.client_config(resolve) if resolve else connection.client_config()
+    config = connection.client_config()
     ledger_partition = _ledger_partition(target, ensure_topics(AdminClient(config), target))
     report = PublishReport(target.topic)
     stats = collect_stats(frame, list(target.key_columns))

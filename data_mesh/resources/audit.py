@@ -36,3 +36,19 @@ class AuditLogResource(ConfigurableResource):  # type: ignore[type-arg]
         seconds = time.monotonic() - started
         detail = f"{type(error).__name__}: {error}" if error else None
         return self.record(audit_row(asset, target, run_id, status, seconds, rows, detail), mesh)
+
+
+def audit_write(
+    audit: AuditLogResource | None,
+    mesh: str,
+    asset: str,
+    target: str,
+    run_id: str,
+    status: str,
+    started: float,
+    rows: int | None = None,
+    error: BaseException | None = None,
+) -> None:
+    """An IO manager's write recorded in the audit log, when it has one (None: not audited)."""
+    if audit is not None:
+        audit.record_write(mesh, asset, target, run_id, status, started, rows, error)

@@ -32,7 +32,7 @@ from data_mesh.ddz.reader import read_ddz_table
 from data_mesh.ddz.spool import Spool
 from data_mesh.ddz.timeouts import DdzTimeouts
 from data_mesh.ddz.writer import DdzConnection, DdzTarget, DdzWriter, WriteReport
-from data_mesh.resources.audit import AuditLogResource
+from data_mesh.resources.audit import AuditLogResource, audit_write
 from data_mesh.resources.lake import LakeStorageResource
 from data_mesh.settings.model import Settings
 from data_mesh.spark.conf import spark_config_scope
@@ -229,26 +229,28 @@ class DdzIOManager(ConfigurableIOManager):
             with spark_config_scope(obj.sparkSession, spark_settings):
                 report = writer.write(obj, target, run=context.run_id)
         except Exception as error:
-            self._audit(
-                mesh, asset, str(target.table), context.run_id, FAILED, started, error=error
+            audit_write(
+                self.audit,
+                mesh,
+                asset,
+                str(target.table),
+                context.run_id,
+                FAILED,
+                started,
+                error=error,
             )
             raise
         context.add_output_metadata(report_metadata(report))
-        self._audit(mesh, asset, report.table, context.run_id, SUCCESS, started, rows=report.rows)
-
-    def _audit(
-        self,
-        mesh: str,
-        asset: str,
-        table: str,
-        run_id: str,
-        status: str,
-        started: float,
-        rows: int | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if self.audit is not None:
-            self.audit.record_write(mesh, asset, table, run_id, status, started, rows, error)
+        audit_write(
+            self.audit,
+            mesh,
+            asset,
+            report.table,
+            context.run_id,
+            SUCCESS,
+            started,
+            rows=report.rows,
+        )
 
     def read_table(
         self,

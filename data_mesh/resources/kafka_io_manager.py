@@ -13,7 +13,7 @@ from data_mesh.ddz.chunks import ChunkSettings
 from data_mesh.ddz.spool import Spool
 from data_mesh.kafka.connection import parse_kafka_connection
 from data_mesh.kafka.publisher import KafkaTarget, PublishReport, publish
-from data_mesh.resources.audit import AuditLogResource
+from data_mesh.resources.audit import AuditLogResource, audit_write
 from data_mesh.resources.ddz_io_manager import (
     KEY_COLUMNS,
     SPARK_CONFIG,
@@ -95,26 +95,28 @@ class KafkaIOManager(ConfigurableIOManager):
                     ),
                 )
         except Exception as error:
-            self._audit(mesh, asset, target.topic, context.run_id, FAILED, started, error=error)
+            audit_write(
+                self.audit,
+                mesh,
+                asset,
+                f"topic {target.topic}",
+                context.run_id,
+                FAILED,
+                started,
+                error=error,
+            )
             raise
         context.add_output_metadata(publish_metadata(report))
-        self._audit(mesh, asset, target.topic, context.run_id, SUCCESS, started, report.messages)
-
-    def _audit(
-        self,
-        mesh: str,
-        asset: str,
-        topic: str,
-        run_id: str,
-        status: str,
-        started: float,
-        rows: int | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if self.audit is not None:
-            self.audit.record_write(
-                mesh, asset, f"topic {topic}", run_id, status, started, rows, error
-            )
+        audit_write(
+            self.audit,
+            mesh,
+            asset,
+            f"topic {target.topic}",
+            context.run_id,
+            SUCCESS,
+            started,
+            report.messages,
+        )
 
     def load_input(self, context: InputContext) -> DataFrame:
         raise NotImplementedError(
